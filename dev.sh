@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine: installs what the project needs (Java 17+, a virtual environment
+# with the pinned packages) and then runs what you ask for.
+#   ./dev.sh demo    the pipeline end to end on a generated sample, local Spark
+#   ./dev.sh test    ruff and the test suite
+#   ./dev.sh teem …  any `teem` command
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${TEEM_VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+
+java_major() {
+  java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1
+}
+
+ensure_java() {
+  if command -v java >/dev/null 2>&1 && [ "$(java_major)" -ge 17 ]; then
+    return
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "dev.sh: installing Java 17 (Spark needs it)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+  fi
+  if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ]; then
+    echo "dev.sh: Spark needs Java 17 or 21 on PATH (java -version); install it and run again" >&2
+    exit 1
+  fi
+}
+
+ensure_venv() {
+  local stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+  if [ -f "$stamp" ]; then
+    return
+  fi
+  "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else 1)' || {
+    echo "dev.sh: needs Python 3.11 or 3.12 as \$PYTHON (found $("$PYTHON" --version 2>&1))" >&2
+    exit 1
+  }
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet -e '.[dev]'
+  rm -f "$VENV"/.installed-*
+  touch "$stamp"
+}
+
+command=${1:-}
+[ $# -gt 0 ] && shift
+case "$command" in
+  demo)
+    ensure_java; ensure_venv
+    exec "$VENV/bin/teem" demo "$@"
+    ;;
+  test)
+    ensure_java; ensure_venv
+    "$VENV/bin/ruff" check .
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  teem)
+    ensure_java; ensure_venv
+    exec "$VENV/bin/teem" "$@"
+    ;;
+  *)
+    echo "usage: ./dev.sh demo | test [pytest args] | teem COMMAND …" >&2
+    exit 2
+    ;;
+esac

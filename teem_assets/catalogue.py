@@ -1,0 +1,299 @@
+"""The table catalogue: the single source of every schema in the project.
+
+Each warehouse table of `teem_edw` (handover/TABLES.md) is one entry: its columns with their Redshift
+types, primary key, the created-at column whose date is the `created_date` partition, the updated-at
+column that decides the last writer, and how it is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from teem_assets.redshift_types import RedshiftType, parse_type
+
+
+class LoadMode(Enum):
+    """How an unload becomes the current state."""
+
+    SNAPSHOT = "snapshot"  # dimension: each weekly unload is the whole table, replace it
+    INCREMENTAL = "incremental"  # fact: each daily unload is a batch to upsert by primary key
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: RedshiftType
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    created_at: str
+    updated_at: str
+    load_mode: LoadMode
+
+    @property
+    def is_dimension(self) -> bool:
+        return self.load_mode is LoadMode.SNAPSHOT
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(f"{self.name} has no column {name!r}")
+
+
+def _table(
+    name: str,
+    edw: str,
+    primary_key: str,
+    load_mode: LoadMode,
+    columns: list[tuple[str, str]],
+) -> Table:
+    """Build a table; `edw` is the infix of its audit columns (`edw_<edw>_created_at`, …)."""
+    built = tuple(Column(n, parse_type(t)) for n, t in columns)
+    table = Table(
+        name=name,
+        columns=built,
+        primary_key=(primary_key,),
+        created_at=f"edw_{edw}_created_at",
+        updated_at=f"edw_{edw}_updated_at",
+        load_mode=load_mode,
+    )
+    for required in (primary_key, table.created_at, table.updated_at):
+        table.column(required)
+    return table
+
+
+def _audit(edw: str) -> list[tuple[str, str]]:
+    return [
+        (f"edw_{edw}_process_name", "varchar(256)"),
+        (f"edw_{edw}_process_filename", "varchar(1024)"),
+        (f"edw_{edw}_job_name", "varchar(256)"),
+        (f"edw_{edw}_created_at", "timestamp"),
+        (f"edw_{edw}_updated_at", "timestamp"),
+    ]
+
+
+def _scd2(edw: str) -> list[tuple[str, str]]:
+    return [
+        (f"edw_{edw}_eff_start_at", "timestamp"),
+        (f"edw_{edw}_eff_end_at", "timestamp"),
+        (f"edw_{edw}_is_current_flag", "boolean"),
+    ]
+
+
+DIM_COMPANY = _table(
+    "dim_company",
+    "company",
+    "company_pk",
+    LoadMode.SNAPSHOT,
+    [
+        ("company_pk", "int"),
+        ("company_id", "int"),
+        ("company_name", "varchar(256)"),
+        ("company_is_active_flag", "boolean"),
+        ("company_desired_util_pct", "int"),
+        ("company_include_weekends_flag", "boolean"),
+        ("company_exclude_all_day_flag", "boolean"),
+        ("company_hours_start", "varchar(16)"),
+        ("company_hours_end", "varchar(16)"),
+        ("company_daily_operating_hours", "real"),
+        ("company_source_created_at", "timestamp"),
+        ("company_source_updated_at", "timestamp"),
+        ("edw_company_exp_at", "timestamp"),
+        ("edw_company_crc_update", "bigint"),
+        ("edw_company_crc_insert", "bigint"),
+        *_scd2("company"),
+        *_audit("company"),
+    ],
+)
+
+DIM_SPACE = _table(
+    "dim_space",
+    "space",
+    "space_pk",
+    LoadMode.SNAPSHOT,
+    [
+        ("space_pk", "int"),
+        ("space_id", "int"),
+        ("space_type", "varchar(64)"),
+        ("space_name", "varchar(256)"),
+        ("space_current_name", "varchar(256)"),
+        ("space_floor_id", "int"),
+        ("space_floor_name", "varchar(256)"),
+        ("space_building_id", "int"),
+        ("space_building_name", "varchar(256)"),
+        ("space_campus_id", "int"),
+        ("space_campus_name", "varchar(256)"),
+        ("space_calendar_is_attached_flag", "boolean"),
+        ("space_calendar_uuid", "varchar(64)"),
+        ("space_capacity", "int"),
+        ("space_timezone", "varchar(64)"),
+        ("space_checkin_enabled_flag", "boolean"),
+        ("space_source_created_at", "timestamp"),
+        ("space_source_updated_at", "timestamp"),
+        ("space_source_deleted_at", "timestamp"),
+        ("edw_space_company_id", "int"),
+        ("edw_space_crc_update", "bigint"),
+        ("edw_space_crc_insert", "bigint"),
+        *_scd2("space"),
+        *_audit("space"),
+    ],
+)
+
+DIM_CALENDAR = _table(
+    "dim_calendar",
+    "calendar",
+    "calendar_pk",
+    LoadMode.SNAPSHOT,
+    [
+        ("calendar_pk", "bigint"),
+        ("calendar_uuid", "varchar(64)"),
+        ("calendar_identifier", "varchar(256)"),
+        ("calendar_type", "varchar(32)"),
+        ("calendar_web_domain", "varchar(256)"),
+        ("calendar_email", "varchar(256)"),
+        ("calendar_account_id", "int"),
+        ("calendar_name", "varchar(256)"),
+        ("calendar_timezone", "varchar(64)"),
+        ("calendar_platform", "varchar(64)"),
+        ("calendar_platform_version", "varchar(64)"),
+        ("calendar_source_created_at", "timestamp"),
+        ("calendar_source_updated_at", "timestamp"),
+        ("edw_calendar_identifier_is_active_flag", "boolean"),
+        ("edw_calendar_source_table", "varchar(128)"),
+        ("edw_calendar_company_id", "int"),
+        ("edw_calendar_hash_update", "varchar(64)"),
+        ("edw_calendar_hash_insert", "varchar(64)"),
+        *_scd2("calendar"),
+        *_audit("calendar"),
+    ],
+)
+
+# The predecessor declared the display columns as bare `char` (one character in Hive), which cannot hold
+# `09/06/2019`; they get lengths that fit their values.
+DIM_DATE = _table(
+    "dim_date",
+    "date",
+    "date_pk",
+    LoadMode.SNAPSHOT,
+    [
+        ("date_pk", "int"),
+        ("day_date", "date"),
+        ("day_timestamp", "timestamp"),
+        ("date_display_mmddyyyy", "char(10)"),
+        ("date_display_ddmmyyyy", "char(10)"),
+        ("date_display_yyyymm", "char(7)"),
+        ("date_display_month_year", "varchar(14)"),
+        ("day_of_month_num", "smallint"),
+        ("day_of_month_num_with_suffix", "varchar(4)"),
+        ("day_name", "varchar(9)"),
+        ("day_of_week_num_usa", "smallint"),
+        ("day_of_week_num_iso", "smallint"),
+        ("day_instance_in_month_ctr", "smallint"),
+        ("day_instance_in_year_ctr", "smallint"),
+        ("day_of_quarter_num", "smallint"),
+        ("day_of_year_num", "smallint"),
+        ("month_week_num", "smallint"),
+        ("quarter_week_num", "smallint"),
+        ("year_week_num", "smallint"),
+        ("month_num", "smallint"),
+        ("month_name", "varchar(9)"),
+        ("quarter_month_num", "smallint"),
+        ("quarter_num", "smallint"),
+        ("quarter_name", "char(2)"),
+        ("year_num", "smallint"),
+        ("year_name", "char(6)"),
+        ("first_day_of_month", "date"),
+        ("last_day_of_month", "date"),
+        ("first_day_of_quarter", "date"),
+        ("last_day_of_quarter", "date"),
+        ("first_day_of_year", "date"),
+        ("last_day_of_year", "date"),
+        ("is_weekday_flag", "boolean"),
+        ("is_holiday_usa_flag", "boolean"),
+        ("holiday_name_usa", "varchar(64)"),
+        *_audit("date"),
+    ],
+)
+
+FACT_EVENT_BY_DAY = _table(
+    "fact_event_by_day",
+    "event_by_day",
+    "event_by_day_pk",
+    LoadMode.INCREMENTAL,
+    [
+        ("event_pk", "bigint"),
+        ("space_pk", "int"),
+        ("local_date_pk", "int"),
+        ("space_calendar_pk", "bigint"),
+        ("company_pk", "int"),
+        ("local_scheduled_start_time_pk", "int"),
+        ("local_scheduled_end_time_pk", "int"),
+        ("local_actual_start_time_pk", "int"),
+        ("local_actual_end_time_pk", "int"),
+        ("timezone_pk", "bigint"),
+        ("event_by_day_pk", "bigint"),
+        ("event_by_day_checkin_ctr", "smallint"),
+        ("event_by_day_cancel_method", "varchar(64)"),
+        ("event_by_day_cancelled_at", "timestamp"),
+        ("event_by_day_local_scheduled_start_time", "timestamp"),
+        ("event_by_day_local_scheduled_end_time", "timestamp"),
+        ("event_by_day_local_actual_start_time", "timestamp"),
+        ("event_by_day_local_actual_end_time", "timestamp"),
+        ("event_by_day_local_series_original_start_time", "timestamp"),
+        ("event_by_day_end_early_flag", "boolean"),
+        ("event_by_day_recapture_dur", "int"),
+        ("event_by_day_platform_url", "varchar(2048)"),
+        ("event_by_day_status", "varchar(32)"),
+        ("event_by_day_is_private_flag", "boolean"),
+        ("event_by_day_is_ad_hoc_flag", "boolean"),
+        ("event_by_day_multi_day_flag", "boolean"),
+        ("event_by_day_first_day_flag", "boolean"),
+        ("event_by_day_last_day_flag", "boolean"),
+        ("event_by_day_source_created_at", "timestamp"),
+        ("event_by_day_source_updated_at", "timestamp"),
+        ("edw_event_by_day_company_id", "int"),
+        ("edw_event_by_day_hash_update", "varchar(64)"),
+        ("edw_event_by_day_hash_insert", "varchar(64)"),
+        *_audit("event_by_day"),
+    ],
+)
+
+FACT_ATTENDANCE = _table(
+    "fact_attendance",
+    "attendance",
+    "attendance_pk",
+    LoadMode.INCREMENTAL,
+    [
+        ("event_pk", "bigint"),
+        ("calendar_pk", "bigint"),
+        ("attendance_pk", "bigint"),
+        ("attendance_role", "varchar(32)"),
+        ("attendance_status", "varchar(32)"),
+        ("edw_attendance_hash_update", "varchar(64)"),
+        ("edw_attendance_hash_insert", "varchar(64)"),
+        *_audit("attendance"),
+    ],
+)
+
+TABLES: dict[str, Table] = {
+    t.name: t for t in (DIM_COMPANY, DIM_SPACE, DIM_CALENDAR, DIM_DATE, FACT_EVENT_BY_DAY, FACT_ATTENDANCE)
+}
+DIMENSIONS: list[Table] = [t for t in TABLES.values() if t.is_dimension]
+FACTS: list[Table] = [t for t in TABLES.values() if not t.is_dimension]
+
+
+def get_table(name: str) -> Table:
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise KeyError(f"unknown table {name!r}; the catalogue has {', '.join(TABLES)}") from None

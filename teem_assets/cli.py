@@ -1,0 +1,121 @@
+"""The `teem` command."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Sequence
+
+from teem_assets.catalogue import TABLES
+from teem_assets.redshift_types import TypeSpecError, parse_columns_spec
+from teem_assets.sample.generate import UnloadOptions, generate_sample
+from teem_assets.sample.spec import SampleSpec
+from teem_assets.sample.unload_writer import DEFAULT_MAX_FILE_SIZE
+from teem_assets.settings import data_root
+from teem_assets.unload.convert import decode_part
+from teem_assets.unload.decode import Columns, DecodeOptions
+from teem_assets.unload.jsonl import json_lines
+from teem_assets.unload.parts import UnloadError, find_parts
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _sample_unload(args: argparse.Namespace) -> int:
+    spec = SampleSpec(start=args.start, days=args.days, seed=args.seed, scale=args.scale, plain_text=args.plain_text)
+    options = UnloadOptions(
+        slices=args.slices, max_file_size=args.max_file_size, gzip=args.gzip, manifest=args.manifest
+    )
+    written = generate_sample(args.out, spec, options)
+    for item in written:
+        print(f"{item.table:<18} {item.batch:<10} {item.files:>3} files {item.records:>9} records  {item.folder}")
+    print(f"{sum(w.records for w in written)} records in {sum(w.files for w in written)} files under {args.out}")
+    return 0
+
+
+def _columns(args: argparse.Namespace) -> Columns:
+    if args.table:
+        return [(c.name, c.type) for c in TABLES[args.table].columns]
+    return parse_columns_spec(args.columns)
+
+
+def _check_unload(args: argparse.Namespace) -> int:
+    try:
+        columns = _columns(args)
+        unload = find_parts(args.path)
+    except (TypeSpecError, UnloadError) as error:
+        print(f"teem check-unload: {error}", file=sys.stderr)
+        return 2
+    report = sys.stderr if args.jsonl else sys.stdout
+    options = DecodeOptions(escaped_null=args.escaped_null)
+    records = rows = malformed = 0
+    for note in unload.ignored:
+        print(f"ignored: {note}", file=report)
+    for part in unload.parts:
+        part_records = part_malformed = 0
+        for chunk, _ in decode_part(part, columns, options):
+            part_records += chunk.records
+            rows += chunk.table.num_rows
+            part_malformed += len(chunk.malformed)
+            for bad in chunk.malformed:
+                print(f"malformed: {bad.describe()}", file=report)
+            if args.jsonl:
+                for line in json_lines(chunk.table):
+                    print(line)
+        print(f"file: {part.uri}: {part_records} records, {part_malformed} malformed", file=report)
+        records += part_records
+        malformed += part_malformed
+    print(f"{len(unload.parts)} files, {records} records, {rows} rows, {malformed} malformed", file=report)
+    return 1 if malformed else 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from teem_assets.demo import main as demo_main
+
+    return demo_main(args.root or data_root())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="teem", description="TEEM's Redshift-to-Dagster pipelines")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sample = commands.add_parser("sample-unload", help="write a realistic sample of TEEM unloads")
+    sample.add_argument("--out", required=True, help="root folder to write csv/<table>/… under")
+    sample.add_argument("--start", type=_date, default=dt.date(2019, 9, 1))
+    sample.add_argument("--days", type=int, default=14)
+    sample.add_argument("--seed", type=int, default=7)
+    sample.add_argument("--scale", type=int, default=1, help="multiplies companies, spaces and events")
+    sample.add_argument("--slices", type=int, default=2, help="Redshift slices: one file series each")
+    sample.add_argument("--max-file-size", type=int, default=DEFAULT_MAX_FILE_SIZE, help="bytes before _part_NN+1")
+    sample.add_argument("--gzip", action="store_true", help="gzip every part (.gz)")
+    sample.add_argument("--manifest", action="store_true", help="write a MANIFEST VERBOSE file per unload")
+    sample.add_argument("--plain-text", action="store_true", help="text values without characters to escape")
+    sample.set_defaults(run=_sample_unload)
+
+    check = commands.add_parser("check-unload", help="decode an unload and report malformed records")
+    check.add_argument("path", help="a part file, a folder of parts, or a manifest")
+    schema = check.add_mutually_exclusive_group(required=True)
+    schema.add_argument("--table", choices=sorted(TABLES), help="take the columns from the catalogue")
+    schema.add_argument("--columns", help="NAME:TYPE,… with Redshift types, e.g. id:bigint,amount:decimal(12,2)")
+    check.add_argument("--jsonl", action="store_true", help="print each decoded row as JSON on stdout, only that")
+    check.add_argument("--escaped-null", choices=["null", "string", "error"], default="null")
+    check.set_defaults(run=_check_unload)
+
+    demo = commands.add_parser("demo", help="generate the sample (once) and run the pipeline on local Spark")
+    demo.add_argument("--root", help="data root (default: TEEM_ROOT, else .teem/root)")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

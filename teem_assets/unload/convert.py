@@ -1,0 +1,170 @@
+"""One unload part to typed Parquet: stream it in blocks of whole records, decode, write, quarantine.
+
+This is the work of one Spark task; it also runs on its own (`teem check-unload`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from teem_assets.unload.decode import Columns, DecodedChunk, DecodeOptions, Malformed, arrow_schema, decode_records
+from teem_assets.unload.location import join, resolve
+from teem_assets.unload.parts import Part, UnloadError
+
+BLOCK_SIZE = 32 * 1024 * 1024
+MALFORMED_SAMPLE = 20
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("file", pa.string()),
+        ("line", pa.int64()),
+        ("record", pa.int64()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("raw", pa.binary()),
+    ]
+)
+PARQUET_OPTIONS = {"compression": "snappy", "coerce_timestamps": "us", "use_deprecated_int96_timestamps": False}
+
+
+def _record_end(data: bytes | bytearray) -> int:
+    """Offset just past the last unescaped LF of `data`, or 0 when it holds no complete record."""
+    stop = len(data)
+    while True:
+        lf = data.rfind(b"\n", 0, stop)
+        if lf < 0:
+            return 0
+        slashes = 0
+        while lf - slashes - 1 >= 0 and data[lf - slashes - 1] == 0x5C:
+            slashes += 1
+        if slashes % 2 == 0:
+            return lf + 1
+        stop = lf
+
+
+def iter_record_blocks(stream: pa.NativeFile, block_size: int = BLOCK_SIZE) -> Iterator[bytes]:
+    """Blocks of whole records; a record longer than a block grows the block until it ends."""
+    carry = b""
+    while True:
+        chunk = stream.read(block_size)
+        if not chunk:
+            if carry:
+                yield carry
+            return
+        data = carry + chunk if carry else chunk
+        cut = _record_end(data)
+        if cut == 0:
+            carry = data
+            continue
+        yield data[:cut]
+        carry = data[cut:]
+
+
+def _blocks(part: Part, block_size: int) -> Iterator[bytes]:
+    fs, path = resolve(part.uri)
+    try:
+        with fs.open_input_stream(path, compression="detect") as stream:
+            yield from iter_record_blocks(stream, block_size)
+    except (OSError, pa.ArrowException) as error:
+        raise UnloadError(f"{part.uri}: cannot read the file: {error}") from error
+
+
+def decode_part(
+    part: Part, columns: Columns, options: DecodeOptions, block_size: int = BLOCK_SIZE
+) -> Iterator[tuple[DecodedChunk, int]]:
+    """Decode a part block by block; yields each decoded block with the count of decoded bytes."""
+    line, record = 1, 1
+    for block in _blocks(part, block_size):
+        chunk = decode_records(block, columns, file=part.uri, first_line=line, first_record=record, options=options)
+        line += chunk.lines
+        record += chunk.records
+        yield chunk, len(block)
+
+
+@dataclass
+class PartResult:
+    """What converting one part did: counted on the worker, reported to the driver."""
+
+    part: str
+    bytes_read: int
+    bytes_decoded: int = 0
+    records: int = 0
+    rows: int = 0
+    malformed: int = 0
+    malformed_by_reason: dict[str, int] = field(default_factory=dict)
+    malformed_sample: list[Malformed] = field(default_factory=list)
+    output: str | None = None
+    quarantine: str | None = None
+
+
+def _write_atomically(uri: str, schema: pa.Schema, tables: Iterator[pa.Table]) -> None:
+    """Write to a temporary name beside `uri` and move it into place, so no reader sees half a file."""
+    fs, path = resolve(uri)
+    temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    try:
+        with fs.open_output_stream(temporary) as sink, pq.ParquetWriter(sink, schema, **PARQUET_OPTIONS) as writer:
+            for table in tables:
+                writer.write_table(table)
+        fs.move(temporary, path)
+    except BaseException:
+        try:
+            fs.delete_file(temporary)
+        except OSError:
+            pass
+        raise
+
+
+def quarantine_table(malformed: list[Malformed]) -> pa.Table:
+    return pa.Table.from_pylist(
+        [
+            {"file": m.file, "line": m.line, "record": m.record, "reason": m.reason, "detail": m.detail, "raw": m.raw}
+            for m in malformed
+        ],
+        schema=QUARANTINE_SCHEMA,
+    )
+
+
+def convert_part(
+    part: Part,
+    columns: Columns,
+    out_dir: str,
+    quarantine_dir: str,
+    options: DecodeOptions = DecodeOptions(),
+    block_size: int = BLOCK_SIZE,
+) -> PartResult:
+    """Convert one part to `<out_dir>/<part>.parquet`; malformed records go to `<quarantine_dir>/<part>.parquet`.
+
+    Output names depend only on the part, so a retried task replaces its own file and adds nothing.
+    """
+    result = PartResult(part=part.uri, bytes_read=part.size)
+    reasons: Counter[str] = Counter()
+    quarantined: list[Malformed] = []
+
+    def tables() -> Iterator[pa.Table]:
+        for chunk, decoded_bytes in decode_part(part, columns, options, block_size):
+            result.bytes_decoded += decoded_bytes
+            result.records += chunk.records
+            result.rows += chunk.table.num_rows
+            quarantined.extend(chunk.malformed)
+            reasons.update(m.reason for m in chunk.malformed)
+            yield chunk.table
+
+    result.output = join(out_dir, f"{part.name}.parquet")
+    _write_atomically(result.output, arrow_schema(columns), tables())
+    result.malformed = sum(reasons.values())
+    result.malformed_by_reason = dict(reasons)
+    result.malformed_sample = quarantined[:MALFORMED_SAMPLE]
+    if quarantined:
+        result.quarantine = join(quarantine_dir, f"{part.name}.parquet")
+        _write_atomically(result.quarantine, QUARANTINE_SCHEMA, iter([quarantine_table(quarantined)]))
+    if part.expected_records is not None and part.expected_records != result.records:
+        raise UnloadError(
+            f"{part.uri}: the manifest says {part.expected_records} records, the file holds {result.records}"
+        )
+    return result

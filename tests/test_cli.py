@@ -1,0 +1,72 @@
+"""The `teem` command as a user runs it: sample-unload and check-unload."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from corpus import CORPUS
+
+TEEM = str(Path(sys.executable).parent / "teem")
+
+
+def _teem(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([TEEM, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_sample_unload_writes_the_layout(tmp_path: Path):
+    result = _teem(
+        "sample-unload", "--out", str(tmp_path), "--start", "2019-09-01", "--days", "2", "--seed", "7", "--manifest"
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "csv/dim_company/snapshot/dim_company_0000_part_00").exists()
+    assert (tmp_path / "csv/fact_event_by_day/incremental/2019-09-02/fact_event_by_day_manifest").exists()
+    checked = _teem(
+        "check-unload", str(tmp_path / "csv/fact_attendance/incremental/2019-09-02"), "--table", "fact_attendance"
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert ", 0 malformed" in checked.stdout.splitlines()[-1]
+
+
+def test_check_unload_jsonl_prints_only_rows(tmp_path: Path):
+    result = _teem(
+        "check-unload",
+        str(CORPUS / "case_37.txt"),
+        "--jsonl",
+        "--columns",
+        "id:int,text:varchar(64),n:varchar(4),amount:decimal(12,2),at:timestamp",
+    )
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [
+        {"id": 42, "text": "a|b\\c\"d'e\nf\rg", "n": None, "amount": "1.10", "at": "2020-02-29T23:59:59.500000"}
+    ]
+
+
+def test_check_unload_jsonl_floats(tmp_path: Path):
+    result = _teem("check-unload", str(CORPUS / "case_26.txt"), "--jsonl", "--columns", "x:float8")
+    assert [json.loads(line)["x"] for line in result.stdout.splitlines()] == ["NaN", "Infinity", "-Infinity"]
+    result = _teem("check-unload", str(CORPUS / "case_22.txt"), "--jsonl", "--columns", "x:bool")
+    assert [json.loads(line)["x"] for line in result.stdout.splitlines()] == [True, False, None]
+
+
+def test_check_unload_reports_malformed_records_and_exits_1():
+    result = _teem("check-unload", str(CORPUS / "case_45.txt"), "--columns", "id:int,name:varchar(8)")
+    assert result.returncode == 1
+    assert f"{CORPUS / 'case_45.txt'}:2: record 2: field_count" in result.stdout
+    assert "2 records, 1 rows, 1 malformed" in result.stdout
+
+
+def test_check_unload_escaped_null_error_policy():
+    result = _teem(
+        "check-unload", str(CORPUS / "case_51.txt"), "--columns", "id:int,v:varchar(4)", "--escaped-null", "error"
+    )
+    assert result.returncode == 1 and "ambiguous_null" in result.stdout
+
+
+def test_check_unload_bad_arguments_say_why(tmp_path: Path):
+    result = _teem("check-unload", str(tmp_path / "missing"), "--table", "dim_date")
+    assert result.returncode == 2 and "no such file" in result.stderr
+    result = _teem("check-unload", str(CORPUS / "case_01.txt"), "--columns", "a:money")
+    assert result.returncode == 2 and "money" in result.stderr

@@ -1,0 +1,82 @@
+"""The decoder beyond the corpus: block boundaries, record numbering, values that are not of their type."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+
+from teem_assets.redshift_types import parse_columns_spec
+from teem_assets.unload.convert import iter_record_blocks
+from teem_assets.unload.decode import DecodeOptions, decode_records
+
+TEXT = parse_columns_spec("a:varchar(10),b:varchar(10)")
+
+
+def test_blocks_end_only_at_unescaped_line_feeds():
+    data = b'"a\\\nb"|"x"\n"c\\\\"|"\\\\\\\ny"\n"e"|"f"'
+    for size in range(1, len(data) + 1):
+        blocks = list(iter_record_blocks(pa.BufferReader(data), size))
+        assert b"".join(blocks) == data
+        for block in blocks[:-1]:
+            decoded = decode_records(block, TEXT, file="f")
+            assert not decoded.malformed, (size, block)
+
+
+def test_records_and_lines_are_numbered_across_escaped_line_feeds():
+    data = b'"1\\\n2"|"x"\n"y"|"\\\n\\\n"\n"bad"\n"z"|"w"\n'
+    decoded = decode_records(data, TEXT, file="f.txt", first_line=10, first_record=5)
+    assert decoded.records == 4 and decoded.lines == 7
+    assert decoded.table.to_pylist() == [
+        {"a": "1\n2", "b": "x"},
+        {"a": "y", "b": "\n\n"},
+        {"a": "z", "b": "w"},
+    ]
+    [bad] = decoded.malformed
+    assert (bad.file, bad.line, bad.record, bad.reason, bad.raw) == ("f.txt", 15, 7, "field_count", b'"bad"')
+
+
+@pytest.mark.parametrize(
+    ("spec", "text", "column"),
+    [
+        ("v:smallint", '"40000"', "v"),
+        ("v:int", '"12a"', "v"),
+        ("v:decimal(5,2)", '"1.234"', "v"),
+        ("v:boolean", '"true"', "v"),
+        ("v:date", '"2019-02-30"', "v"),
+        ("v:timestamp", '"2019-01-01 25:00:00"', "v"),
+        ("v:timestamp", '"2019-01-01 10:00:00+00"', "v"),
+    ],
+)
+def test_values_not_of_their_type_are_quarantined(spec: str, text: str, column: str):
+    columns = parse_columns_spec(f"k:int,{spec}")
+    data = f'"1"|{text}\n"2"|"\\N"\n'.encode()
+    decoded = decode_records(data, columns, file="f")
+    assert decoded.table.to_pylist() == [{"k": 2, "v": None}]
+    [bad] = decoded.malformed
+    assert bad.reason == "bad_value" and bad.line == 1 and column in bad.detail
+
+
+def test_typed_values():
+    columns = parse_columns_spec("d:decimal(12,2),f:real,g:float8,t:timestamptz,b:bool,x:date")
+    data = b'"363.00"|"12345.1"|"-inf"|"2019-03-10 10:00:00.5+05:30"|"f"|"2019-12-30"\n'
+    [row] = decode_records(data, columns, file="f").table.to_pylist()
+    assert row["d"] == Decimal("363.00")
+    assert row["f"] == pytest.approx(12345.1, rel=1e-7)
+    assert row["g"] == float("-inf")
+    assert row["t"] == dt.datetime(2019, 3, 10, 4, 30, 0, 500000, tzinfo=dt.UTC)
+    assert row["b"] is False and row["x"] == dt.date(2019, 12, 30)
+
+
+def test_escaped_null_policies_only_touch_text_columns():
+    columns = parse_columns_spec("s:varchar(4),n:int")
+    data = b'"\\\\N"|"\\\\N"\n'
+    assert decode_records(data, columns, file="f").table.to_pylist() == [{"s": None, "n": None}]
+    string = decode_records(data, columns, file="f", options=DecodeOptions("string"))
+    assert string.table.to_pylist() == [{"s": "\\N", "n": None}]
+    error = decode_records(data, columns, file="f", options=DecodeOptions("error"))
+    assert [m.reason for m in error.malformed] == ["ambiguous_null"]
+    with pytest.raises(ValueError, match="escaped_null"):
+        DecodeOptions("maybe")

@@ -1,0 +1,50 @@
+"""Timestamps do not move when the process, the JVMs and the Spark session are set to another zone."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLE_SPEC
+
+from teem_assets.catalogue import TABLES
+from teem_assets.sample.generate import batch_folder, batch_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+DAY = dt.date(2019, 9, 9)
+TABLE = "fact_event_by_day"
+
+
+@pytest.mark.parametrize("zone", ["America/Los_Angeles", "Asia/Kolkata"])
+def test_timestamps_unchanged_in_another_zone(sample_root: Path, tmp_path: Path, zone: str):
+    env = {
+        **os.environ,
+        "TZ": zone,
+        "JAVA_TOOL_OPTIONS": f"-Duser.timezone={zone}",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+    }
+    folder = batch_folder(str(sample_root), TABLE, DAY)
+    child = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "tz_child.py"), folder, TABLE, zone, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert child.returncode == 0, child.stderr[-3000:]
+    result = json.loads(child.stdout)
+    assert result["probe"] == {"jvm": "UTC", "session": "UTC", "driver": [0, "UTC"], "worker": [0, "UTC"]}
+
+    names = TABLES[TABLE].column_names
+    timestamp_columns = [i for i, c in enumerate(TABLES[TABLE].columns) if c.type.kind.value == "timestamp"]
+    expected = {
+        row[names.index("event_by_day_pk")]: [row[i].isoformat() if row[i] else None for i in timestamp_columns]
+        for row in batch_rows(SAMPLE_SPEC, TABLE, DAY)
+    }
+    got = {row[names.index("event_by_day_pk")]: [row[i] for i in timestamp_columns] for row in result["rows"]}
+    assert got == expected
