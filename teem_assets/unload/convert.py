@@ -32,40 +32,43 @@ QUARANTINE_SCHEMA = pa.schema(
 PARQUET_OPTIONS = {"compression": "snappy", "coerce_timestamps": "us", "use_deprecated_int96_timestamps": False}
 
 
-def _record_end(data: bytes | bytearray) -> int:
-    """Offset just past the last unescaped LF of `data`, or 0 when it holds no complete record."""
-    stop = len(data)
+def _record_end(buffer: bytearray, length: int) -> int:
+    """Offset just past the last unescaped LF in `buffer[:length]`, or 0 when it holds no complete record."""
+    stop = length
     while True:
-        lf = data.rfind(b"\n", 0, stop)
+        lf = buffer.rfind(b"\n", 0, stop)
         if lf < 0:
             return 0
         slashes = 0
-        while lf - slashes - 1 >= 0 and data[lf - slashes - 1] == 0x5C:
+        while lf - slashes - 1 >= 0 and buffer[lf - slashes - 1] == 0x5C:
             slashes += 1
         if slashes % 2 == 0:
             return lf + 1
         stop = lf
 
 
-def iter_record_blocks(stream: pa.NativeFile, block_size: int = BLOCK_SIZE) -> Iterator[bytes]:
-    """Blocks of whole records; a record longer than a block grows the block until it ends."""
+def iter_record_blocks(stream: pa.NativeFile, block_size: int = BLOCK_SIZE) -> Iterator[memoryview]:
+    """Blocks of whole records read straight into fresh buffers; a record longer than a block grows it."""
     carry = b""
-    while True:
-        chunk = stream.read(block_size)
-        if not chunk:
-            if carry:
-                yield carry
-            return
-        data = carry + chunk if carry else chunk
-        cut = _record_end(data)
-        if cut == 0:
-            carry = data
-            continue
-        yield data[:cut]
-        carry = data[cut:]
+    at_end = False
+    while not at_end:
+        buffer = bytearray(len(carry) + block_size)
+        buffer[: len(carry)] = carry
+        filled = len(carry)
+        view = memoryview(buffer)
+        while filled < len(buffer):
+            count = stream.readinto(view[filled:])
+            if count == 0:
+                at_end = True
+                break
+            filled += count
+        cut = filled if at_end else _record_end(buffer, filled)
+        if cut:
+            yield view[:cut]
+        carry = bytes(view[cut:filled])
 
 
-def _blocks(part: Part, block_size: int) -> Iterator[bytes]:
+def _blocks(part: Part, block_size: int) -> Iterator[memoryview]:
     fs, path = resolve(part.uri)
     try:
         with fs.open_input_stream(path, compression="detect") as stream:

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from teem_assets.redshift_types import RedshiftType
 from teem_assets.unload import scanner
@@ -19,6 +18,7 @@ ESCAPED_NULL_POLICIES = {
     "error": scanner.NULL_POLICY_ERROR,
 }
 BAD_VALUE = "bad_value"
+MAX_BLOCK_BYTES = 2**31 - 1  # Arrow string offsets are int32
 
 
 @dataclass(frozen=True)
@@ -128,18 +128,21 @@ def decode_records(
         detail = f"expected {ncols} fields" if code == scanner.FIELD_COUNT else _detail(scanner.REASONS[code], column)
         malformed.append(malformed_at(int(index), scanner.REASONS[code], detail))
 
-    cells = pa.LargeStringArray.from_buffers(
-        ngood * ncols,
-        pa.py_buffer(field_end[: ngood * ncols + 1]),
-        pa.py_buffer(out[:used]),
-        pa.py_buffer(np.packbits(field_valid[: ngood * ncols], bitorder="little")),
-    )
+    if used > MAX_BLOCK_BYTES:
+        raise ValueError(f"{file}: more than {MAX_BLOCK_BYTES} bytes without a record end: not an UNLOAD file")
+    offsets, starts, data = scanner.gather_columns(out, field_end, ngood, ncols)
+    valid = field_valid[: ngood * ncols].reshape(ngood, ncols)
     good_records = np.flatnonzero(status == scanner.OK)
     arrays: list[pa.Array] = []
     bad_rows: dict[int, str] = {}
     for col, (name, rtype) in enumerate(columns):
-        text = pc.take(cells, pa.array(np.arange(col, ngood * ncols, ncols, dtype=np.int64)))
-        typed, bad = to_typed(text.cast(pa.string()), rtype)
+        text = pa.StringArray.from_buffers(
+            ngood,
+            pa.py_buffer(offsets[col]),
+            pa.py_buffer(data[starts[col] : starts[col + 1]]),
+            pa.py_buffer(np.packbits(valid[:, col], bitorder="little")),
+        )
+        typed, bad = to_typed(text, rtype)
         for row in bad:
             bad_rows.setdefault(row, f"invalid {rtype} value {text[row].as_py()!r} in column {name}")
         arrays.append(typed)

@@ -283,5 +283,36 @@ def scan(
     return nrec, ngood, opos, line
 
 
+@njit(cache=True, nogil=True)
+def gather_columns(
+    out: np.ndarray, field_end: np.ndarray, ngood: int, ncols: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Regroup the row-major fields of `out` column by column, ready to be Arrow string arrays.
+
+    Returns int32 offsets of shape (ncols, ngood + 1), each column's counted from 0; where each column's
+    bytes start in `data`; and `data`, every column's bytes back to back.
+    """
+    offsets = np.empty((ncols, ngood + 1), dtype=np.int32)
+    for col in range(ncols):
+        offsets[col, 0] = 0
+    for row in range(ngood):
+        base = row * ncols
+        for col in range(ncols):
+            offsets[col, row + 1] = offsets[col, row] + (field_end[base + col + 1] - field_end[base + col])
+    starts = np.empty(ncols + 1, dtype=np.int64)
+    starts[0] = 0
+    for col in range(ncols):
+        starts[col + 1] = starts[col] + offsets[col, ngood]
+    data = np.empty(starts[ncols], dtype=np.uint8)
+    for row in range(ngood):
+        base = row * ncols
+        for col in range(ncols):
+            source = field_end[base + col]
+            target = starts[col] + offsets[col, row]
+            for k in range(field_end[base + col + 1] - source):
+                data[target + k] = out[source + k]
+    return offsets, starts, data
+
+
 def count_lf(buf: np.ndarray) -> int:
     return int(np.count_nonzero(buf == LF))
