@@ -80,3 +80,15 @@ def test_escaped_null_policies_only_touch_text_columns():
     assert [m.reason for m in error.malformed] == ["ambiguous_null"]
     with pytest.raises(ValueError, match="escaped_null"):
         DecodeOptions("maybe")
+
+
+def test_memory_mapped_blocks_end_only_at_unescaped_line_feeds(tmp_path):
+    from teem_assets.unload.convert import _mapped_blocks
+
+    data = b'"a\\\nb"|"x"\n"c\\\\"|"\\\\\\\ny"\n"e"|"f"'
+    path = tmp_path / "t_0000_part_00"
+    path.write_bytes(data)
+    for size in range(1, len(data) + 1):
+        blocks = [bytes(b) for b in _mapped_blocks(str(path), size)]
+        assert b"".join(blocks) == data
+        assert all(not decode_records(b, TEXT, file="f").malformed for b in blocks[:-1]), size

@@ -10,12 +10,14 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from teem_assets.unload.decode import Columns, DecodedChunk, DecodeOptions, Malformed, arrow_schema, decode_records
 from teem_assets.unload.location import join, resolve
-from teem_assets.unload.parts import Part, UnloadError
+from teem_assets.unload.parts import PART_NAME, Part, UnloadError
 
 BLOCK_SIZE = 32 * 1024 * 1024
 MALFORMED_SAMPLE = 20
@@ -32,19 +34,19 @@ QUARANTINE_SCHEMA = pa.schema(
 PARQUET_OPTIONS = {"compression": "snappy", "coerce_timestamps": "us", "use_deprecated_int96_timestamps": False}
 
 
-def _record_end(buffer: bytearray, length: int) -> int:
-    """Offset just past the last unescaped LF in `buffer[:length]`, or 0 when it holds no complete record."""
-    stop = length
-    while True:
-        lf = buffer.rfind(b"\n", 0, stop)
-        if lf < 0:
-            return 0
-        slashes = 0
-        while lf - slashes - 1 >= 0 and buffer[lf - slashes - 1] == 0x5C:
-            slashes += 1
-        if slashes % 2 == 0:
-            return lf + 1
-        stop = lf
+def _record_end(data: np.ndarray) -> int:
+    """Offset just past the last unescaped LF of `data`, or 0 when it holds no complete record."""
+    stop = len(data)
+    while stop > 0:
+        low = max(0, stop - 65536)
+        for lf in np.flatnonzero(data[low:stop] == 0x0A)[::-1] + low:
+            slashes = 0
+            while lf - slashes - 1 >= 0 and data[lf - slashes - 1] == 0x5C:
+                slashes += 1
+            if slashes % 2 == 0:
+                return int(lf) + 1
+        stop = low
+    return 0
 
 
 def iter_record_blocks(stream: pa.NativeFile, block_size: int = BLOCK_SIZE) -> Iterator[memoryview]:
@@ -62,15 +64,37 @@ def iter_record_blocks(stream: pa.NativeFile, block_size: int = BLOCK_SIZE) -> I
                 at_end = True
                 break
             filled += count
-        cut = filled if at_end else _record_end(buffer, filled)
+        cut = filled if at_end else _record_end(np.frombuffer(buffer, dtype=np.uint8, count=filled))
         if cut:
             yield view[:cut]
         carry = bytes(view[cut:filled])
 
 
+def _mapped_blocks(path: str, block_size: int) -> Iterator[memoryview]:
+    """Blocks of an uncompressed local file, straight from a memory map: nothing is copied."""
+    with pa.memory_map(path) as mapped:
+        data = memoryview(mapped.read_buffer())
+        array = np.frombuffer(data, dtype=np.uint8)
+        size = len(data)
+        start = 0
+        while start < size:
+            stop = min(size, start + block_size)
+            while stop < size:
+                cut = _record_end(array[start:stop])
+                if cut:
+                    stop = start + cut
+                    break
+                stop = min(size, stop + block_size)  # a record longer than a block
+            yield data[start:stop]
+            start = stop
+
+
 def _blocks(part: Part, block_size: int) -> Iterator[memoryview]:
     fs, path = resolve(part.uri)
     try:
+        if isinstance(fs, pafs.LocalFileSystem) and not PART_NAME.match(part.name).group("codec"):
+            yield from _mapped_blocks(path, block_size)
+            return
         with fs.open_input_stream(path, compression="detect") as stream:
             yield from iter_record_blocks(stream, block_size)
     except (OSError, pa.ArrowException) as error:

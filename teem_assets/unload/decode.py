@@ -84,23 +84,25 @@ def decode_records(
     buf = np.frombuffer(data, dtype=np.uint8)
     ncols = len(columns)
     capacity = scanner.count_lf(buf) + 1
-    out = np.empty(len(buf), dtype=np.uint8)
-    field_end = np.empty(capacity * ncols + 1, dtype=np.int64)
-    field_valid = np.empty(capacity * ncols, dtype=np.uint8)
+    field_start = np.empty(capacity * ncols, dtype=np.int64)
+    field_end = np.empty(capacity * ncols, dtype=np.int64)
+    field_kind = np.empty(capacity * ncols, dtype=np.uint8)
+    col_bytes = np.zeros(ncols, dtype=np.int64)
     rec_start = np.empty(capacity, dtype=np.int64)
     rec_end = np.empty(capacity, dtype=np.int64)
     rec_line = np.empty(capacity, dtype=np.int64)
     rec_status = np.empty(capacity, dtype=np.int8)
     rec_column = np.empty(capacity, dtype=np.int32)
     is_text = np.array([1 if rtype.is_text else 0 for _, rtype in columns], dtype=np.uint8)
-    nrec, ngood, used, lines = scanner.scan(
+    nrec, ngood, lines = scanner.scan(
         buf,
         ncols,
         is_text,
         ESCAPED_NULL_POLICIES[options.escaped_null],
-        out,
+        field_start,
         field_end,
-        field_valid,
+        field_kind,
+        col_bytes,
         rec_start,
         rec_end,
         rec_line,
@@ -128,10 +130,11 @@ def decode_records(
         detail = f"expected {ncols} fields" if code == scanner.FIELD_COUNT else _detail(scanner.REASONS[code], column)
         malformed.append(malformed_at(int(index), scanner.REASONS[code], detail))
 
-    if used > MAX_BLOCK_BYTES:
+    if len(buf) > MAX_BLOCK_BYTES:
         raise ValueError(f"{file}: more than {MAX_BLOCK_BYTES} bytes without a record end: not an UNLOAD file")
-    offsets, starts, data = scanner.gather_columns(out, field_end, ngood, ncols)
-    valid = field_valid[: ngood * ncols].reshape(ngood, ncols)
+    offsets, starts, data, valid = scanner.gather_columns(
+        buf, field_start, field_end, field_kind, col_bytes, ngood, ncols
+    )
     good_records = np.flatnonzero(status == scanner.OK)
     arrays: list[pa.Array] = []
     bad_rows: dict[int, str] = {}
@@ -140,7 +143,7 @@ def decode_records(
             ngood,
             pa.py_buffer(offsets[col]),
             pa.py_buffer(data[starts[col] : starts[col + 1]]),
-            pa.py_buffer(np.packbits(valid[:, col], bitorder="little")),
+            pa.py_buffer(np.packbits(valid[col], bitorder="little")),
         )
         typed, bad = to_typed(text, rtype)
         for row in bad:
