@@ -4,6 +4,7 @@
 #   ./dev.sh demo    the pipeline end to end on a generated sample, local Spark
 #   ./dev.sh test    ruff and the test suite
 #   ./dev.sh teem …  any `teem` command
+#   ./dev.sh ui      the Dagster UI (dagster dev) on the runs `teem` recorded
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=${TEEM_VENV:-.venv}
@@ -59,8 +60,14 @@ case "$command" in
     ensure_java; ensure_venv
     exec "$VENV/bin/teem" "$@"
     ;;
+  ui)
+    ensure_java; ensure_venv
+    export DAGSTER_HOME=${DAGSTER_HOME:-$PWD/.teem/dagster}
+    mkdir -p "$DAGSTER_HOME"
+    exec "$VENV/bin/dagster" dev -w workspace.yaml "$@"
+    ;;
   *)
-    echo "usage: ./dev.sh demo | test [pytest args] | teem COMMAND …" >&2
+    echo "usage: ./dev.sh demo | test [pytest args] | teem COMMAND … | ui" >&2
     exit 2
     ;;
 esac

@@ -7,6 +7,8 @@ import sys
 import time
 from collections.abc import Mapping
 
+import dagster as dg
+from pydantic import PrivateAttr
 from pyspark.sql import SparkSession
 
 UTC_JAVA_OPTION = "-Duser.timezone=UTC"
@@ -39,6 +41,7 @@ def pin_process_to_utc() -> None:
     """The driver process and everything it starts (JVM, Python workers) run in UTC."""
     os.environ["TZ"] = "UTC"
     time.tzset()
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
 
@@ -68,3 +71,35 @@ def build_spark_session(
     session = builder.getOrCreate()
     session.conf.set("spark.sql.session.timeZone", "UTC")
     return session
+
+
+class SparkResource(dg.ConfigurableResource):
+    """Local Spark for a run: started on first use, one application for the whole run, stopped at its end.
+
+    Every stage of a run shares it (the jobs use the in-process executor), so a run starts at most one JVM.
+    """
+
+    master: str = "local[*]"
+    driver_memory: str = "4g"
+    extra_conf: dict[str, str] = {}  # noqa: RUF012 - pydantic copies field defaults
+
+    _session: SparkSession | None = PrivateAttr(default=None)
+    _owned: bool = PrivateAttr(default=False)
+
+    def session(self) -> SparkSession:
+        """The run's session: one already active in this process (a test, a notebook) or a new one."""
+        if self._session is None:
+            active = SparkSession.getActiveSession()
+            conf = {"spark.driver.memory": self.driver_memory, **self.extra_conf}
+            self._session = build_spark_session("teem", self.master, conf)
+            self._owned = active is None
+            if self._owned:
+                dg.get_dagster_logger().info(
+                    f"started Spark application {self._session.sparkContext.applicationId} ({self.master})"
+                )
+        return self._session
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._session is not None and self._owned:
+            self._session.stop()
+        self._session = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from collections.abc import Sequence
 
@@ -75,9 +76,24 @@ def _check_unload(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from teem_assets.demo import main as demo_main
+    if args.root:
+        os.environ["TEEM_ROOT"] = args.root
+    from teem_assets.demo import run_demo
 
-    return demo_main(args.root or data_root())
+    return run_demo(data_root())
+
+
+def _run(args: argparse.Namespace) -> int:
+    from teem_assets.demo import print_materialized
+    from teem_assets.runner import run_range
+
+    if args.last < args.first:
+        print(f"teem run: --to {args.last} is before --from {args.first}", file=sys.stderr)
+        return 2
+    result, materialized = run_range(args.first, args.last)
+    print(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'}")
+    print_materialized(materialized)
+    return 0 if result.success else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,9 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--escaped-null", choices=["null", "string", "error"], default="null")
     check.set_defaults(run=_check_unload)
 
-    demo = commands.add_parser("demo", help="generate the sample (once) and run the pipeline on local Spark")
+    demo = commands.add_parser("demo", help="generate the sample (once) and run every layer for all its dates")
     demo.add_argument("--root", help="data root (default: TEEM_ROOT, else .teem/root)")
     demo.set_defaults(run=_demo)
+
+    run = commands.add_parser("run", help="materialize every layer for a range of batch dates, in one run")
+    run.add_argument("--from", dest="first", type=_date, required=True, help="first batch date")
+    run.add_argument("--to", dest="last", type=_date, required=True, help="last batch date")
+    run.set_defaults(run=_run)
     return parser
 
 

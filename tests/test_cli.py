@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from corpus import CORPUS
+
+from teem_assets.catalogue import TABLES
 
 TEEM = str(Path(sys.executable).parent / "teem")
 
@@ -70,3 +73,41 @@ def test_check_unload_bad_arguments_say_why(tmp_path: Path):
     assert result.returncode == 2 and "no such file" in result.stderr
     result = _teem("check-unload", str(CORPUS / "case_01.txt"), "--columns", "a:money")
     assert result.returncode == 2 and "money" in result.stderr
+
+
+def test_run_materializes_a_range_into_the_dagster_instance(tmp_path: Path):
+    from dagster_helpers import small_sample
+
+    root = small_sample(tmp_path / "root")
+    env = {**os.environ, "TEEM_ROOT": str(root), "TEEM_HOME": str(tmp_path / "home")}
+    result = subprocess.run(
+        [TEEM, "run", "--from", "2019-09-02", "--to", "2019-09-03"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("  ")}
+    assert "2019-09-02..2019-09-03" in lines["migrated/fact_event_by_day"]
+    assert set(lines) == {f"{layer}/{t}" for layer in ("parquet", "migrated") for t in TABLES}
+    assert os.listdir(tmp_path / "home" / "dagster")  # the run is recorded where `./dev.sh ui` looks
+    assert not (root / "parquet" / "fact_attendance" / "batch_date=2019-09-01").exists()
+
+
+def test_run_rejects_an_inverted_range():
+    result = _teem("run", "--from", "2019-09-03", "--to", "2019-09-01")
+    assert result.returncode != 0 and "before" in result.stderr
+
+
+def test_definitions_validate():
+    dagster = str(Path(sys.executable).parent / "dagster")
+    result = subprocess.run(
+        [dagster, "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "All code locations passed validation" in result.stderr + result.stdout

@@ -8,7 +8,8 @@ import pytest
 from conftest import SAMPLE_SPEC
 
 from teem_assets.catalogue import TABLES
-from teem_assets.sample.generate import batch_folder, batch_rows, snapshot_folder, snapshot_rows
+from teem_assets.layout import raw_batch, raw_snapshot
+from teem_assets.sample.generate import batch_rows, snapshot_rows
 from teem_assets.unload.spark_reader import read_unload
 
 
@@ -36,7 +37,7 @@ def test_sample_has_gzip_parts_and_size_splits(sample_root: Path):
 @pytest.mark.parametrize("table", ["dim_company", "dim_space", "dim_calendar", "dim_date"])
 def test_dimension_snapshot_reads_back_exactly(spark, sample_root: Path, tmp_path: Path, table: str):
     read = read_unload(
-        spark, snapshot_folder(str(sample_root), table), _columns(table), str(tmp_path / "o"), str(tmp_path / "q")
+        spark, raw_snapshot(str(sample_root), table), _columns(table), str(tmp_path / "o"), str(tmp_path / "q")
     )
     assert read.malformed == 0
     _assert_same_table([tuple(r) for r in read.dataframe.collect()], list(snapshot_rows(SAMPLE_SPEC, table)))
@@ -47,7 +48,7 @@ def test_every_fact_batch_reads_back_exactly(spark, sample_root: Path, tmp_path:
     for day in SAMPLE_SPEC.batch_dates:
         out = tmp_path / day.isoformat()
         read = read_unload(
-            spark, batch_folder(str(sample_root), table, day), _columns(table), str(out / "o"), str(out / "q")
+            spark, raw_batch(str(sample_root), table, day), _columns(table), str(out / "o"), str(out / "q")
         )
         assert read.malformed == 0
         expected = list(batch_rows(SAMPLE_SPEC, table, day))

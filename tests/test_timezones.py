@@ -13,7 +13,8 @@ import pytest
 from conftest import SAMPLE_SPEC
 
 from teem_assets.catalogue import TABLES
-from teem_assets.sample.generate import batch_folder, batch_rows
+from teem_assets.layout import raw_batch
+from teem_assets.sample.generate import batch_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = dt.date(2019, 9, 9)
@@ -28,7 +29,7 @@ def test_timestamps_unchanged_in_another_zone(sample_root: Path, tmp_path: Path,
         "JAVA_TOOL_OPTIONS": f"-Duser.timezone={zone}",
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
     }
-    folder = batch_folder(str(sample_root), TABLE, DAY)
+    folder = raw_batch(str(sample_root), TABLE, DAY)
     child = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "tz_child.py"), folder, TABLE, zone, str(tmp_path)],
         env=env,

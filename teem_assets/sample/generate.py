@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from teem_assets.catalogue import TABLES, Table
+from teem_assets.layout import raw_batch, raw_snapshot
 from teem_assets.sample.dates import dim_date_rows
 from teem_assets.sample.events import fact_attendance_batch, fact_event_by_day_batch
 from teem_assets.sample.spec import SampleSpec
@@ -36,14 +36,6 @@ def snapshot_rows(spec: SampleSpec, table: str) -> Rows:
 def batch_rows(spec: SampleSpec, table: str, day: dt.date) -> Rows:
     """The rows of a fact table's batch of `day`: created or updated that day."""
     return BATCH_ROWS[table](spec, day)
-
-
-def snapshot_folder(root: str, table: str) -> str:
-    return os.path.join(root, "csv", table, "snapshot")
-
-
-def batch_folder(root: str, table: str, day: dt.date) -> str:
-    return os.path.join(root, "csv", table, "incremental", day.isoformat())
 
 
 @dataclass(frozen=True)
@@ -81,12 +73,12 @@ def generate_sample(root: str, spec: SampleSpec, options: UnloadOptions = Unload
     """Write every dimension's snapshot and every fact table's daily batches under `root`."""
     written = []
     for name in SNAPSHOT_ROWS:
-        folder = snapshot_folder(root, name)
+        folder = raw_snapshot(root, name)
         files, records = _write(TABLES[name], snapshot_rows(spec, name), folder, options)
         written.append(WrittenTable(name, "snapshot", folder, files, records))
     for name in BATCH_ROWS:
         for day in spec.batch_dates:
-            folder = batch_folder(root, name, day)
+            folder = raw_batch(root, name, day)
             files, records = _write(TABLES[name], batch_rows(spec, name, day), folder, options)
             written.append(WrittenTable(name, day.isoformat(), folder, files, records))
     return written

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from teem_assets.unload.decode import Columns, DecodedChunk, DecodeOptions, Malformed, arrow_schema, decode_records
 from teem_assets.unload.location import join, resolve
-from teem_assets.unload.parts import PART_NAME, Part, UnloadError
+from teem_assets.unload.parts import Part, UnloadError
 
 BLOCK_SIZE = 32 * 1024 * 1024
 MALFORMED_SAMPLE = 20
@@ -92,7 +92,7 @@ def _mapped_blocks(path: str, block_size: int) -> Iterator[memoryview]:
 def _blocks(part: Part, block_size: int) -> Iterator[memoryview]:
     fs, path = resolve(part.uri)
     try:
-        if isinstance(fs, pafs.LocalFileSystem) and not PART_NAME.match(part.name).group("codec"):
+        if isinstance(fs, pafs.LocalFileSystem) and not part.compressed:
             yield from _mapped_blocks(path, block_size)
             return
         with fs.open_input_stream(path, compression="detect") as stream:

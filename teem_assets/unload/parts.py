@@ -12,6 +12,7 @@ from teem_assets.unload.location import basename, resolve
 
 PART_NAME = re.compile(r"^(?P<prefix>.*?)(?P<slice>\d+)_part_(?P<part>\d+)(?:\.(?P<codec>gz|bz2|zst))?$")
 MANIFEST_SUFFIX = "manifest"
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst")  # read with the codec their name says
 # Parts written more than this long before the newest part belong to an earlier unload of the prefix
 # (ALLOWOVERWRITE replaces same-named files but deletes nothing).
 DEFAULT_STALE_AFTER_S = 3600.0
@@ -31,6 +32,10 @@ class Part:
     @property
     def name(self) -> str:
         return basename(self.uri)
+
+    @property
+    def compressed(self) -> bool:
+        return self.name.endswith(COMPRESSED_SUFFIXES)
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """The UNLOAD reader in Spark: Spark spreads the parts over its tasks; each task decodes its part with
 the compiled scanner and writes the Parquet itself, so no row passes through the JVM until it is read back.
+Any number of unloads (tables, batches) are converted in one Spark job.
 """
 
 from __future__ import annotations
@@ -20,16 +21,24 @@ from teem_assets.unload.parts import Part, UnloadParts, find_parts
 EMPTY_OUTPUT = "empty.parquet"
 
 
-@dataclass
-class UnloadRead:
-    """An unload converted to Parquet: the rows as a DataFrame, and what became of every record."""
+@dataclass(frozen=True)
+class UnloadConversion:
+    """One unload to convert: where it is, its columns, where its Parquet and quarantine go."""
 
-    dataframe: DataFrame
+    location: str
+    columns: Columns
+    out_dir: str
+    quarantine_dir: str
+    options: DecodeOptions = DecodeOptions()
+
+
+@dataclass
+class ConvertedUnload:
+    """What became of every record of one unload."""
+
+    conversion: UnloadConversion
     unload: UnloadParts
-    results: list[PartResult]
-    output: str
-    quarantine: str
-    malformed_by_reason: dict[str, int] = field(default_factory=dict)
+    results: list[PartResult] = field(default_factory=list)
 
     @property
     def records(self) -> int:
@@ -44,14 +53,34 @@ class UnloadRead:
         return sum(r.malformed for r in self.results)
 
     @property
+    def bytes_read(self) -> int:
+        return sum(r.bytes_read for r in self.results)
+
+    @property
+    def malformed_by_reason(self) -> dict[str, int]:
+        reasons: Counter[str] = Counter()
+        for result in self.results:
+            reasons.update(result.malformed_by_reason)
+        return dict(reasons)
+
+    @property
     def malformed_sample(self) -> list[Malformed]:
         return [m for r in self.results for m in r.malformed_sample]
 
 
-def _convert_task(
-    item: Part, columns: Columns, out_dir: str, quarantine_dir: str, options: DecodeOptions
-) -> PartResult:
-    return convert_part(item, columns, out_dir, quarantine_dir, options)
+@dataclass
+class UnloadRead(ConvertedUnload):
+    """A converted unload with its rows as a DataFrame."""
+
+    dataframe: DataFrame | None = None
+
+
+def _convert_task(item: tuple[int, Part], conversions: list[UnloadConversion]) -> tuple[int, PartResult]:
+    index, part = item
+    conversion = conversions[index]
+    return index, convert_part(
+        part, conversion.columns, conversion.out_dir, conversion.quarantine_dir, conversion.options
+    )
 
 
 def _clear(location: str) -> None:
@@ -60,28 +89,36 @@ def _clear(location: str) -> None:
     fs.delete_dir_contents(path, missing_dir_ok=True)
 
 
-def convert_unload(
-    spark: SparkSession,
-    unload: UnloadParts,
-    columns: Columns,
-    out_dir: str,
-    quarantine_dir: str,
-    options: DecodeOptions = DecodeOptions(),
-) -> list[PartResult]:
-    """Convert every part in its own task, largest first; `out_dir` and `quarantine_dir` are replaced."""
-    _clear(out_dir)
-    _clear(quarantine_dir)
-    parts = sorted(unload.parts, key=lambda p: p.size, reverse=True)
-    if not parts:
-        fs, path = resolve(join(out_dir, EMPTY_OUTPUT))
-        with fs.open_output_stream(path) as sink:
-            pq.write_table(arrow_schema(columns).empty_table(), sink, **PARQUET_OPTIONS)
-        return []
-    task = functools.partial(
-        _convert_task, columns=list(columns), out_dir=out_dir, quarantine_dir=quarantine_dir, options=options
+def _write_empty(conversion: UnloadConversion) -> None:
+    fs, path = resolve(join(conversion.out_dir, EMPTY_OUTPUT))
+    with fs.open_output_stream(path) as sink:
+        pq.write_table(arrow_schema(conversion.columns).empty_table(), sink, **PARQUET_OPTIONS)
+
+
+def convert_unloads(spark: SparkSession, conversions: list[UnloadConversion]) -> list[ConvertedUnload]:
+    """Convert every part of every unload in one Spark job, a task a part, largest first.
+
+    Each output and quarantine folder is emptied first; an unload without parts gets an empty Parquet
+    file, so that its folder always reads as a table with the right schema.
+    """
+    converted = [ConvertedUnload(c, find_parts(c.location)) for c in conversions]
+    for item in converted:
+        _clear(item.conversion.out_dir)
+        _clear(item.conversion.quarantine_dir)
+        if not item.unload.parts:
+            _write_empty(item.conversion)
+    tasks = sorted(
+        ((i, part) for i, item in enumerate(converted) for part in item.unload.parts),
+        key=lambda task: task[1].size,
+        reverse=True,
     )
-    results = spark.sparkContext.parallelize(parts, len(parts)).map(task).collect()
-    return sorted(results, key=lambda r: r.part)
+    if tasks:
+        run = functools.partial(_convert_task, conversions=list(conversions))
+        for index, result in spark.sparkContext.parallelize(tasks, len(tasks)).map(run).collect():
+            converted[index].results.append(result)
+    for item in converted:
+        item.results.sort(key=lambda r: r.part)
+    return converted
 
 
 def read_unload(
@@ -93,17 +130,7 @@ def read_unload(
     options: DecodeOptions = DecodeOptions(),
 ) -> UnloadRead:
     """Read the unload at `location` (a part, a folder of parts, or a manifest) into typed Parquet."""
-    unload = find_parts(location)
-    results = convert_unload(spark, unload, columns, out_dir, quarantine_dir, options)
-    reasons: Counter[str] = Counter()
-    for result in results:
-        reasons.update(result.malformed_by_reason)
+    conversion = UnloadConversion(location, columns, out_dir, quarantine_dir, options)
+    [converted] = convert_unloads(spark, [conversion])
     dataframe = spark.read.schema(spark_schema(columns)).parquet(out_dir)
-    return UnloadRead(
-        dataframe=dataframe,
-        unload=unload,
-        results=results,
-        output=out_dir,
-        quarantine=quarantine_dir,
-        malformed_by_reason=dict(reasons),
-    )
+    return UnloadRead(conversion, converted.unload, converted.results, dataframe)

@@ -1,0 +1,31 @@
+"""Jobs over the asset graph: the weekly snapshot (dimensions) and the daily batch (facts)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from teem_assets.assets.keys import migrated_key, parquet_key
+from teem_assets.catalogue import DIMENSIONS, FACTS, Table
+
+
+def _layers(tables: list[Table]) -> dg.AssetSelection:
+    return dg.AssetSelection.assets(*[parquet_key(t) for t in tables], *[migrated_key(t) for t in tables])
+
+
+snapshot_job = dg.define_asset_job(
+    "snapshot_job",
+    selection=_layers(DIMENSIONS),
+    description="Dimensions: convert the newest snapshot unloads and replace the migrated tables.",
+)
+
+batch_job = dg.define_asset_job(
+    "batch_job",
+    selection=_layers(FACTS),
+    description="Facts: convert the day's batch unloads and upsert them into the migrated tables.",
+)
+
+migration_job = dg.define_asset_job(
+    "migration_job",
+    selection=_layers(DIMENSIONS) | _layers(FACTS),
+    description="Every layer for a range of batch dates in one run: the snapshots first, then the batches.",
+)

@@ -1,0 +1,147 @@
+"""parquet/<table>: each unload converted to typed Parquet as it is, nothing merged, nothing lost.
+
+One multi-asset per kind of table is one stage: every selected table and batch date of a run is converted
+in a single Spark job.
+"""
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import dagster as dg
+
+from resources.spark import SparkResource
+from resources.storage import StorageResource
+from teem_assets import layout
+from teem_assets.assets.keys import parquet_key, raw_key
+from teem_assets.assets.metadata import preview, table_metadata
+from teem_assets.catalogue import DIMENSIONS, FACTS, Table
+from teem_assets.partitions import SNAPSHOTS_FIRST, batch_partitions
+from teem_assets.publish import staging_dir
+from teem_assets.unload.spark_reader import ConvertedUnload, UnloadConversion, convert_unloads
+
+MALFORMED_LOGGED = 10
+
+
+@dataclass(frozen=True)
+class _Unload:
+    table: Table
+    batch: str  # a batch date, or "snapshot"
+    raw: str
+    parquet: str
+    quarantine: str
+
+
+def _unloads(root: str, tables: list[Table], batches: list[str]) -> list[_Unload]:
+    found = []
+    for table in tables:
+        for batch in batches:
+            if table.is_dimension:
+                raw, parquet = layout.raw_snapshot(root, table.name), layout.parquet_snapshot(root, table.name)
+            else:
+                raw, parquet = layout.raw_batch(root, table.name, batch), layout.parquet_batch(root, table.name, batch)
+            found.append(_Unload(table, batch, raw, parquet, layout.quarantine(root, table.name, batch)))
+    return found
+
+
+def _convert(
+    context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource, unloads: list[_Unload]
+) -> list[ConvertedUnload]:
+    conversions = []
+    for unload in unloads:
+        storage.pull(unload.raw)
+        columns = [(c.name, c.type) for c in unload.table.columns]
+        conversions.append(
+            UnloadConversion(unload.raw, columns, staging_dir(unload.parquet), staging_dir(unload.quarantine))
+        )
+    converted = convert_unloads(spark.session(), conversions)
+    for unload, item in zip(unloads, converted):
+        storage.publish(item.conversion.out_dir, unload.parquet)
+        storage.publish(item.conversion.quarantine_dir, unload.quarantine)
+        for bad in item.malformed_sample[:MALFORMED_LOGGED]:
+            context.log.warning(f"quarantined {bad.describe()}")
+    return converted
+
+
+def _metadata(table: Table, pairs: list[tuple[_Unload, ConvertedUnload]]) -> dict[str, object]:
+    reasons: Counter[str] = Counter()
+    notes = []
+    for unload, item in pairs:
+        reasons.update(item.malformed_by_reason)
+        source = "manifest" if item.unload.manifest else "newest parts by last-modified time"
+        ignored = f"; ignored {', '.join(item.unload.ignored)}" if item.unload.ignored else ""
+        notes.append(f"{unload.batch}: {len(item.unload.parts)} parts from the {source}{ignored}")
+    rows = sum(item.rows for _, item in pairs)
+    return table_metadata(
+        table,
+        **{
+            "dagster/row_count": rows,
+            "rows_read": sum(item.records for _, item in pairs),
+            "rows_written": rows,
+            "rows_quarantined": sum(item.malformed for _, item in pairs),
+            "quarantined_by_reason": dg.MetadataValue.json(dict(reasons)),
+            "files": sum(len(item.unload.parts) for _, item in pairs),
+            "bytes": sum(item.bytes_read for _, item in pairs),
+            "batches": ", ".join(unload.batch for unload, _ in pairs),
+            "unloads": dg.MetadataValue.md("\n".join(f"- {n}" for n in notes)),
+            "path": dg.MetadataValue.path(pairs[0][0].parquet.rsplit("/", 1)[0]),
+            "quarantine": dg.MetadataValue.path(pairs[0][0].quarantine.rsplit("/", 1)[0]),
+            "preview": preview(pairs[-1][0].parquet),
+        },
+    )
+
+
+def _results(
+    tables: list[Table], unloads: list[_Unload], converted: list[ConvertedUnload]
+) -> Iterator[dg.MaterializeResult]:
+    for table in tables:
+        pairs = [(u, c) for u, c in zip(unloads, converted) if u.table is table]
+        yield dg.MaterializeResult(asset_key=parquet_key(table), metadata=_metadata(table, pairs))
+
+
+def _spec(table: Table) -> dg.AssetSpec:
+    what = "the newest complete snapshot" if table.is_dimension else "one daily batch"
+    return dg.AssetSpec(
+        parquet_key(table),
+        deps=[raw_key(table)],
+        description=f"{what} of {table.name} as typed Parquet; malformed records in quarantine/{table.name}/",
+        group_name="parquet",
+        kinds={"spark", "parquet"},
+        partitions_def=None if table.is_dimension else batch_partitions,
+    )
+
+
+def _selected(context: dg.AssetExecutionContext, tables: list[Table]) -> list[Table]:
+    return [t for t in tables if parquet_key(t) in context.selected_asset_keys]
+
+
+@dg.multi_asset(
+    name="parquet_snapshots",
+    specs=[_spec(t) for t in DIMENSIONS],
+    can_subset=True,
+    op_tags=SNAPSHOTS_FIRST,
+)
+def parquet_snapshots(
+    context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource
+) -> Iterator[dg.MaterializeResult]:
+    tables = _selected(context, DIMENSIONS)
+    unloads = _unloads(storage.local_root, tables, ["snapshot"])
+    yield from _results(tables, unloads, _convert(context, spark, storage, unloads))
+
+
+@dg.multi_asset(
+    name="parquet_batches",
+    specs=[_spec(t) for t in FACTS],
+    partitions_def=batch_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    can_subset=True,
+)
+def parquet_batches(
+    context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource
+) -> Iterator[dg.MaterializeResult]:
+    tables = _selected(context, FACTS)
+    unloads = _unloads(storage.local_root, tables, list(context.partition_keys))
+    yield from _results(tables, unloads, _convert(context, spark, storage, unloads))
+
+
+parquet_assets = [parquet_snapshots, parquet_batches]

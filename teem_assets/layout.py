@@ -1,0 +1,41 @@
+"""Where each layer lives under a root (DESIGN §2); the one place that spells these paths."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+
+def _join(root: str, *parts: str) -> str:
+    return "/".join([root.rstrip("/"), *parts])
+
+
+def raw_snapshot(root: str, table: str) -> str:
+    return _join(root, "csv", table, "snapshot")
+
+
+def raw_batch(root: str, table: str, day: dt.date | str) -> str:
+    return _join(root, "csv", table, "incremental", str(day))
+
+
+def raw_incremental(root: str, table: str) -> str:
+    return _join(root, "csv", table, "incremental")
+
+
+def parquet_snapshot(root: str, table: str) -> str:
+    return _join(root, "parquet", table, "snapshot")
+
+
+def parquet_batch(root: str, table: str, day: dt.date | str) -> str:
+    return _join(root, "parquet", table, f"batch_date={day}")
+
+
+def migrated(root: str, table: str) -> str:
+    return _join(root, "migrated", table)
+
+
+def migrated_partition(root: str, table: str, created_date: dt.date | str) -> str:
+    return _join(root, "migrated", table, f"created_date={created_date}")
+
+
+def quarantine(root: str, table: str, batch: dt.date | str) -> str:
+    return _join(root, "quarantine", table, str(batch))

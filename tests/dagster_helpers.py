@@ -1,0 +1,46 @@
+"""Building and running the code location against a data root of a test's own."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from teem_assets.sample.generate import UnloadOptions, generate_sample
+from teem_assets.sample.spec import SampleSpec
+
+SMALL_SPEC = SampleSpec(start=dt.date(2019, 9, 1), days=3, seed=7)
+
+
+def small_sample(root: Path) -> Path:
+    generate_sample(str(root), SMALL_SPEC, UnloadOptions())
+    return root
+
+
+def copy_raw(source: Path, target: Path) -> Path:
+    shutil.copytree(source / "csv", target / "csv")
+    return target
+
+
+def definitions(monkeypatch, root: Path) -> dg.Definitions:
+    monkeypatch.setenv("TEEM_ROOT", str(root))
+    monkeypatch.setenv("TEEM_HOME", str(root / ".teem"))
+    from teem_assets.definitions import build_definitions
+
+    return build_definitions()
+
+
+def run_job(defs: dg.Definitions, name: str, first: str, last: str | None = None) -> dg.ExecuteInProcessResult:
+    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last or first}
+    return defs.resolve_job_def(name).execute_in_process(instance=dg.DagsterInstance.ephemeral(), tags=tags)
+
+
+def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, object]]:
+    found = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        found[materialization.asset_key.to_user_string()] = {k: v.value for k, v in materialization.metadata.items()}
+    return found

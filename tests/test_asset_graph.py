@@ -1,0 +1,58 @@
+"""The asset graph run in process: layers, metadata, quarantine, and a range run against day-by-day runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from dagster_helpers import SMALL_SPEC, copy_raw, definitions, materializations, run_job, small_sample
+
+from teem_assets import layout
+from teem_assets.catalogue import TABLES
+
+DAYS = [d.isoformat() for d in SMALL_SPEC.batch_dates]
+
+
+def _corrupt(part: Path) -> list[bytes]:
+    lines = part.read_bytes().split(b"\n")
+    bad = [b'"1"|"2"|"3"|"organizer"|"accepted"|"h"|"h"|"p"|"f"|"j"|"2019-09-02 10:00:00"|"2019-09-02', b'"x"|"y"']
+    part.write_bytes(b"\n".join(lines[:4] + bad + lines[4:]))
+    return bad
+
+
+def test_every_layer_for_a_range_with_a_corrupted_part(monkeypatch, tmp_path: Path, spark):
+    root = small_sample(tmp_path / "root")
+    bad = _corrupt(Path(layout.raw_batch(str(root), "fact_attendance", DAYS[1])) / "fact_attendance_0000_part_00")
+    defs = definitions(monkeypatch, root)
+    defs.resolve_job_def("migration_job")  # the job `teem run` uses
+    result = run_job(defs, "migration_job", DAYS[0], DAYS[-1])
+    assert result.success
+    found = materializations(result)
+    assert set(found) == {f"{layer}/{t}" for layer in ("parquet", "migrated") for t in TABLES}
+
+    attendance = found["parquet/fact_attendance"]
+    assert attendance["rows_quarantined"] == len(bad)
+    assert attendance["rows_read"] == attendance["rows_written"] + len(bad)
+    assert attendance["quarantined_by_reason"] == {"unterminated_quote": 1, "field_count": 1}
+    quarantine = pq.read_table(Path(layout.quarantine(str(root), "fact_attendance", DAYS[1]))).to_pylist()
+    assert sorted(q["raw"] for q in quarantine) == sorted(bad)
+    assert all(q["line"] in (5, 6) for q in quarantine)
+
+    events = found["migrated/fact_event_by_day"]
+    assert events["dagster/row_count"] > 0 and events["rows_quarantined"] == 0
+    assert "dagster/column_schema" in events and "event_by_day_pk" in str(events["preview"])
+    assert found["migrated/dim_date"]["dagster/row_count"] == found["parquet/dim_date"]["rows_written"]
+
+
+def test_range_run_equals_day_by_day_runs(monkeypatch, tmp_path: Path, spark):
+    ranged = small_sample(tmp_path / "ranged")
+    daily = copy_raw(ranged, tmp_path / "daily")
+    assert run_job(definitions(monkeypatch, ranged), "batch_job", DAYS[0], DAYS[-1]).success
+    daily_defs = definitions(monkeypatch, daily)
+    for day in reversed(DAYS):
+        assert run_job(daily_defs, "batch_job", day).success
+    for table in ("fact_event_by_day", "fact_attendance"):
+        a = spark.read.parquet(layout.migrated(str(ranged), table))
+        b = spark.read.parquet(layout.migrated(str(daily), table))
+        assert a.count() == b.count() > 0
+        assert a.exceptAll(b).count() == 0 and b.exceptAll(a).count() == 0

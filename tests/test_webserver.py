@@ -1,0 +1,92 @@
+"""The code location in `dagster dev` (webserver and daemon), driven through the GraphQL API as the UI does."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import requests
+from dagster_helpers import SMALL_SPEC, small_sample
+from servers import free_port, running, wait_for
+
+from teem_assets import layout
+
+ROOT = Path(__file__).resolve().parents[1]
+
+LOCATIONS = """
+{ workspaceOrError { ... on Workspace { locationEntries {
+    name loadStatus
+    locationOrLoadError { __typename ... on RepositoryLocation { repositories { name jobs { name } } } }
+} } } }
+"""
+LAUNCH = """
+mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+} }
+"""
+STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+MATERIALIZED = """
+query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {
+    assetMaterializations(limit: 5) { partition metadataEntries { label ... on IntMetadataEntry { intValue } } }
+} } }
+"""
+
+
+def test_materialization_launched_through_graphql(tmp_path: Path):
+    root = small_sample(tmp_path / "root")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/graphql"
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+        "TEEM_ROOT": str(root),
+        "TEEM_HOME": str(tmp_path / "teem"),
+    }
+    os.makedirs(env["DAGSTER_HOME"])
+    dagster = str(Path(sys.executable).parent / "dagster")
+
+    def graphql(query: str, **variables: object) -> dict:
+        answer = requests.post(url, json={"query": query, "variables": variables}, timeout=30)
+        answer.raise_for_status()
+        return answer.json()["data"]
+
+    command = [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
+    with running(command, env, str(ROOT), str(tmp_path / "dagster-dev.log")):
+
+        def loaded() -> dict | None:
+            entries = graphql(LOCATIONS)["workspaceOrError"]["locationEntries"]
+            return entries[0] if entries and entries[0]["loadStatus"] == "LOADED" else None
+
+        location = wait_for(loaded, 180, "the code location to load")
+        repository = location["locationOrLoadError"]["repositories"][0]
+        assert {"snapshot_job", "batch_job", "migration_job"} <= {j["name"] for j in repository["jobs"]}
+
+        day = SMALL_SPEC.start.isoformat()
+        params = {
+            "selector": {
+                "repositoryLocationName": location["name"],
+                "repositoryName": repository["name"],
+                "jobName": "batch_job",
+            },
+            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]},
+        }
+        launched = graphql(LAUNCH, params=params)["launchRun"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        run_id = launched["run"]["runId"]
+
+        def finished() -> str | None:
+            status = graphql(STATUS, id=run_id)["runOrError"]["status"]
+            return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
+
+        assert wait_for(finished, 400, "the run to finish", interval=2) == "SUCCESS"
+        asset = graphql(MATERIALIZED, key={"path": ["migrated", "fact_event_by_day"]})["assetOrError"]
+        [materialization] = asset["assetMaterializations"]
+        assert materialization["partition"] == day
+        rows = {e["label"]: e.get("intValue") for e in materialization["metadataEntries"]}
+        assert rows["dagster/row_count"] > 0
+    assert os.listdir(layout.migrated(str(root), "fact_event_by_day"))
