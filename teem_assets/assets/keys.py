@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import dagster as dg
 
 from teem_assets.catalogue import Table
@@ -17,3 +19,10 @@ def parquet_key(table: Table) -> dg.AssetKey:
 
 def migrated_key(table: Table) -> dg.AssetKey:
     return dg.AssetKey(["migrated", table.name])
+
+
+def selected_tables(
+    context: dg.AssetExecutionContext, tables: list[Table], key: Callable[[Table], dg.AssetKey]
+) -> list[Table]:
+    """The tables of a multi-asset that this run materializes (a subset when the UI selects some)."""
+    return [t for t in tables if key(t) in context.selected_asset_keys]

@@ -7,7 +7,7 @@ import dagster as dg
 from resources.spark import SparkResource
 from resources.storage import StorageResource
 from teem_assets import layout
-from teem_assets.assets.keys import migrated_key, parquet_key
+from teem_assets.assets.keys import migrated_key, parquet_key, selected_tables
 from teem_assets.assets.metadata import preview, table_metadata
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
 from teem_assets.migration import MigrationReport, migrate_batches, replace_snapshot
@@ -48,10 +48,6 @@ def _metadata(table: Table, root: str, report: MigrationReport, **extra: object)
     )
 
 
-def _selected(context: dg.AssetExecutionContext, tables: list[Table]) -> list[Table]:
-    return [t for t in tables if migrated_key(t) in context.selected_asset_keys]
-
-
 @dg.multi_asset(
     name="migrated_snapshots",
     specs=[_spec(t) for t in DIMENSIONS],
@@ -62,7 +58,7 @@ def migrated_snapshots(
     context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult]:
     root = storage.local_root
-    for table in _selected(context, DIMENSIONS):
+    for table in selected_tables(context, DIMENSIONS, migrated_key):
         report = replace_snapshot(
             spark.session(),
             table,
@@ -86,7 +82,7 @@ def migrated_batches(
 ) -> Iterator[dg.MaterializeResult]:
     root = storage.local_root
     batches = list(context.partition_keys)
-    for table in _selected(context, FACTS):
+    for table in selected_tables(context, FACTS, migrated_key):
         storage.pull(layout.migrated(root, table.name))
         report = migrate_batches(
             spark.session(),

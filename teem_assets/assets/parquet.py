@@ -13,7 +13,7 @@ import dagster as dg
 from resources.spark import SparkResource
 from resources.storage import StorageResource
 from teem_assets import layout
-from teem_assets.assets.keys import parquet_key, raw_key
+from teem_assets.assets.keys import parquet_key, raw_key, selected_tables
 from teem_assets.assets.metadata import preview, table_metadata
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
 from teem_assets.partitions import SNAPSHOTS_FIRST, batch_partitions
@@ -111,10 +111,6 @@ def _spec(table: Table) -> dg.AssetSpec:
     )
 
 
-def _selected(context: dg.AssetExecutionContext, tables: list[Table]) -> list[Table]:
-    return [t for t in tables if parquet_key(t) in context.selected_asset_keys]
-
-
 @dg.multi_asset(
     name="parquet_snapshots",
     specs=[_spec(t) for t in DIMENSIONS],
@@ -124,7 +120,7 @@ def _selected(context: dg.AssetExecutionContext, tables: list[Table]) -> list[Ta
 def parquet_snapshots(
     context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult]:
-    tables = _selected(context, DIMENSIONS)
+    tables = selected_tables(context, DIMENSIONS, parquet_key)
     unloads = _unloads(storage.local_root, tables, ["snapshot"])
     yield from _results(tables, unloads, _convert(context, spark, storage, unloads))
 
@@ -139,7 +135,7 @@ def parquet_snapshots(
 def parquet_batches(
     context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult]:
-    tables = _selected(context, FACTS)
+    tables = selected_tables(context, FACTS, parquet_key)
     unloads = _unloads(storage.local_root, tables, list(context.partition_keys))
     yield from _results(tables, unloads, _convert(context, spark, storage, unloads))
 
