@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import dagster as dg
 
-from teem_assets.assets.keys import migrated_key, parquet_key
+from teem_assets.assets.keys import migrated_key, parquet_key, postgres_key
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
 
 
 def _layers(tables: list[Table]) -> dg.AssetSelection:
-    return dg.AssetSelection.assets(*[parquet_key(t) for t in tables], *[migrated_key(t) for t in tables])
+    return dg.AssetSelection.assets(*[key(t) for t in tables for key in (parquet_key, migrated_key, postgres_key)])
 
 
 snapshot_job = dg.define_asset_job(
     "snapshot_job",
     selection=_layers(DIMENSIONS),
-    description="Dimensions: convert the newest snapshot unloads and replace the migrated tables.",
+    description="Dimensions: convert the newest snapshots, replace the migrated tables and the PostgreSQL copies.",
 )
 
 batch_job = dg.define_asset_job(
     "batch_job",
     selection=_layers(FACTS),
-    description="Facts: convert the day's batch unloads and upsert them into the migrated tables.",
+    description="Facts: convert the day's batch unloads, upsert them into the migrated tables and PostgreSQL.",
 )
 
 migration_job = dg.define_asset_job(

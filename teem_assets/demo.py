@@ -23,7 +23,8 @@ def ensure_sample(root: str) -> bool:
 
 def print_materialized(materialized: list[Materialized]) -> None:
     for item in materialized:
-        print(f"  {item.asset:<28} {item.partitions:<24} {item.rows!s:>8} rows  {item.quarantined!s:>4} quarantined")
+        quarantined = "" if item.quarantined is None else f"  {item.quarantined} quarantined"
+        print(f"  {item.asset:<28} {item.partitions:<24} {item.rows!s:>8} rows{quarantined}")
 
 
 def run_demo(root: str) -> int:

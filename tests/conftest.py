@@ -28,3 +28,31 @@ def sample_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("sample")
     generate_sample(str(root), SAMPLE_SPEC, SAMPLE_OPTIONS)
     return root
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """TEEM_TEST_POSTGRES_URL, else the project's embedded server in a folder of the test session."""
+    import os
+
+    url = os.environ.get("TEEM_TEST_POSTGRES_URL")
+    if url:
+        return url
+    import pgserver
+
+    return pgserver.get_server(tmp_path_factory.mktemp("pgdata")).get_uri()
+
+
+@pytest.fixture
+def pg_schema(postgres_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A schema of the test's own, dropped afterwards."""
+    import re
+
+    import psycopg2
+
+    name = "t_" + re.sub(r"\W", "_", request.node.name.lower())[:50]
+    yield name
+    connection = psycopg2.connect(postgres_url)
+    with connection, connection.cursor() as cursor:
+        cursor.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    connection.close()

@@ -25,9 +25,11 @@ def copy_raw(source: Path, target: Path) -> Path:
     return target
 
 
-def definitions(monkeypatch, root: Path) -> dg.Definitions:
+def definitions(monkeypatch, root: Path, postgres_url: str, schema: str) -> dg.Definitions:
     monkeypatch.setenv("TEEM_ROOT", str(root))
     monkeypatch.setenv("TEEM_HOME", str(root / ".teem"))
+    monkeypatch.setenv("TEEM_POSTGRES_URL", postgres_url)
+    monkeypatch.setenv("TEEM_PG_SCHEMA", schema)
     from teem_assets.definitions import build_definitions
 
     return build_definitions()

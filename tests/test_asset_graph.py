@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg2
 import pyarrow.parquet as pq
 from dagster_helpers import SMALL_SPEC, copy_raw, definitions, materializations, run_job, small_sample
 
@@ -20,15 +21,16 @@ def _corrupt(part: Path) -> list[bytes]:
     return bad
 
 
-def test_every_layer_for_a_range_with_a_corrupted_part(monkeypatch, tmp_path: Path, spark):
+def test_every_layer_for_a_range_with_a_corrupted_part(monkeypatch, tmp_path: Path, spark, postgres_url, pg_schema):
     root = small_sample(tmp_path / "root")
     bad = _corrupt(Path(layout.raw_batch(str(root), "fact_attendance", DAYS[1])) / "fact_attendance_0000_part_00")
-    defs = definitions(monkeypatch, root)
+    defs = definitions(monkeypatch, root, postgres_url, pg_schema)
     defs.resolve_job_def("migration_job")  # the job `teem run` uses
     result = run_job(defs, "migration_job", DAYS[0], DAYS[-1])
     assert result.success
     found = materializations(result)
-    assert set(found) == {f"{layer}/{t}" for layer in ("parquet", "migrated") for t in TABLES}
+    assert set(found) == {f"{layer}/{t}" for layer in ("parquet", "migrated", "postgres") for t in TABLES}
+    assert all(e.passed for e in result.get_asset_check_evaluations())
 
     attendance = found["parquet/fact_attendance"]
     assert attendance["rows_quarantined"] == len(bad)
@@ -44,11 +46,11 @@ def test_every_layer_for_a_range_with_a_corrupted_part(monkeypatch, tmp_path: Pa
     assert found["migrated/dim_date"]["dagster/row_count"] == found["parquet/dim_date"]["rows_written"]
 
 
-def test_range_run_equals_day_by_day_runs(monkeypatch, tmp_path: Path, spark):
+def test_range_run_equals_day_by_day_runs(monkeypatch, tmp_path: Path, spark, postgres_url, pg_schema):
     ranged = small_sample(tmp_path / "ranged")
     daily = copy_raw(ranged, tmp_path / "daily")
-    assert run_job(definitions(monkeypatch, ranged), "batch_job", DAYS[0], DAYS[-1]).success
-    daily_defs = definitions(monkeypatch, daily)
+    assert run_job(definitions(monkeypatch, ranged, postgres_url, pg_schema), "batch_job", DAYS[0], DAYS[-1]).success
+    daily_defs = definitions(monkeypatch, daily, postgres_url, pg_schema + "_daily")
     for day in reversed(DAYS):
         assert run_job(daily_defs, "batch_job", day).success
     for table in ("fact_event_by_day", "fact_attendance"):
@@ -56,3 +58,13 @@ def test_range_run_equals_day_by_day_runs(monkeypatch, tmp_path: Path, spark):
         b = spark.read.parquet(layout.migrated(str(daily), table))
         assert a.count() == b.count() > 0
         assert a.exceptAll(b).count() == 0 and b.exceptAll(a).count() == 0
+    connection = psycopg2.connect(postgres_url)
+    with connection, connection.cursor() as cursor:
+        for table in ("fact_event_by_day", "fact_attendance"):
+            counts = []
+            for schema in (pg_schema, pg_schema + "_daily"):
+                cursor.execute(f'SELECT count(*), sum(hashtext(t::text)) FROM "{schema}"."{table}" t')
+                counts.append(cursor.fetchone())
+            assert counts[0] == counts[1] and counts[0][0] > 0
+        cursor.execute(f'DROP SCHEMA "{pg_schema}_daily" CASCADE')
+    connection.close()

@@ -75,11 +75,17 @@ def test_check_unload_bad_arguments_say_why(tmp_path: Path):
     assert result.returncode == 2 and "money" in result.stderr
 
 
-def test_run_materializes_a_range_into_the_dagster_instance(tmp_path: Path):
+def test_run_materializes_a_range_into_the_dagster_instance(tmp_path: Path, postgres_url: str, pg_schema: str):
     from dagster_helpers import small_sample
 
     root = small_sample(tmp_path / "root")
-    env = {**os.environ, "TEEM_ROOT": str(root), "TEEM_HOME": str(tmp_path / "home")}
+    env = {
+        **os.environ,
+        "TEEM_ROOT": str(root),
+        "TEEM_HOME": str(tmp_path / "home"),
+        "TEEM_POSTGRES_URL": postgres_url,
+        "TEEM_PG_SCHEMA": pg_schema,
+    }
     result = subprocess.run(
         [TEEM, "run", "--from", "2019-09-02", "--to", "2019-09-03"],
         env=env,
@@ -90,7 +96,7 @@ def test_run_materializes_a_range_into_the_dagster_instance(tmp_path: Path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("  ")}
     assert "2019-09-02..2019-09-03" in lines["migrated/fact_event_by_day"]
-    assert set(lines) == {f"{layer}/{t}" for layer in ("parquet", "migrated") for t in TABLES}
+    assert set(lines) == {f"{layer}/{t}" for layer in ("parquet", "migrated", "postgres") for t in TABLES}
     assert os.listdir(tmp_path / "home" / "dagster")  # the run is recorded where `./dev.sh ui` looks
     assert not (root / "parquet" / "fact_attendance" / "batch_date=2019-09-01").exists()
 

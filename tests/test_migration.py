@@ -9,11 +9,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from conftest import SAMPLE_SPEC
+from oracle import newest_by_key
 
 from teem_assets import layout
 from teem_assets.catalogue import TABLES
 from teem_assets.migration import CREATED_DATE, migrate_batches, replace_snapshot
-from teem_assets.sample.generate import batch_rows, snapshot_rows
+from teem_assets.sample.generate import snapshot_rows
 from teem_assets.unload.spark_reader import UnloadConversion, convert_unloads
 
 FACTS = ["fact_event_by_day", "fact_attendance"]
@@ -37,19 +38,6 @@ def parquet_root(spark, sample_root: Path, tmp_path_factory) -> str:
     converted = convert_unloads(spark, conversions)
     assert all(c.malformed == 0 for c in converted)
     return root
-
-
-def newest_by_key(table: str) -> dict[object, tuple]:
-    """The oracle: for every key, the generated row with the greatest updated-at over all batches."""
-    spec = TABLES[table]
-    pk = spec.column_names.index(spec.primary_key[0])
-    updated = spec.column_names.index(spec.updated_at)
-    newest: dict[object, tuple] = {}
-    for day in SAMPLE_SPEC.batch_dates:
-        for row in batch_rows(SAMPLE_SPEC, table, day):
-            if row[pk] not in newest or row[updated] > newest[row[pk]][updated]:
-                newest[row[pk]] = row
-    return newest
 
 
 def read_table(spark, table: str, root: str) -> list[tuple]:

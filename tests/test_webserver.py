@@ -37,7 +37,7 @@ query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {
 """
 
 
-def test_materialization_launched_through_graphql(tmp_path: Path):
+def test_materialization_launched_through_graphql(tmp_path: Path, postgres_url: str, pg_schema: str):
     root = small_sample(tmp_path / "root")
     port = free_port()
     url = f"http://127.0.0.1:{port}/graphql"
@@ -46,6 +46,8 @@ def test_materialization_launched_through_graphql(tmp_path: Path):
         "DAGSTER_HOME": str(tmp_path / "dagster"),
         "TEEM_ROOT": str(root),
         "TEEM_HOME": str(tmp_path / "teem"),
+        "TEEM_POSTGRES_URL": postgres_url,
+        "TEEM_PG_SCHEMA": pg_schema,
     }
     os.makedirs(env["DAGSTER_HOME"])
     dagster = str(Path(sys.executable).parent / "dagster")

@@ -26,3 +26,7 @@ def selected_tables(
 ) -> list[Table]:
     """The tables of a multi-asset that this run materializes (a subset when the UI selects some)."""
     return [t for t in tables if key(t) in context.selected_asset_keys]
+
+
+def postgres_key(table: Table) -> dg.AssetKey:
+    return dg.AssetKey(["postgres", table.name])

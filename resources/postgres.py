@@ -1,0 +1,83 @@
+"""PostgreSQL: a configured server (TEEM_POSTGRES_URL, or host/port/user/database with the password from the
+environment), else the project's own embedded server in the local state directory (the `pgserver` package).
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlparse
+
+import dagster as dg
+import psycopg2
+import psycopg2.extensions
+from pydantic import PrivateAttr
+
+from teem_assets.settings import state_dir
+
+
+class PostgresUnavailable(Exception):
+    """No connection to the server; the message names the server, never the password."""
+
+
+def _embedded_uri() -> str:
+    import pgserver
+
+    server = pgserver.get_server(state_dir() / "postgres")
+    return server.get_uri()
+
+
+class PostgresResource(dg.ConfigurableResource):
+    """A connection factory. `url` wins; else host etc.; with neither, the embedded server is started."""
+
+    url: str | None = None
+    host: str | None = None
+    port: int = 5432
+    user: str | None = None
+    database: str | None = None
+    password: str | None = None  # give it as dg.EnvVar("…"), never as a literal
+    schema_name: str = "teem"
+
+    _resolved: str | None = PrivateAttr(default=None)
+
+    @classmethod
+    def from_environment(cls) -> PostgresResource:
+        """TEEM_POSTGRES_URL, or TEEM_PG_HOST/PORT/USER/DATABASE and TEEM_PG_PASSWORD; TEEM_PG_SCHEMA."""
+        password = dg.EnvVar("TEEM_PG_PASSWORD") if os.environ.get("TEEM_PG_PASSWORD") else None
+        return cls(
+            url=dg.EnvVar("TEEM_POSTGRES_URL") if os.environ.get("TEEM_POSTGRES_URL") else None,
+            host=os.environ.get("TEEM_PG_HOST"),
+            port=int(os.environ.get("TEEM_PG_PORT", "5432")),
+            user=os.environ.get("TEEM_PG_USER"),
+            database=os.environ.get("TEEM_PG_DATABASE"),
+            password=password,
+            schema_name=os.environ.get("TEEM_PG_SCHEMA", "teem"),
+        )
+
+    def _dsn(self) -> str:
+        if self._resolved is None:
+            if self.url:
+                self._resolved = self.url
+            elif self.host:
+                self._resolved = psycopg2.extensions.make_dsn(
+                    host=self.host, port=self.port, user=self.user, dbname=self.database, password=self.password
+                )
+            else:
+                self._resolved = _embedded_uri()
+        return self._resolved
+
+    def server(self) -> str:
+        """Where the server is, for messages: host and port (or socket folder) and database, no secrets."""
+        dsn = self._dsn()
+        if "://" in dsn:
+            parsed = urlparse(dsn)
+            host = parsed.hostname or dict(p.split("=", 1) for p in parsed.query.split("&") if "=" in p).get("host")
+            return f"{host}:{parsed.port or 5432}/{parsed.path.lstrip('/')}"
+        parts = psycopg2.extensions.parse_dsn(dsn)
+        return f"{parts.get('host')}:{parts.get('port', 5432)}/{parts.get('dbname')}"
+
+    def connect(self) -> psycopg2.extensions.connection:
+        try:
+            return psycopg2.connect(self._dsn(), connect_timeout=10, application_name="teem-pipelines")
+        except psycopg2.OperationalError as error:
+            reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+            raise PostgresUnavailable(f"cannot connect to PostgreSQL at {self.server()}: {reason}") from None

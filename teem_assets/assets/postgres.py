@@ -1,0 +1,127 @@
+"""postgres/<table>: the migrated tables exported to PostgreSQL with COPY, each load checked against them."""
+
+from collections.abc import Iterator
+
+import dagster as dg
+
+from resources.postgres import PostgresResource
+from resources.storage import StorageResource
+from teem_assets import layout
+from teem_assets.assets.keys import migrated_key, postgres_key, selected_tables
+from teem_assets.catalogue import DIMENSIONS, FACTS, Table
+from teem_assets.partitions import SNAPSHOTS_FIRST, batch_partitions
+from teem_assets.postgres.load import Fingerprint, LoadReport, fingerprinted, replace, table_fingerprint, upsert
+from teem_assets.postgres.source import batch_keys, migrated_rows
+
+CHECK = "matches_migrated"
+
+
+def _spec(table: Table) -> dg.AssetSpec:
+    how = "replaced in one transaction" if table.is_dimension else "each batch upserted, the newest updated-at wins"
+    return dg.AssetSpec(
+        postgres_key(table),
+        deps=[migrated_key(table)],
+        description=f"{table.name} in PostgreSQL, loaded with COPY; {how}",
+        group_name="postgres",
+        kinds={"postgres"},
+        partitions_def=None if table.is_dimension else batch_partitions,
+    )
+
+
+def _check_spec(table: Table) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        CHECK,
+        asset=postgres_key(table),
+        blocking=True,
+        description="The rows loaded (the batch's keys, or the whole dimension) equal the migrated table's in "
+        "count and in a checksum over the primary key and updated-at: nothing lost, duplicated or stale.",
+    )
+
+
+def _fingerprint_metadata(fingerprint: Fingerprint) -> dict[str, int]:
+    return {
+        "rows": fingerprint.rows,
+        "key_sum": fingerprint.key_sum,
+        "updated_at_sum": fingerprint.updated_sum,
+        "mixed_sum": fingerprint.mixed_sum,
+    }
+
+
+def _results(
+    table: Table, postgres: PostgresResource, report: LoadReport, sent: Fingerprint, found: Fingerprint, **extra: object
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    yield dg.MaterializeResult(
+        asset_key=postgres_key(table),
+        metadata={
+            "table": f"{postgres.schema_name}.{table.name}",
+            "server": postgres.server(),
+            "rows_sent": report.rows_sent,
+            "rows_written": report.rows_written,
+            "columns_added": ", ".join(report.columns_added) or "none",
+            **extra,
+        },
+    )
+    yield dg.AssetCheckResult(
+        asset_key=postgres_key(table),
+        check_name=CHECK,
+        passed=found == sent,
+        metadata={
+            "migrated": dg.MetadataValue.json(_fingerprint_metadata(sent)),
+            "postgres": dg.MetadataValue.json(_fingerprint_metadata(found)),
+        },
+    )
+
+
+@dg.multi_asset(
+    name="postgres_snapshots",
+    specs=[_spec(t) for t in DIMENSIONS],
+    check_specs=[_check_spec(t) for t in DIMENSIONS],
+    can_subset=True,
+    op_tags=SNAPSHOTS_FIRST,
+)
+def postgres_snapshots(
+    context: dg.AssetExecutionContext, postgres: PostgresResource, storage: StorageResource
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    for table in selected_tables(context, DIMENSIONS, postgres_key):
+        sent = [Fingerprint()]
+        rows = fingerprinted(table, migrated_rows(table, layout.migrated(storage.local_root, table.name)), sent)
+        connection = postgres.connect()
+        try:
+            report = replace(connection, table, postgres.schema_name, rows)
+            with connection, connection.cursor() as cursor:
+                found = table_fingerprint(cursor, table, postgres.schema_name)
+        finally:
+            connection.close()
+        yield from _results(table, postgres, report, sent[0], found, **{"dagster/row_count": found.rows})
+
+
+@dg.multi_asset(
+    name="postgres_batches",
+    specs=[_spec(t) for t in FACTS],
+    check_specs=[_check_spec(t) for t in FACTS],
+    partitions_def=batch_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    can_subset=True,
+)
+def postgres_batches(
+    context: dg.AssetExecutionContext, postgres: PostgresResource, storage: StorageResource
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    root = storage.local_root
+    batches = list(context.partition_keys)
+    for table in selected_tables(context, FACTS, postgres_key):
+        keys, dates = batch_keys(table, [layout.parquet_batch(root, table.name, b) for b in batches])
+        sent = [Fingerprint()]
+        rows = fingerprinted(table, migrated_rows(table, layout.migrated(root, table.name), keys, dates), sent)
+        connection = postgres.connect()
+        try:
+            report = upsert(connection, table, postgres.schema_name, rows)
+            with connection, connection.cursor() as cursor:
+                found = table_fingerprint(cursor, table, postgres.schema_name, keys)
+        finally:
+            connection.close()
+        yield from _results(
+            table, postgres, report, sent[0], found, batches=", ".join(batches), **{"dagster/row_count": found.rows}
+        )
+
+
+postgres_assets = [postgres_snapshots, postgres_batches]

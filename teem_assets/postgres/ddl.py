@@ -1,0 +1,82 @@
+"""PostgreSQL tables from the catalogue: real types, primary keys, quoted identifiers, additive evolution."""
+
+from __future__ import annotations
+
+from psycopg2 import sql
+
+from teem_assets.catalogue import Table
+from teem_assets.redshift_types import Kind, RedshiftType
+
+
+class SchemaConflict(Exception):
+    """A column of the database table has another type than the catalogue says: never cast silently."""
+
+
+def pg_type(rtype: RedshiftType) -> str:
+    """The PostgreSQL type of a Redshift type. char(n) becomes varchar(n): PostgreSQL pads char(n) with
+    blanks, which Redshift does not write (spec: pad blanks not written), so values would change."""
+    kind = rtype.kind
+    if kind is Kind.DECIMAL:
+        return f"numeric({rtype.precision},{rtype.scale})"
+    if rtype.is_text:
+        return f"character varying({rtype.length})"
+    return {
+        Kind.SMALLINT: "smallint",
+        Kind.INTEGER: "integer",
+        Kind.BIGINT: "bigint",
+        Kind.REAL: "real",
+        Kind.DOUBLE: "double precision",
+        Kind.BOOLEAN: "boolean",
+        Kind.DATE: "date",
+        Kind.TIMESTAMP: "timestamp without time zone",
+        Kind.TIMESTAMPTZ: "timestamp with time zone",
+    }[kind]
+
+
+def qualified(schema: str, name: str) -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+
+
+def create_table_sql(table: Table, schema: str, name: str | None = None) -> sql.Composed:
+    columns = [sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(pg_type(c.type))) for c in table.columns]
+    key = sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, table.primary_key)))
+    return sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
+        qualified(schema, name or table.name), sql.SQL(", ").join([*columns, key])
+    )
+
+
+def _existing_columns(cursor, schema: str, name: str) -> dict[str, str]:  # noqa: ANN001 - psycopg2 cursor
+    cursor.execute(
+        "SELECT column_name, format_type(a.atttypid, a.atttypmod) FROM information_schema.columns c "
+        "JOIN pg_attribute a ON a.attrelid = format('%%I.%%I', c.table_schema, c.table_name)::regclass "
+        "AND a.attname = c.column_name WHERE c.table_schema = %s AND c.table_name = %s",
+        (schema, name),
+    )
+    return dict(cursor.fetchall())
+
+
+def ensure_table(cursor, table: Table, schema: str) -> list[str]:  # noqa: ANN001 - psycopg2 cursor
+    """Create the schema and table if missing; add catalogue columns the table lacks; return those added.
+
+    A column whose type differs from the catalogue's stops with SchemaConflict.
+    """
+    cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    cursor.execute(create_table_sql(table, schema))
+    existing = _existing_columns(cursor, schema, table.name)
+    added = []
+    for column in table.columns:
+        wanted = pg_type(column.type)
+        found = existing.get(column.name)
+        if found is None:
+            cursor.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                    qualified(schema, table.name), sql.Identifier(column.name), sql.SQL(wanted)
+                )
+            )
+            added.append(column.name)
+        elif found != wanted:
+            raise SchemaConflict(
+                f"{schema}.{table.name}.{column.name} is {found} in PostgreSQL but {wanted} in the catalogue; "
+                "change one of them by hand (no data is cast silently)"
+            )
+    return added

@@ -1,0 +1,146 @@
+"""Loading PostgreSQL: fact batches upserted (last writer wins), dimensions swapped in whole; each in one
+transaction, so a failed or killed load leaves the table as it was."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+from psycopg2 import sql
+
+from teem_assets.catalogue import Table
+from teem_assets.postgres.copy import copy_batches
+from teem_assets.postgres.ddl import create_table_sql, ensure_table, qualified
+from teem_assets.redshift_types import Kind
+
+MODULUS = 999_983  # keeps every product of the fingerprint inside 64 bits
+INTEGER_KINDS = {Kind.SMALLINT, Kind.INTEGER, Kind.BIGINT}
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """Rows, and sums over the primary key and updated-at (epoch microseconds) that any lost, extra or
+    stale row changes."""
+
+    rows: int = 0
+    key_sum: int = 0
+    updated_sum: int = 0
+    mixed_sum: int = 0
+
+    def __add__(self, other: Fingerprint) -> Fingerprint:
+        return Fingerprint(
+            self.rows + other.rows,
+            self.key_sum + other.key_sum,
+            self.updated_sum + other.updated_sum,
+            self.mixed_sum + other.mixed_sum,
+        )
+
+
+def _key_column(table: Table) -> str:
+    if len(table.primary_key) != 1 or table.column(table.primary_key[0]).type.kind not in INTEGER_KINDS:
+        raise ValueError(f"{table.name}: the fingerprint needs a primary key of one integer column")
+    return table.primary_key[0]
+
+
+def batch_fingerprint(table: Table, batch: pa.RecordBatch) -> Fingerprint:
+    keys = batch.column(_key_column(table)).to_numpy(zero_copy_only=False).astype(np.int64)
+    updated = batch.column(table.updated_at).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    mixed = (keys % MODULUS) * (updated % MODULUS)
+    return Fingerprint(
+        len(keys), int(keys.sum(dtype=object)), int(updated.sum(dtype=object)), int(mixed.sum(dtype=object))
+    )
+
+
+def fingerprinted(table: Table, batches: Iterable[pa.RecordBatch], into: list[Fingerprint]) -> Iterator[pa.RecordBatch]:
+    """Pass the batches through, adding up their fingerprint in `into[0]`."""
+    for batch in batches:
+        into[0] = into[0] + batch_fingerprint(table, batch)
+        yield batch
+
+
+def _fingerprint_sql(table: Table, source: sql.Composable) -> sql.Composed:
+    key = sql.Identifier(_key_column(table))
+    updated = sql.SQL("(extract(epoch from {})*1000000)::bigint").format(sql.Identifier(table.updated_at))
+    modulus = sql.Literal(MODULUS)
+    return sql.SQL(
+        "SELECT count(*), coalesce(sum({key}), 0), coalesce(sum({updated}), 0), "
+        "coalesce(sum((({key} % {m}) + {m}) % {m} * ((({updated} % {m}) + {m}) % {m})), 0) FROM {source}"
+    ).format(key=key, updated=updated, m=modulus, source=source)
+
+
+def table_fingerprint(cursor, table: Table, schema: str, keys: pa.Array | None = None) -> Fingerprint:  # noqa: ANN001
+    """The fingerprint of the PostgreSQL table, or of its rows whose key is in `keys`."""
+    source: sql.Composable = qualified(schema, table.name)
+    if keys is not None:
+        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS teem_check_keys (k bigint) ON COMMIT DROP")
+        cursor.execute("TRUNCATE teem_check_keys")
+        copy_batches(cursor, "pg_temp", "teem_check_keys", ["k"], pa.table({"k": keys}).to_batches(1 << 20))
+        source = sql.SQL("{} t WHERE {} IN (SELECT k FROM teem_check_keys)").format(
+            source, sql.Identifier(_key_column(table))
+        )
+    cursor.execute(_fingerprint_sql(table, source))
+    return Fingerprint(*(int(v) for v in cursor.fetchone()))
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    rows_sent: int
+    rows_written: int  # inserted or updated (a row older than the table's is not written)
+    columns_added: list[str]
+
+
+def upsert(connection, table: Table, schema: str, batches: Iterable[pa.RecordBatch]) -> LoadReport:  # noqa: ANN001
+    """COPY the rows into a temporary table, then insert them, replacing a row only by one at least as new."""
+    columns = table.column_names
+    names = sql.SQL(", ").join(map(sql.Identifier, columns))
+    target = qualified(schema, table.name)
+    updated = sql.Identifier(table.updated_at)
+    with connection, connection.cursor() as cursor:
+        added = ensure_table(cursor, table, schema)
+        cursor.execute(
+            sql.SQL("CREATE TEMP TABLE teem_stage (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(target)
+        )
+        sent = copy_batches(cursor, "pg_temp", "teem_stage", columns, batches)
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
+            for c in columns
+            if c not in table.primary_key
+        )
+        cursor.execute(
+            sql.SQL(
+                "INSERT INTO {target} AS t ({names}) SELECT {names} FROM pg_temp.teem_stage "
+                "ON CONFLICT ({key}) DO UPDATE SET {assignments} WHERE EXCLUDED.{updated} >= t.{updated}"
+            ).format(
+                target=target,
+                names=names,
+                key=sql.SQL(", ").join(map(sql.Identifier, table.primary_key)),
+                assignments=assignments,
+                updated=updated,
+            )
+        )
+        return LoadReport(sent, cursor.rowcount, added)
+
+
+def replace(connection, table: Table, schema: str, batches: Iterable[pa.RecordBatch]) -> LoadReport:  # noqa: ANN001
+    """Load a new table beside the old one and swap it in: readers see the old table until the commit."""
+    loading, old = f"{table.name}__loading", f"{table.name}__replaced"
+    with connection, connection.cursor() as cursor:
+        added = ensure_table(cursor, table, schema)
+        cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(qualified(schema, loading)))
+        cursor.execute(create_table_sql(table, schema, loading))
+        sent = copy_batches(cursor, schema, loading, table.column_names, batches)
+        cursor.execute(
+            sql.SQL("ALTER TABLE {} RENAME TO {}").format(qualified(schema, table.name), sql.Identifier(old))
+        )
+        cursor.execute(
+            sql.SQL("ALTER TABLE {} RENAME TO {}").format(qualified(schema, loading), sql.Identifier(table.name))
+        )
+        cursor.execute(sql.SQL("DROP TABLE {}").format(qualified(schema, old)))
+        cursor.execute(
+            sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                qualified(schema, f"{loading}_pkey"), sql.Identifier(f"{table.name}_pkey")
+            )
+        )
+        return LoadReport(sent, sent, added)
