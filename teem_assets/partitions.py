@@ -10,6 +10,3 @@ FIRST_BATCH_DATE = os.environ.get("TEEM_FIRST_BATCH_DATE", "2019-09-01")
 
 # Partition D is the incremental unload of day D: the rows created or updated that day.
 batch_partitions = dg.DailyPartitionsDefinition(start_date=FIRST_BATCH_DATE)
-
-# In a run of every layer, snapshot stages run before batch stages (the executor picks higher first).
-SNAPSHOTS_FIRST = {"dagster/priority": "10"}

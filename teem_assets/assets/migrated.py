@@ -9,9 +9,9 @@ from resources.storage import StorageResource
 from teem_assets import layout
 from teem_assets.assets.keys import migrated_key, parquet_key, selected_tables
 from teem_assets.assets.metadata import preview, table_metadata
+from teem_assets.assets.stage import layer_spec, stage
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
 from teem_assets.migration import MigrationReport, migrate_batches, replace_snapshot
-from teem_assets.partitions import SNAPSHOTS_FIRST, batch_partitions
 
 
 def _spec(table: Table) -> dg.AssetSpec:
@@ -19,14 +19,8 @@ def _spec(table: Table) -> dg.AssetSpec:
         how = "replaced as a whole by the newest snapshot (snapshot migration)"
     else:
         how = f"each batch upserted by {', '.join(table.primary_key)}, the newest {table.updated_at} wins"
-    return dg.AssetSpec(
-        migrated_key(table),
-        deps=[parquet_key(table)],
-        description=f"Current state of {table.name}: Snappy Parquet in created_date= folders; {how}",
-        group_name="migrated",
-        kinds={"spark", "parquet"},
-        partitions_def=None if table.is_dimension else batch_partitions,
-    )
+    description = f"Current state of {table.name}: Snappy Parquet in created_date= folders; {how}"
+    return layer_spec(table, migrated_key(table), parquet_key(table), "migrated", {"spark", "parquet"}, description)
 
 
 def _metadata(table: Table, root: str, report: MigrationReport, **extra: object) -> dict[str, object]:
@@ -48,12 +42,7 @@ def _metadata(table: Table, root: str, report: MigrationReport, **extra: object)
     )
 
 
-@dg.multi_asset(
-    name="migrated_snapshots",
-    specs=[_spec(t) for t in DIMENSIONS],
-    can_subset=True,
-    op_tags=SNAPSHOTS_FIRST,
-)
+@stage("migrated_snapshots", DIMENSIONS, _spec)
 def migrated_snapshots(
     context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult]:
@@ -70,13 +59,7 @@ def migrated_snapshots(
         yield dg.MaterializeResult(asset_key=migrated_key(table), metadata=_metadata(table, root, report))
 
 
-@dg.multi_asset(
-    name="migrated_batches",
-    specs=[_spec(t) for t in FACTS],
-    partitions_def=batch_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    can_subset=True,
-)
+@stage("migrated_batches", FACTS, _spec)
 def migrated_batches(
     context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult]:

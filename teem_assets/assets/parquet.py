@@ -15,8 +15,8 @@ from resources.storage import StorageResource
 from teem_assets import layout
 from teem_assets.assets.keys import parquet_key, raw_key, selected_tables
 from teem_assets.assets.metadata import preview, table_metadata
+from teem_assets.assets.stage import layer_spec, stage
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
-from teem_assets.partitions import SNAPSHOTS_FIRST, batch_partitions
 from teem_assets.publish import staging_dir
 from teem_assets.unload.spark_reader import ConvertedUnload, UnloadConversion, convert_unloads
 
@@ -101,22 +101,11 @@ def _results(
 
 def _spec(table: Table) -> dg.AssetSpec:
     what = "the newest complete snapshot" if table.is_dimension else "one daily batch"
-    return dg.AssetSpec(
-        parquet_key(table),
-        deps=[raw_key(table)],
-        description=f"{what} of {table.name} as typed Parquet; malformed records in quarantine/{table.name}/",
-        group_name="parquet",
-        kinds={"spark", "parquet"},
-        partitions_def=None if table.is_dimension else batch_partitions,
-    )
+    description = f"{what} of {table.name} as typed Parquet; malformed records in quarantine/{table.name}/"
+    return layer_spec(table, parquet_key(table), raw_key(table), "parquet", {"spark", "parquet"}, description)
 
 
-@dg.multi_asset(
-    name="parquet_snapshots",
-    specs=[_spec(t) for t in DIMENSIONS],
-    can_subset=True,
-    op_tags=SNAPSHOTS_FIRST,
-)
+@stage("parquet_snapshots", DIMENSIONS, _spec)
 def parquet_snapshots(
     context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult]:
@@ -125,13 +114,7 @@ def parquet_snapshots(
     yield from _results(tables, unloads, _convert(context, spark, storage, unloads))
 
 
-@dg.multi_asset(
-    name="parquet_batches",
-    specs=[_spec(t) for t in FACTS],
-    partitions_def=batch_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    can_subset=True,
-)
+@stage("parquet_batches", FACTS, _spec)
 def parquet_batches(
     context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult]:

@@ -8,8 +8,8 @@ from resources.postgres import PostgresResource
 from resources.storage import StorageResource
 from teem_assets import layout
 from teem_assets.assets.keys import migrated_key, postgres_key, selected_tables
+from teem_assets.assets.stage import layer_spec, stage
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
-from teem_assets.partitions import SNAPSHOTS_FIRST, batch_partitions
 from teem_assets.postgres.load import Fingerprint, LoadReport, fingerprinted, replace, table_fingerprint, upsert
 from teem_assets.postgres.source import batch_keys, migrated_rows
 
@@ -18,14 +18,8 @@ CHECK = "matches_migrated"
 
 def _spec(table: Table) -> dg.AssetSpec:
     how = "replaced in one transaction" if table.is_dimension else "each batch upserted, the newest updated-at wins"
-    return dg.AssetSpec(
-        postgres_key(table),
-        deps=[migrated_key(table)],
-        description=f"{table.name} in PostgreSQL, loaded with COPY; {how}",
-        group_name="postgres",
-        kinds={"postgres"},
-        partitions_def=None if table.is_dimension else batch_partitions,
-    )
+    description = f"{table.name} in PostgreSQL, loaded with COPY; {how}"
+    return layer_spec(table, postgres_key(table), migrated_key(table), "postgres", {"postgres"}, description)
 
 
 def _check_spec(table: Table) -> dg.AssetCheckSpec:
@@ -72,13 +66,7 @@ def _results(
     )
 
 
-@dg.multi_asset(
-    name="postgres_snapshots",
-    specs=[_spec(t) for t in DIMENSIONS],
-    check_specs=[_check_spec(t) for t in DIMENSIONS],
-    can_subset=True,
-    op_tags=SNAPSHOTS_FIRST,
-)
+@stage("postgres_snapshots", DIMENSIONS, _spec, checks=_check_spec)
 def postgres_snapshots(
     context: dg.AssetExecutionContext, postgres: PostgresResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
@@ -95,14 +83,7 @@ def postgres_snapshots(
         yield from _results(table, postgres, report, sent[0], found, **{"dagster/row_count": found.rows})
 
 
-@dg.multi_asset(
-    name="postgres_batches",
-    specs=[_spec(t) for t in FACTS],
-    check_specs=[_check_spec(t) for t in FACTS],
-    partitions_def=batch_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    can_subset=True,
-)
+@stage("postgres_batches", FACTS, _spec, checks=_check_spec)
 def postgres_batches(
     context: dg.AssetExecutionContext, postgres: PostgresResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
