@@ -51,7 +51,7 @@ def make_batch(rows: int, work: Path) -> tuple[Path, Path]:
         raise SystemExit("run bench/reader.py first: its converted unload is this bench's source")
     _, first = np.unique(source.column("event_by_day_pk").to_numpy(), return_index=True)
     source = source.take(pa.array(np.sort(first)))  # one row per key, as a migrated table holds
-    schema = arrow_schema([(c.name, c.type) for c in TABLE.columns])
+    schema = arrow_schema(TABLE.typed_columns)
     pieces, copy = [], 0
     while sum(p.num_rows for p in pieces) < rows:
         key = pc.add(source.column("event_by_day_pk"), pa.scalar(copy * 10**15, pa.int64()))

@@ -35,7 +35,7 @@ from teem_assets.unload.decode import arrow_schema
 from teem_assets.unload.spark_reader import read_unload
 
 TABLE = TABLES["fact_event_by_day"]
-COLUMNS = [(c.name, c.type) for c in TABLE.columns]
+COLUMNS = TABLE.typed_columns
 BYTES_PER_SCALE_DAY = 90_000  # measured: fact_event_by_day text per scale unit and batch day
 DAYS = 3
 

@@ -43,6 +43,11 @@ class Table:
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
+    @property
+    def typed_columns(self) -> list[tuple[str, RedshiftType]]:
+        """(name, type) pairs, the form the reader and the Arrow/Spark schema builders take."""
+        return [(c.name, c.type) for c in self.columns]
+
     def column(self, name: str) -> Column:
         for column in self.columns:
             if column.name == name:

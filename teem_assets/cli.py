@@ -41,7 +41,7 @@ def _sample_unload(args: argparse.Namespace) -> int:
 
 def _columns(args: argparse.Namespace) -> Columns:
     if args.table:
-        return [(c.name, c.type) for c in TABLES[args.table].columns]
+        return TABLES[args.table].typed_columns
     return parse_columns_spec(args.columns)
 
 

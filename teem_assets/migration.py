@@ -26,7 +26,7 @@ _RANK = "_teem_rank"
 
 
 def table_schema(table: Table) -> T.StructType:
-    return spark_schema([(c.name, c.type) for c in table.columns])
+    return spark_schema(table.typed_columns)
 
 
 def migrated_schema(table: Table) -> T.StructType:

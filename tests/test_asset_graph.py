@@ -10,6 +10,7 @@ from dagster_helpers import SMALL_SPEC, copy_raw, definitions, materializations,
 
 from teem_assets import layout
 from teem_assets.catalogue import TABLES
+from teem_assets.sample.generate import snapshot_rows
 
 DAYS = [d.isoformat() for d in SMALL_SPEC.batch_dates]
 
@@ -44,6 +45,7 @@ def test_every_layer_for_a_range_with_a_corrupted_part(monkeypatch, tmp_path: Pa
     assert events["dagster/row_count"] > 0 and events["rows_quarantined"] == 0
     assert "dagster/column_schema" in events and "event_by_day_pk" in str(events["preview"])
     assert found["migrated/dim_date"]["dagster/row_count"] == found["parquet/dim_date"]["rows_written"]
+    assert found["migrated/dim_date"]["dagster/row_count"] == len(list(snapshot_rows(SMALL_SPEC, "dim_date")))
 
 
 def test_range_run_equals_day_by_day_runs(monkeypatch, tmp_path: Path, spark, postgres_url, pg_schema):

@@ -13,7 +13,7 @@ from teem_assets.sample.unload_writer import write_unload
 from teem_assets.unload.spark_reader import read_unload
 
 TABLE = TABLES["fact_attendance"]
-COLUMNS = [(c.name, c.type) for c in TABLE.columns]
+COLUMNS = TABLE.typed_columns
 BAD_RECORDS = [
     (
         "unterminated_quote",

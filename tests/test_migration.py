@@ -27,7 +27,7 @@ def parquet_root(spark, sample_root: Path, tmp_path_factory) -> str:
     root = str(tmp_path_factory.mktemp("layers"))
     conversions = []
     for name, table in TABLES.items():
-        columns = [(c.name, c.type) for c in table.columns]
+        columns = table.typed_columns
         batches = ["snapshot"] if table.is_dimension else DAYS
         for batch in batches:
             if table.is_dimension:

@@ -157,7 +157,7 @@ def test_a_load_killed_during_copy_leaves_the_table_as_it_was(loaded, postgres_u
     two_days = dataclasses.replace(SAMPLE_SPEC, days=2)
     newest = pa.Table.from_pylist(
         [dict(zip(table.column_names, row)) for row in newest_by_key(table.name, two_days).values()],
-        schema=arrow_schema([(c.name, c.type) for c in table.columns]),
+        schema=arrow_schema(table.typed_columns),
     )
     assert after == batch_fingerprint(table, newest.combine_chunks().to_batches()[0])
     connection.close()

@@ -14,7 +14,7 @@ from teem_assets.unload.spark_reader import read_unload
 
 
 def _columns(table: str):
-    return [(c.name, c.type) for c in TABLES[table].columns]
+    return TABLES[table].typed_columns
 
 
 def _key(row) -> tuple:

@@ -23,7 +23,7 @@ def main(folder: str, table: str, zone: str, work: str) -> None:
             "spark.executorEnv.TZ": zone,
         },
     )
-    columns = [(c.name, c.type) for c in TABLES[table].columns]
+    columns = TABLES[table].typed_columns
     read = read_unload(spark, folder, columns, f"{work}/out", f"{work}/quarantine")
     rows = [[v.isoformat() if hasattr(v, "isoformat") else v for v in row] for row in read.dataframe.collect()]
     worker = spark.sparkContext.parallelize([0], 1).map(lambda _: (time.timezone, time.tzname[0])).collect()[0]

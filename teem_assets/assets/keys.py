@@ -1,4 +1,4 @@
-"""Asset keys of each layer, one prefix per layer: raw/<table>, parquet/<table>, migrated/<table>."""
+"""Asset keys of each layer, one prefix per layer: raw/, parquet/, migrated/ and postgres/<table>."""
 
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ def migrated_key(table: Table) -> dg.AssetKey:
     return dg.AssetKey(["migrated", table.name])
 
 
+def postgres_key(table: Table) -> dg.AssetKey:
+    return dg.AssetKey(["postgres", table.name])
+
+
 def selected_tables(
     context: dg.AssetExecutionContext, tables: list[Table], key: Callable[[Table], dg.AssetKey]
 ) -> list[Table]:
     """The tables of a multi-asset that this run materializes (a subset when the UI selects some)."""
     return [t for t in tables if key(t) in context.selected_asset_keys]
-
-
-def postgres_key(table: Table) -> dg.AssetKey:
-    return dg.AssetKey(["postgres", table.name])

@@ -50,7 +50,7 @@ def _convert(
     conversions = []
     for unload in unloads:
         storage.pull(unload.raw)
-        columns = [(c.name, c.type) for c in unload.table.columns]
+        columns = unload.table.typed_columns
         conversions.append(
             UnloadConversion(unload.raw, columns, staging_dir(unload.parquet), staging_dir(unload.quarantine))
         )

@@ -82,6 +82,8 @@ def decode_records(
     `first_line` and `first_record` number the first record, so that errors name the file's own line.
     """
     buf = np.frombuffer(data, dtype=np.uint8)
+    if len(buf) > MAX_BLOCK_BYTES:
+        raise ValueError(f"{file}: more than {MAX_BLOCK_BYTES} bytes without a record end: not an UNLOAD file")
     ncols = len(columns)
     capacity = scanner.count_lf(buf) + 1
     field_start = np.empty(capacity * ncols, dtype=np.int64)
@@ -130,8 +132,6 @@ def decode_records(
         detail = f"expected {ncols} fields" if code == scanner.FIELD_COUNT else _detail(scanner.REASONS[code], column)
         malformed.append(malformed_at(int(index), scanner.REASONS[code], detail))
 
-    if len(buf) > MAX_BLOCK_BYTES:
-        raise ValueError(f"{file}: more than {MAX_BLOCK_BYTES} bytes without a record end: not an UNLOAD file")
     offsets, starts, data, valid = scanner.gather_columns(
         buf, field_start, field_end, field_kind, col_bytes, ngood, ncols
     )
