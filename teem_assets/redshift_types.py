@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -164,3 +165,8 @@ def parse_columns_spec(spec: str) -> list[tuple[str, RedshiftType]]:
     if len(set(names)) != len(names):
         raise TypeSpecError(f"duplicate column names in {spec!r}")
     return columns
+
+
+def arrow_schema(columns: Sequence[tuple[str, RedshiftType]]) -> pa.Schema:
+    """The Arrow schema of (name, type) columns."""
+    return pa.schema([pa.field(name, rtype.arrow_type()) for name, rtype in columns])

@@ -1,5 +1,6 @@
-"""COPY from Arrow record batches: a thread turns batches into CSV while psycopg2 streams the previous ones,
-so serialisation overlaps the COPY and memory holds only a few chunks, whatever the batch size."""
+"""COPY from Arrow record batches in PostgreSQL's binary format: a thread encodes batches (pgpq) while
+psycopg2 streams the previous ones, so encoding overlaps the COPY and memory holds only a few chunks,
+whatever the batch size. Binary rows spare the server the text parsing that is most of a CSV COPY's cost."""
 
 from __future__ import annotations
 
@@ -7,19 +8,18 @@ import queue
 import threading
 from collections.abc import Iterable
 
+import pgpq
 import pyarrow as pa
-import pyarrow.csv as pacsv
 from psycopg2 import sql
 
 from teem_assets.postgres.ddl import qualified
 
 CHUNKS_IN_FLIGHT = 4
-_WRITE_OPTIONS = pacsv.WriteOptions(include_header=False, quoting_style="needed")
 _END = object()
 
 
-class _CsvStream:
-    """A file-like object for copy_expert: read() hands over the CSV chunks the producer thread made."""
+class _ChunkStream:
+    """A file-like object for copy_expert: read() hands over the chunks the producer thread encoded."""
 
     def __init__(self, chunks: queue.Queue) -> None:
         self._chunks = chunks
@@ -45,13 +45,13 @@ def copy_batches(
     cursor,  # noqa: ANN001 - psycopg2 cursor
     schema: str,
     table: str,
-    columns: list[str],
+    types: pa.Schema,
     batches: Iterable[pa.RecordBatch],
 ) -> int:
-    """COPY the batches (whose columns are `columns`, in order) into schema.table; return the rows sent.
+    """COPY the batches into schema.table's columns named by `types`; return the rows sent.
 
-    Arrow's CSV writer quotes every string and leaves NULL unquoted and empty, which is exactly how
-    PostgreSQL's CSV format tells NULL from the empty string.
+    `types` holds the Arrow type of each column's PostgreSQL type (int16 for smallint, timestamp[us] for
+    timestamp, ...): binary COPY has no text to coerce, so every batch is cast to it first.
     """
     chunks: queue.Queue = queue.Queue(maxsize=CHUNKS_IN_FLIGHT)
     rows = [0]
@@ -59,24 +59,25 @@ def copy_batches(
 
     def produce() -> None:
         try:
+            encoder = pgpq.ArrowToPostgresBinaryEncoder(types)
+            chunks.put(encoder.write_header())
             for batch in batches:
                 if stop.is_set():
                     return
-                sink = pa.BufferOutputStream()
-                pacsv.write_csv(batch, sink, _WRITE_OPTIONS)
-                chunks.put(sink.getvalue())
+                chunks.put(encoder.write_batch(batch.select(types.names).cast(types)))
                 rows[0] += batch.num_rows
+            chunks.put(encoder.finish())
             chunks.put(_END)
         except BaseException as error:  # handed to the reading side, which raises it in the COPY
             chunks.put(error)
 
-    producer = threading.Thread(target=produce, name="copy-csv", daemon=True)
+    producer = threading.Thread(target=produce, name="copy-binary", daemon=True)
     producer.start()
-    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-        qualified(schema, table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(
+        qualified(schema, table), sql.SQL(", ").join(map(sql.Identifier, types.names))
     )
     try:
-        cursor.copy_expert(statement, _CsvStream(chunks), size=1 << 20)
+        cursor.copy_expert(statement, _ChunkStream(chunks), size=1 << 20)
     finally:
         stop.set()
         while producer.is_alive():  # let a producer blocked on a full queue finish

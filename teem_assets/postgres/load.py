@@ -13,7 +13,7 @@ from psycopg2 import sql
 from teem_assets.catalogue import Table
 from teem_assets.postgres.copy import copy_batches
 from teem_assets.postgres.ddl import create_table_sql, ensure_table, qualified
-from teem_assets.redshift_types import Kind
+from teem_assets.redshift_types import Kind, arrow_schema
 
 MODULUS = 999_983  # keeps every product of the fingerprint inside 64 bits
 INTEGER_KINDS = {Kind.SMALLINT, Kind.INTEGER, Kind.BIGINT}
@@ -76,7 +76,8 @@ def table_fingerprint(cursor, table: Table, schema: str, keys: pa.Array | None =
     if keys is not None:
         cursor.execute("CREATE TEMP TABLE IF NOT EXISTS teem_check_keys (k bigint) ON COMMIT DROP")
         cursor.execute("TRUNCATE teem_check_keys")
-        copy_batches(cursor, "pg_temp", "teem_check_keys", ["k"], pa.table({"k": keys}).to_batches(1 << 20))
+        key_table = pa.table({"k": keys.cast(pa.int64())})
+        copy_batches(cursor, "pg_temp", "teem_check_keys", key_table.schema, key_table.to_batches(1 << 20))
         source = sql.SQL("{} t WHERE {} IN (SELECT k FROM teem_check_keys)").format(
             source, sql.Identifier(_key_column(table))
         )
@@ -102,7 +103,7 @@ def upsert(connection, table: Table, schema: str, batches: Iterable[pa.RecordBat
         cursor.execute(
             sql.SQL("CREATE TEMP TABLE teem_stage (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(target)
         )
-        sent = copy_batches(cursor, "pg_temp", "teem_stage", columns, batches)
+        sent = copy_batches(cursor, "pg_temp", "teem_stage", arrow_schema(table.typed_columns), batches)
         assignments = sql.SQL(", ").join(
             sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
             for c in columns
@@ -130,7 +131,7 @@ def replace(connection, table: Table, schema: str, batches: Iterable[pa.RecordBa
         added = ensure_table(cursor, table, schema)
         cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(qualified(schema, loading)))
         cursor.execute(create_table_sql(table, schema, loading))
-        sent = copy_batches(cursor, schema, loading, table.column_names, batches)
+        sent = copy_batches(cursor, schema, loading, arrow_schema(table.typed_columns), batches)
         cursor.execute(
             sql.SQL("ALTER TABLE {} RENAME TO {}").format(qualified(schema, table.name), sql.Identifier(old))
         )

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from teem_assets.redshift_types import RedshiftType
+from teem_assets.redshift_types import RedshiftType, arrow_schema
 from teem_assets.unload import scanner
 from teem_assets.unload.typed import to_typed
 
@@ -58,10 +58,6 @@ class DecodedChunk:
 
 
 Columns = Sequence[tuple[str, RedshiftType]]
-
-
-def arrow_schema(columns: Columns) -> pa.Schema:
-    return pa.schema([pa.field(name, rtype.arrow_type()) for name, rtype in columns])
 
 
 def _detail(reason: str, column: str | None) -> str:
