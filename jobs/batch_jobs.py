@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from teem_assets.assets.keys import migrated_key, parquet_key, postgres_key
+from teem_assets.aggregates.outputs import AGGREGATES
+from teem_assets.assets.keys import aggregate_key, migrated_key, parquet_key, postgres_key
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
 
 
@@ -18,14 +19,20 @@ snapshot_job = dg.define_asset_job(
     description="Dimensions: convert the newest snapshots, replace the migrated tables and the PostgreSQL copies.",
 )
 
+AGGREGATE_LAYERS = dg.AssetSelection.assets(
+    *[key(a) for a in AGGREGATES.values() for key in (aggregate_key, postgres_key)]
+)
+
 batch_job = dg.define_asset_job(
     "batch_job",
-    selection=_layers(FACTS),
-    description="Facts: convert the day's batch unloads, upsert them into the migrated tables and PostgreSQL.",
+    selection=_layers(FACTS) | AGGREGATE_LAYERS,
+    description="Facts: convert the day's batch unloads, upsert them into the migrated tables and PostgreSQL, "
+    "recompute the aggregates for the days they touch.",
 )
 
 migration_job = dg.define_asset_job(
     "migration_job",
-    selection=_layers(DIMENSIONS) | _layers(FACTS),
-    description="Every layer for a range of batch dates in one run: the snapshots first, then the batches.",
+    selection=_layers(DIMENSIONS) | _layers(FACTS) | AGGREGATE_LAYERS,
+    description="Every layer for a range of batch dates in one run: the snapshots first, then the batches, "
+    "then the aggregates.",
 )

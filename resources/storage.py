@@ -8,6 +8,7 @@ mirror is the root itself.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from urllib.parse import urlparse
 
@@ -104,4 +105,9 @@ class StorageResource(dg.ConfigurableResource):
     def publish(self, staging: str, final: str) -> None:
         """Swap `staging` into place locally, then upload it when the root is on S3."""
         publish_dir(staging, final)
+        self.push(final)
+
+    def remove(self, final: str) -> None:
+        """Remove a published folder, locally and from S3."""
+        shutil.rmtree(final, ignore_errors=True)
         self.push(final)

@@ -27,17 +27,11 @@ class Column:
 
 
 @dataclass(frozen=True)
-class Table:
+class Columns:
+    """A named, ordered set of typed columns: a warehouse table or an aggregate."""
+
     name: str
     columns: tuple[Column, ...]
-    primary_key: tuple[str, ...]
-    created_at: str
-    updated_at: str
-    load_mode: LoadMode
-
-    @property
-    def is_dimension(self) -> bool:
-        return self.load_mode is LoadMode.SNAPSHOT
 
     @property
     def column_names(self) -> list[str]:
@@ -53,6 +47,18 @@ class Table:
             if column.name == name:
                 return column
         raise KeyError(f"{self.name} has no column {name!r}")
+
+
+@dataclass(frozen=True)
+class Table(Columns):
+    primary_key: tuple[str, ...]
+    created_at: str
+    updated_at: str
+    load_mode: LoadMode
+
+    @property
+    def is_dimension(self) -> bool:
+        return self.load_mode is LoadMode.SNAPSHOT
 
 
 def _table(

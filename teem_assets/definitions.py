@@ -8,6 +8,7 @@ from jobs.batch_jobs import batch_job, migration_job, snapshot_job
 from resources.postgres import PostgresResource
 from resources.spark import SparkResource
 from resources.storage import StorageResource
+from teem_assets.assets.aggregates import aggregate_assets
 from teem_assets.assets.migrated import migrated_assets
 from teem_assets.assets.parquet import parquet_assets
 from teem_assets.assets.postgres import postgres_assets
@@ -17,7 +18,7 @@ from teem_assets.settings import data_root, state_dir
 
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
-        assets=[*raw_specs, *parquet_assets, *migrated_assets, *postgres_assets],
+        assets=[*raw_specs, *parquet_assets, *migrated_assets, *postgres_assets, *aggregate_assets],
         jobs=[snapshot_job, batch_job, migration_job],
         resources={
             "spark": SparkResource(),

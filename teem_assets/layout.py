@@ -39,3 +39,16 @@ def migrated_partition(root: str, table: str, created_date: dt.date | str) -> st
 
 def quarantine(root: str, table: str, batch: dt.date | str) -> str:
     return _join(root, "quarantine", table, str(batch))
+
+
+def parquet_table(root: str, table: str) -> str:
+    return _join(root, "parquet", table)
+
+
+def aggregate(root: str, name: str) -> str:
+    return _join(root, "aggregates", name)
+
+
+def aggregate_state(root: str, name: str) -> str:
+    """What an aggregate last computed from (hidden from Athena by its leading underscore)."""
+    return _join(root, "aggregates", "_state", name)

@@ -4,16 +4,21 @@ import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg2
 import pytest
+from dagster_helpers import run_job
 from pyspark.sql import SparkSession
 
 from resources.spark import build_spark_session
+from teem_assets.aggregates.outputs import AGGREGATES
+from teem_assets.catalogue import TABLES
 from teem_assets.sample.generate import UnloadOptions, generate_sample
 from teem_assets.sample.spec import SampleSpec
 
 SAMPLE_SPEC = SampleSpec(start=dt.date(2019, 9, 1), days=14, seed=7)
 # Small parts, so every table has `_part_01` splits, and gzip, as Redshift writes with GZIP.
 SAMPLE_OPTIONS = UnloadOptions(slices=2, max_file_size=64 * 1024, gzip=True)
+SAMPLE_DAYS = [d.isoformat() for d in SAMPLE_SPEC.batch_dates]
 
 
 @pytest.fixture(scope="session")
@@ -55,4 +60,31 @@ def pg_schema(postgres_url: str, request: pytest.FixtureRequest) -> Iterator[str
     connection = psycopg2.connect(postgres_url)
     with connection, connection.cursor() as cursor:
         cursor.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    connection.close()
+
+
+@pytest.fixture(scope="session")
+def loaded(sample_root, postgres_url, tmp_path_factory, spark):
+    """The whole 14-day sample run through every layer into PostgreSQL, as `teem demo` does."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("pipeline")
+    shutil.copytree(sample_root / "csv", root / "csv")
+    schema = "t_pipeline"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TEEM_ROOT", str(root))
+        patch.setenv("TEEM_HOME", str(root / ".teem"))
+        patch.setenv("TEEM_POSTGRES_URL", postgres_url)
+        patch.setenv("TEEM_PG_SCHEMA", schema)
+        from teem_assets.definitions import build_definitions
+
+        defs = build_definitions()
+        result = run_job(defs, "migration_job", SAMPLE_DAYS[0], SAMPLE_DAYS[-1])
+        assert result.success
+        evaluations = result.get_asset_check_evaluations()
+        assert len(evaluations) == len(TABLES) + len(AGGREGATES) and all(e.passed for e in evaluations)
+        yield root, schema, defs  # the environment stays set: the resources read it at each run
+    connection = psycopg2.connect(postgres_url)
+    with connection, connection.cursor() as cursor:
+        cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
     connection.close()

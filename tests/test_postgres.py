@@ -40,33 +40,6 @@ def fetch(url: str, schema: str, table: str) -> list[tuple]:
     return sorted(rows, key=repr)
 
 
-@pytest.fixture(scope="module")
-def loaded(sample_root, postgres_url, tmp_path_factory, spark):
-    """The whole 14-day sample run through every layer into PostgreSQL, as `teem demo` does."""
-    import shutil
-
-    root = tmp_path_factory.mktemp("pipeline")
-    shutil.copytree(sample_root / "csv", root / "csv")
-    schema = "t_pipeline"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TEEM_ROOT", str(root))
-        patch.setenv("TEEM_HOME", str(root / ".teem"))
-        patch.setenv("TEEM_POSTGRES_URL", postgres_url)
-        patch.setenv("TEEM_PG_SCHEMA", schema)
-        from teem_assets.definitions import build_definitions
-
-        defs = build_definitions()
-        result = run_job(defs, "migration_job", DAYS[0], DAYS[-1])
-        assert result.success
-        evaluations = result.get_asset_check_evaluations()
-        assert len(evaluations) == len(TABLES) and all(e.passed for e in evaluations)
-        yield root, schema, defs  # the environment stays set: the resources read it at each run
-    connection = psycopg2.connect(postgres_url)
-    with connection, connection.cursor() as cursor:
-        cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    connection.close()
-
-
 @pytest.mark.parametrize("table", list(TABLES))
 def test_every_value_survives_unload_parquet_migrated_postgres(loaded, postgres_url, table):
     _, schema, _ = loaded

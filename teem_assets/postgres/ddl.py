@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from psycopg2 import sql
 
-from teem_assets.catalogue import Table
+from teem_assets.catalogue import Columns, Table
 from teem_assets.redshift_types import Kind, RedshiftType
 
 
@@ -37,11 +37,14 @@ def qualified(schema: str, name: str) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
 
 
-def create_table_sql(table: Table, schema: str, name: str | None = None) -> sql.Composed:
+def create_table_sql(table: Columns, schema: str, name: str | None = None) -> sql.Composed:
+    """A catalogue table with its primary key; an aggregate (whose key columns may be NULL) without one."""
     columns = [sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(pg_type(c.type))) for c in table.columns]
-    key = sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, table.primary_key)))
+    if isinstance(table, Table):
+        keys = sql.SQL(", ").join(map(sql.Identifier, table.primary_key))
+        columns.append(sql.SQL("PRIMARY KEY ({})").format(keys))
     return sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
-        qualified(schema, name or table.name), sql.SQL(", ").join([*columns, key])
+        qualified(schema, name or table.name), sql.SQL(", ").join(columns)
     )
 
 
@@ -55,7 +58,7 @@ def _existing_columns(cursor, schema: str, name: str) -> dict[str, str]:  # noqa
     return dict(cursor.fetchall())
 
 
-def ensure_table(cursor, table: Table, schema: str) -> list[str]:  # noqa: ANN001 - psycopg2 cursor
+def ensure_table(cursor, table: Columns, schema: str) -> list[str]:  # noqa: ANN001 - psycopg2 cursor
     """Create the schema and table if missing; add catalogue columns the table lacks; return those added.
 
     A column whose type differs from the catalogue's stops with SchemaConflict.

@@ -1,0 +1,108 @@
+"""The aggregates in PostgreSQL: exporting recomputed dates, and comparing Spark's rows with the reference SQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pyarrow as pa
+from psycopg2 import sql
+
+from teem_assets.aggregates.outputs import Aggregate
+from teem_assets.aggregates.reference import reference_query
+from teem_assets.postgres.copy import copy_batches
+from teem_assets.postgres.ddl import create_table_sql, ensure_table, qualified
+from teem_assets.redshift_types import arrow_schema
+
+SHOWN_DIFFERENCES = 10
+
+
+def replace_dates(
+    connection,  # noqa: ANN001 - psycopg2 connection
+    aggregate: Aggregate,
+    schema: str,
+    values: list[dt.date],
+    batches: Iterable[pa.RecordBatch],
+) -> int:
+    """Delete the rows of the recomputed partition values and insert the new ones, in one transaction."""
+    with connection, connection.cursor() as cursor:
+        ensure_table(cursor, aggregate, schema)
+        cursor.execute(
+            sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(
+                qualified(schema, aggregate.name), sql.Identifier(aggregate.partition_column)
+            ),
+            (values,),
+        )
+        return copy_batches(cursor, schema, aggregate.name, arrow_schema(aggregate.typed_columns), batches)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    spark_rows: int
+    reference_rows: int
+    only_in_spark: int
+    only_in_reference: int
+    first_differences: list[tuple]  # ("spark" | "reference", *row), at most SHOWN_DIFFERENCES of them
+
+    @property
+    def equal(self) -> bool:
+        return self.only_in_spark == 0 and self.only_in_reference == 0
+
+
+def scope_tables(cursor, aggregate: Aggregate, values: list[dt.date]) -> None:  # noqa: ANN001
+    cursor.execute("CREATE TEMP TABLE teem_agg_dates (day date) ON COMMIT DROP")
+    cursor.execute("CREATE TEMP TABLE teem_agg_weeks (week_start date) ON COMMIT DROP")
+    target = sql.Identifier("teem_agg_dates" if aggregate.partition_column == "date" else "teem_agg_weeks")
+    cursor.execute(sql.SQL("INSERT INTO pg_temp.{} SELECT unnest(%s::date[])").format(target), (values,))
+
+
+def compare_with_reference(
+    connection,  # noqa: ANN001 - psycopg2 connection
+    aggregate: Aggregate,
+    schema: str,
+    values: list[dt.date],
+    spark_rows: Iterable[pa.RecordBatch],
+) -> Comparison:
+    """Spark's rows for the partition values against the reference SQL over `schema`'s tables, as multisets.
+    Nothing is written: the transaction is rolled back."""
+    spark = sql.Identifier("teem_agg_spark")
+    try:
+        with connection.cursor() as cursor:
+            scope_tables(cursor, aggregate, values)
+            cursor.execute(create_table_sql(aggregate, "pg_temp", "teem_agg_spark"))
+            sent = copy_batches(cursor, "pg_temp", "teem_agg_spark", arrow_schema(aggregate.typed_columns), spark_rows)
+            cursor.execute(
+                sql.SQL("CREATE TEMP TABLE teem_agg_reference AS {}").format(reference_query(aggregate.name, schema))
+            )
+            reference_rows = cursor.rowcount
+            counts, shown = [], []
+            for side, left, right in (
+                ("spark", spark, sql.Identifier("teem_agg_reference")),
+                ("reference", sql.Identifier("teem_agg_reference"), spark),
+            ):
+                difference = sql.SQL("SELECT * FROM pg_temp.{} EXCEPT ALL SELECT * FROM pg_temp.{}").format(left, right)
+                cursor.execute(sql.SQL("SELECT count(*) FROM ({}) d").format(difference))
+                counts.append(cursor.fetchone()[0])
+                first = sql.SQL("{} ORDER BY 1, 2, 3, 4, 5, 6 LIMIT %s").format(difference)
+                cursor.execute(first, (SHOWN_DIFFERENCES,))
+                shown += [(side, *row) for row in cursor.fetchall()]
+            return Comparison(sent, reference_rows, counts[0], counts[1], shown[:SHOWN_DIFFERENCES])
+    finally:
+        connection.rollback()
+
+
+def reference_rows(
+    connection,  # noqa: ANN001 - psycopg2 connection
+    aggregate: Aggregate,
+    schema: str,
+    values: list[dt.date],
+) -> list[tuple]:
+    """The reference SQL's rows for the partition values (days, or the Mondays of weeks)."""
+    try:
+        with connection.cursor() as cursor:
+            scope_tables(cursor, aggregate, values)
+            cursor.execute(reference_query(aggregate.name, schema))
+            return cursor.fetchall()
+    finally:
+        connection.rollback()
