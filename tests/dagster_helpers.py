@@ -35,8 +35,11 @@ def definitions(monkeypatch, root: Path, postgres_url: str, schema: str) -> dg.D
     return build_definitions()
 
 
-def run_job(defs: dg.Definitions, name: str, first: str, last: str | None = None) -> dg.ExecuteInProcessResult:
-    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last or first}
+def run_job(
+    defs: dg.Definitions, name: str, first: str | None = None, last: str | None = None
+) -> dg.ExecuteInProcessResult:
+    """Run a job in process: for the batch dates first..last, or unpartitioned without them."""
+    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last or first} if first else {}
     return defs.resolve_job_def(name).execute_in_process(instance=dg.DagsterInstance.ephemeral(), tags=tags)
 
 

@@ -86,7 +86,9 @@ def test_an_update_three_batches_later_changes_its_day(tmp_path: Path, monkeypat
     spec = SampleSpec(start=dt.date(2019, 9, 1), days=4, seed=7)
     generate_sample(str(tmp_path), spec, UnloadOptions())
     defs = definitions(monkeypatch, tmp_path, postgres_url, pg_schema)
-    assert run_job(defs, "migration_job", "2019-09-01", "2019-09-03").success
+    first = run_job(defs, "migration_job", "2019-09-01", "2019-09-03")
+    assert first.success
+    assert materializations(first)["aggregates/agg_hourly_space"]["every_value_recomputed"] is True  # new dimensions
     day = dt.date(2019, 9, 1)
     before = _day_minutes(tmp_path, day)
 
@@ -111,8 +113,9 @@ def test_an_update_three_batches_later_changes_its_day(tmp_path: Path, monkeypat
     result = run_job(defs, "batch_job", "2019-09-04")
     assert result.success
     assert all(e.passed for e in result.get_asset_check_evaluations())
-    recomputed = materializations(result)["aggregates/agg_hourly_space"]["recomputed"]
-    assert day.isoformat() in recomputed
+    hourly = materializations(result)["aggregates/agg_hourly_space"]
+    assert hourly["every_value_recomputed"] is False
+    assert day.isoformat() in hourly["recomputed"]
     assert _day_minutes(tmp_path, day) == before + 60
     connection = psycopg2.connect(postgres_url)
     with connection, connection.cursor() as cursor:

@@ -9,10 +9,14 @@ import pyarrow.parquet as pq
 from dagster_helpers import SMALL_SPEC, copy_raw, definitions, materializations, run_job, small_sample
 
 from teem_assets import layout
+from teem_assets.aggregates.outputs import AGGREGATES
 from teem_assets.catalogue import TABLES
 from teem_assets.sample.generate import snapshot_rows
 
 DAYS = [d.isoformat() for d in SMALL_SPEC.batch_dates]
+EVERY_ASSET = {f"{layer}/{t}" for layer in ("parquet", "migrated", "postgres") for t in TABLES} | {
+    f"{layer}/{a}" for layer in ("aggregates", "postgres") for a in AGGREGATES
+}
 
 
 def _corrupt(part: Path) -> list[bytes]:
@@ -30,7 +34,7 @@ def test_every_layer_for_a_range_with_a_corrupted_part(monkeypatch, tmp_path: Pa
     result = run_job(defs, "migration_job", DAYS[0], DAYS[-1])
     assert result.success
     found = materializations(result)
-    assert set(found) == {f"{layer}/{t}" for layer in ("parquet", "migrated", "postgres") for t in TABLES}
+    assert set(found) == EVERY_ASSET
     assert all(e.passed for e in result.get_asset_check_evaluations())
 
     attendance = found["parquet/fact_attendance"]
@@ -51,18 +55,22 @@ def test_every_layer_for_a_range_with_a_corrupted_part(monkeypatch, tmp_path: Pa
 def test_range_run_equals_day_by_day_runs(monkeypatch, tmp_path: Path, spark, postgres_url, pg_schema):
     ranged = small_sample(tmp_path / "ranged")
     daily = copy_raw(ranged, tmp_path / "daily")
-    assert run_job(definitions(monkeypatch, ranged, postgres_url, pg_schema), "batch_job", DAYS[0], DAYS[-1]).success
+    ranged_defs = definitions(monkeypatch, ranged, postgres_url, pg_schema)
+    assert run_job(ranged_defs, "snapshot_job").success
+    assert run_job(ranged_defs, "batch_job", DAYS[0], DAYS[-1]).success
     daily_defs = definitions(monkeypatch, daily, postgres_url, pg_schema + "_daily")
+    assert run_job(daily_defs, "snapshot_job").success
     for day in reversed(DAYS):
         assert run_job(daily_defs, "batch_job", day).success
-    for table in ("fact_event_by_day", "fact_attendance"):
-        a = spark.read.parquet(layout.migrated(str(ranged), table))
-        b = spark.read.parquet(layout.migrated(str(daily), table))
+    folders = ["migrated/fact_event_by_day", "migrated/fact_attendance", *[f"aggregates/{a}" for a in AGGREGATES]]
+    for folder in folders:
+        a = spark.read.parquet(str(ranged / folder))
+        b = spark.read.parquet(str(daily / folder))
         assert a.count() == b.count() > 0
         assert a.exceptAll(b).count() == 0 and b.exceptAll(a).count() == 0
     connection = psycopg2.connect(postgres_url)
     with connection, connection.cursor() as cursor:
-        for table in ("fact_event_by_day", "fact_attendance"):
+        for table in ("fact_event_by_day", "fact_attendance", *AGGREGATES):
             counts = []
             for schema in (pg_schema, pg_schema + "_daily"):
                 cursor.execute(f'SELECT count(*), sum(hashtext(t::text)) FROM "{schema}"."{table}" t')

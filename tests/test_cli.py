@@ -10,6 +10,7 @@ from pathlib import Path
 
 from corpus import CORPUS
 
+from teem_assets.aggregates.outputs import AGGREGATES
 from teem_assets.catalogue import TABLES
 
 TEEM = str(Path(sys.executable).parent / "teem")
@@ -96,7 +97,8 @@ def test_run_materializes_a_range_into_the_dagster_instance(tmp_path: Path, post
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("  ")}
     assert "2019-09-02..2019-09-03" in lines["migrated/fact_event_by_day"]
-    assert set(lines) == {f"{layer}/{t}" for layer in ("parquet", "migrated", "postgres") for t in TABLES}
+    every_table = {f"{layer}/{t}" for layer in ("parquet", "migrated", "postgres") for t in TABLES}
+    assert set(lines) == every_table | {f"{layer}/{a}" for layer in ("aggregates", "postgres") for a in AGGREGATES}
     assert os.listdir(tmp_path / "home" / "dagster")  # the run is recorded where `./dev.sh ui` looks
     assert not (root / "parquet" / "fact_attendance" / "batch_date=2019-09-01").exists()
 

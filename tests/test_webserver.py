@@ -73,7 +73,7 @@ def test_materialization_launched_through_graphql(tmp_path: Path, postgres_url: 
             "selector": {
                 "repositoryLocationName": location["name"],
                 "repositoryName": repository["name"],
-                "jobName": "batch_job",
+                "jobName": "migration_job",
             },
             "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]},
         }
@@ -91,4 +91,8 @@ def test_materialization_launched_through_graphql(tmp_path: Path, postgres_url: 
         assert materialization["partition"] == day
         rows = {e["label"]: e.get("intValue") for e in materialization["metadataEntries"]}
         assert rows["dagster/row_count"] > 0
+        asset = graphql(MATERIALIZED, key={"path": ["aggregates", "agg_hourly_space"]})["assetOrError"]
+        [materialization] = asset["assetMaterializations"]
+        rows = {e["label"]: e.get("intValue") for e in materialization["metadataEntries"]}
+        assert rows["rows_in_recomputed_partitions"] > 0
     assert os.listdir(layout.migrated(str(root), "fact_event_by_day"))

@@ -7,6 +7,7 @@ UTC to the space's zone, written out with `convert_timezone`. Nothing here depen
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -38,10 +39,17 @@ class Warehouse:
     dates: DataFrame  # dim_date
 
 
+class MissingInput(Exception):
+    """A migrated table the aggregates read has never been materialized."""
+
+
 def read_warehouse(spark: SparkSession, root: str) -> Warehouse:
     def read(name: str) -> DataFrame:
-        table = TABLES[name]
-        return spark.read.schema(migrated_schema(table)).parquet(layout.migrated(root, name))
+        folder = layout.migrated(root, name)
+        if not os.path.isdir(folder):
+            hint = "snapshot_job" if TABLES[name].is_dimension else "batch_job"
+            raise MissingInput(f"{folder} does not exist: materialize migrated/{name} first ({hint})")
+        return spark.read.schema(migrated_schema(TABLES[name])).parquet(folder)
 
     return Warehouse(
         read("fact_event_by_day"),

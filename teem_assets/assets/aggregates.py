@@ -3,6 +3,7 @@ touch, each checked against the PostgreSQL reference SQL; postgres/<name>: their
 
 import datetime as dt
 import os
+import time
 from collections.abc import Iterator
 
 import dagster as dg
@@ -103,6 +104,7 @@ def aggregates(
     all_days = any(_last_token(storage, root, a) != token for a in selected)
     scope = batch_scope(session, root, list(context.partition_keys), warehouse, all_days)
     for aggregate in selected:
+        started = time.monotonic()
         values = scope_values(aggregate, scope)
         target = layout.aggregate(root, aggregate.name)
         rows = write_partitions(
@@ -116,6 +118,7 @@ def aggregates(
                 f"{aggregate.partition_column}_values_recomputed": len(values),
                 "every_value_recomputed": all_days,
                 "rows_in_recomputed_partitions": rows,
+                "seconds": round(time.monotonic() - started, 1),
                 "batches": ", ".join(context.partition_keys),
                 "path": dg.MetadataValue.path(target),
             },
