@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 
+from jobs.alerts import alert_sensors
 from jobs.batch_jobs import batch_job, migration_job, snapshot_job
+from jobs.schedules import freshness_job, schedules
+from jobs.sensors import unload_sensors
+from resources.alerts import EmailAlerts, SlackAlerts
 from resources.postgres import PostgresResource
 from resources.spark import SparkResource
 from resources.storage import StorageResource
@@ -13,17 +18,24 @@ from teem_assets.assets.migrated import migrated_assets
 from teem_assets.assets.parquet import parquet_assets
 from teem_assets.assets.postgres import postgres_assets
 from teem_assets.assets.raw import raw_specs
+from teem_assets.checks.freshness import freshness_checks
 from teem_assets.settings import data_root, state_dir
 
 
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[*raw_specs, *parquet_assets, *migrated_assets, *postgres_assets, *aggregate_assets],
-        jobs=[snapshot_job, batch_job, migration_job],
+        asset_checks=freshness_checks,
+        jobs=[snapshot_job, batch_job, migration_job, freshness_job],
+        schedules=schedules,
+        sensors=[*unload_sensors, *alert_sensors],
         resources={
             "spark": SparkResource(),
             "storage": StorageResource(root=data_root(), work_dir=str(state_dir() / "work")),
             "postgres": PostgresResource.from_environment(),
+            "s3": S3Resource(),
+            "email": EmailAlerts.from_environment(),
+            "slack": SlackAlerts.from_environment(),
         },
         # One process per run, so the run's stages share one Spark application.
         executor=dg.in_process_executor,

@@ -14,3 +14,34 @@ def state_dir() -> Path:
 def data_root() -> str:
     """Where unloads, Parquet and migrated tables live: `TEEM_ROOT` (a folder or s3:// prefix)."""
     return os.environ.get("TEEM_ROOT") or str(state_dir() / "root")
+
+
+def volume_threshold() -> float:
+    """A batch must hold at least this share of the median of the batches before it (TEEM_VOLUME_THRESHOLD)."""
+    return float(os.environ.get("TEEM_VOLUME_THRESHOLD", "0.95"))
+
+
+def trailing_batches() -> int:
+    """How many earlier batches the volume and companies checks compare with (TEEM_TRAILING_BATCHES)."""
+    return int(os.environ.get("TEEM_TRAILING_BATCHES", "7"))
+
+
+def freshness_max_age_hours() -> float:
+    """How old the newest migrated batch may be, counted from the end of its day (TEEM_FRESHNESS_MAX_AGE_HOURS)."""
+    return float(os.environ.get("TEEM_FRESHNESS_MAX_AGE_HOURS", "48"))
+
+
+def unload_settle_seconds() -> float:
+    """An unload without a manifest is complete when no part has changed for this long
+    (TEEM_UNLOAD_SETTLE_SECONDS)."""
+    return float(os.environ.get("TEEM_UNLOAD_SETTLE_SECONDS", "600"))
+
+
+def sensor_interval_seconds() -> int:
+    """How often the unload sensors look (TEEM_SENSOR_INTERVAL_SECONDS)."""
+    return int(os.environ.get("TEEM_SENSOR_INTERVAL_SECONDS", "30"))
+
+
+def webserver_url() -> str:
+    """Where the Dagster UI is served, for the links in alerts (TEEM_WEBSERVER_URL)."""
+    return os.environ.get("TEEM_WEBSERVER_URL", "http://127.0.0.1:3000").rstrip("/")

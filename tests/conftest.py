@@ -1,13 +1,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import psycopg2
 import pytest
+import requests
 from dagster_helpers import run_job
 from pyspark.sql import SparkSession
+from servers import free_port, running, wait_for
 
 from resources.spark import build_spark_session
 from teem_assets.aggregates.outputs import AGGREGATES
@@ -88,3 +93,31 @@ def loaded(sample_root, postgres_url, tmp_path_factory, spark):
     with connection, connection.cursor() as cursor:
         cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
     connection.close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's S3 server on loopback, for the session."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    command = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    with running(command, dict(os.environ), str(log.parent), str(log)):
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: requests.get(url, timeout=2).ok, 60, "moto's S3 server to start", interval=0.3)
+        yield url
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch, s3_endpoint: str):
+    """A client of the server with AWS's variables set, and an empty bucket `teem`."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    client = boto3.client("s3")
+    client.create_bucket(Bucket="teem")
+    yield client
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket="teem"):
+        for item in page.get("Contents", []):
+            client.delete_object(Bucket="teem", Key=item["Key"])
+    client.delete_bucket(Bucket="teem")

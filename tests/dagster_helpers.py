@@ -36,11 +36,18 @@ def definitions(monkeypatch, root: Path, postgres_url: str, schema: str) -> dg.D
 
 
 def run_job(
-    defs: dg.Definitions, name: str, first: str | None = None, last: str | None = None
+    defs: dg.Definitions,
+    name: str,
+    first: str | None = None,
+    last: str | None = None,
+    instance: dg.DagsterInstance | None = None,
+    raise_on_error: bool = True,
 ) -> dg.ExecuteInProcessResult:
     """Run a job in process: for the batch dates first..last, or unpartitioned without them."""
     tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last or first} if first else {}
-    return defs.resolve_job_def(name).execute_in_process(instance=dg.DagsterInstance.ephemeral(), tags=tags)
+    return defs.resolve_job_def(name).execute_in_process(
+        instance=instance or dg.DagsterInstance.ephemeral(), tags=tags, raise_on_error=raise_on_error
+    )
 
 
 def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, object]]:

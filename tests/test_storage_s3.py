@@ -3,42 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
-
-import boto3
-import pytest
-import requests
-from servers import free_port, running, wait_for
 
 from resources.storage import StorageResource
 from teem_assets import layout
 from teem_assets.unload.parts import find_parts
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    command = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
-    with running(command, dict(os.environ), str(log.parent), str(log)):
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: requests.get(url, timeout=2).ok, 60, "moto's S3 server to start", interval=0.3)
-        yield url
-
-
-@pytest.fixture
-def s3(monkeypatch, s3_endpoint):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    client = boto3.client("s3")
-    client.create_bucket(Bucket="teem")
-    yield client
-    for item in client.list_objects_v2(Bucket="teem").get("Contents", []):
-        client.delete_object(Bucket="teem", Key=item["Key"])
-    client.delete_bucket(Bucket="teem")
 
 
 def test_an_s3_unload_is_staged_to_the_local_mirror(s3, tmp_path):

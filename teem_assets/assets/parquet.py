@@ -17,10 +17,14 @@ from teem_assets.assets.keys import parquet_key, raw_key, selected_tables
 from teem_assets.assets.metadata import preview, table_metadata
 from teem_assets.assets.stage import layer_spec, stage
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
+from teem_assets.checks.batch_checks import COMPANY_COLUMN, missing_companies, volume_verdict
 from teem_assets.publish import staging_dir
+from teem_assets.settings import trailing_batches, volume_threshold
 from teem_assets.unload.spark_reader import ConvertedUnload, UnloadConversion, convert_unloads
 
 MALFORMED_LOGGED = 10
+VOLUME = "volume_vs_trailing_median"
+COMPANIES = "companies_still_present"
 
 
 @dataclass(frozen=True)
@@ -114,13 +118,76 @@ def parquet_snapshots(
     yield from _results(tables, unloads, _convert(context, spark, storage, unloads))
 
 
-@stage("parquet_batches", FACTS, _spec)
+def _batch_check_specs(table: Table) -> list[dg.AssetCheckSpec]:
+    specs = [
+        dg.AssetCheckSpec(
+            VOLUME,
+            asset=parquet_key(table),
+            blocking=True,
+            description="Each batch holds at least TEEM_VOLUME_THRESHOLD (0.95) of the median row count of the "
+            "TEEM_TRAILING_BATCHES (7) batches before it. It keeps a short or half-written unload out of the "
+            "migrated tables, PostgreSQL and the aggregates (the predecessor's lapsed 95% pre-check). The first "
+            "batches pass with a note.",
+        )
+    ]
+    if table.name in COMPANY_COLUMN:
+        specs.append(
+            dg.AssetCheckSpec(
+                COMPANIES,
+                asset=parquet_key(table),
+                description="Warns, with the list, about companies seen in the batches before this one but absent "
+                "from it: a customer whose events stopped arriving upstream, which totals alone would hide.",
+            )
+        )
+    return specs
+
+
+def _batch_checks(
+    context: dg.AssetExecutionContext, root: str, tables: list[Table], batches: list[str]
+) -> Iterator[dg.AssetCheckResult]:
+    window, threshold = trailing_batches(), volume_threshold()
+    for table in tables:
+        key = parquet_key(table)
+        if dg.AssetCheckKey(key, VOLUME) in context.selected_asset_check_keys:
+            verdicts = [volume_verdict(root, table.name, batch, window, threshold) for batch in batches]
+            short = [v.batch for v in verdicts if not v.passed]
+            yield dg.AssetCheckResult(
+                asset_key=key,
+                check_name=VOLUME,
+                passed=not short,
+                metadata={
+                    "threshold": threshold,
+                    "short_batches": ", ".join(short) or "none",
+                    "batches": dg.MetadataValue.md("\n".join(f"- {v.describe()}" for v in verdicts)),
+                },
+            )
+        if dg.AssetCheckKey(key, COMPANIES) in context.selected_asset_check_keys:
+            missing = {batch: missing_companies(root, table.name, batch, window) for batch in batches}
+            missing = {batch: companies for batch, companies in missing.items() if companies}
+            yield dg.AssetCheckResult(
+                asset_key=key,
+                check_name=COMPANIES,
+                passed=not missing,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "missing_companies": dg.MetadataValue.json({b: [str(c) for c in cs] for b, cs in missing.items()}),
+                    "batches_with_missing_companies": len(missing),
+                },
+            )
+
+
+@stage("parquet_batches", FACTS, _spec, checks=_batch_check_specs)
 def parquet_batches(
     context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource
-) -> Iterator[dg.MaterializeResult]:
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    root = storage.local_root
     tables = selected_tables(context, FACTS, parquet_key)
-    unloads = _unloads(storage.local_root, tables, list(context.partition_keys))
+    batches = list(context.partition_keys)
+    unloads = _unloads(root, tables, batches)
     yield from _results(tables, unloads, _convert(context, spark, storage, unloads))
+    for table in tables:
+        storage.pull(layout.parquet_table(root, table.name))  # the earlier batches the checks compare with
+    yield from _batch_checks(context, root, tables, batches)
 
 
 parquet_assets = [parquet_snapshots, parquet_batches]

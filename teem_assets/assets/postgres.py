@@ -22,14 +22,15 @@ def _spec(table: Table) -> dg.AssetSpec:
     return layer_spec(table, postgres_key(table), migrated_key(table), "postgres", {"postgres"}, description)
 
 
-def _check_spec(table: Table) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
+def _check_specs(table: Table) -> list[dg.AssetCheckSpec]:
+    spec = dg.AssetCheckSpec(
         CHECK,
         asset=postgres_key(table),
         blocking=True,
         description="The rows loaded (the batch's keys, or the whole dimension) equal the migrated table's in "
         "count and in a checksum over the primary key and updated-at: nothing lost, duplicated or stale.",
     )
+    return [spec]
 
 
 def _fingerprint_metadata(fingerprint: Fingerprint) -> dict[str, int]:
@@ -66,7 +67,7 @@ def _results(
     )
 
 
-@stage("postgres_snapshots", DIMENSIONS, _spec, checks=_check_spec)
+@stage("postgres_snapshots", DIMENSIONS, _spec, checks=_check_specs)
 def postgres_snapshots(
     context: dg.AssetExecutionContext, postgres: PostgresResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
@@ -83,7 +84,7 @@ def postgres_snapshots(
         yield from _results(table, postgres, report, sent[0], found, **{"dagster/row_count": found.rows})
 
 
-@stage("postgres_batches", FACTS, _spec, checks=_check_spec)
+@stage("postgres_batches", FACTS, _spec, checks=_check_specs)
 def postgres_batches(
     context: dg.AssetExecutionContext, postgres: PostgresResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:

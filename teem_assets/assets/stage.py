@@ -28,7 +28,10 @@ def layer_spec(
 
 
 def stage(
-    name: str, tables: Sequence[Table], spec: Callable[[Table], dg.AssetSpec], checks: Callable | None = None
+    name: str,
+    tables: Sequence[Table],
+    spec: Callable[[Table], dg.AssetSpec],
+    checks: Callable[[Table], list[dg.AssetCheckSpec]] | None = None,
 ) -> Callable:
     """The multi-asset decorator of a layer for `tables` (all dimensions or all facts): subsettable from
     the UI; facts take a range of batch dates as one run (single-run backfill), snapshots go first."""
@@ -36,7 +39,7 @@ def stage(
     return dg.multi_asset(
         name=name,
         specs=[spec(t) for t in tables],
-        check_specs=[checks(t) for t in tables] if checks else None,
+        check_specs=[c for t in tables for c in checks(t)] if checks else None,
         can_subset=True,
         partitions_def=batch_partitions if facts else None,
         backfill_policy=dg.BackfillPolicy.single_run() if facts else None,

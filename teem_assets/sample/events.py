@@ -18,6 +18,9 @@ from teem_assets.sample.world import ZONES, Company, Space, companies
 # A change can land at most this many days after its event was created (booked <= 46 days ahead, lasting
 # <= 3 days, cancelled or checked in by its end).
 HORIZON_DAYS = 52
+# Steady bookings, as a warehouse at scale has: a sample whose daily volume swung by a third would fail the
+# 95%-of-trailing-median volume check on its own noise.
+BOOKINGS_PER_SPACE_PER_DAY = 4
 DURATIONS_MIN = [15, 30, 45, 60, 90, 120, 180]
 
 
@@ -181,7 +184,7 @@ def events_created(spec: SampleSpec, company: Company, day: dt.date) -> Iterator
     day_number = (day - dt.date(2000, 1, 1)).days
     number = 0
     for space in company.spaces:
-        for _ in range(rng.randint(2, 6)):
+        for _ in range(BOOKINGS_PER_SPACE_PER_DAY):
             event_pk = (company.company_id * 100000 + day_number) * 1000 + number
             yield _event(spec, rng, company, space, event_pk, day)
             number += 1

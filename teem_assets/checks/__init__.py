@@ -1,0 +1,1 @@
+"""Checks on the data (DESIGN §6): batch volume, companies gone missing, freshness of the newest batch."""

@@ -1,0 +1,183 @@
+"""The batch checks on real runs, and the alerts they lead to, delivered to a local SMTP server (aiosmtpd)
+and a local HTTP stand-in for Slack's API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import statistics
+import threading
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from aiosmtpd.controller import Controller
+from dagster_helpers import definitions, materializations, run_job
+from servers import free_port
+
+from jobs.alerts import run_failure_alerts, snapshot_success_alerts
+from resources.alerts import EmailAlerts, SlackAlerts
+from teem_assets import layout
+from teem_assets.assets.parquet import VOLUME
+from teem_assets.catalogue import TABLES
+from teem_assets.checks.batch_checks import missing_companies, volume_verdict
+from teem_assets.checks.freshness import freshness
+from teem_assets.sample.generate import UnloadOptions, batch_rows, generate_sample
+from teem_assets.sample.spec import SampleSpec
+from teem_assets.sample.unload_writer import write_unload
+
+SPEC = SampleSpec(start=dt.date(2019, 9, 1), days=4, seed=7)
+DAYS = [d.isoformat() for d in SPEC.batch_dates]
+EVENTS = TABLES["fact_event_by_day"]
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Inbox]:
+    inbox, port = _Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    for name, value in {"TEEM_SMTP_HOST": "127.0.0.1", "TEEM_SMTP_PORT": str(port), "TEEM_SMTP_STARTTLS": "false",
+                        "TEEM_ALERT_EMAIL_TO": "data-team@example.com"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    yield inbox
+    controller.stop()
+
+
+@pytest.fixture
+def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict]]:
+    posts: list[dict] = []
+
+    class StandIn(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            posts.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body.decode()})
+            answer = json.dumps({"ok": True, "channel": "C1", "ts": "1.0"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), StandIn)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("TEEM_SLACK_TOKEN", "xoxb-test-token")
+    monkeypatch.setenv("TEEM_SLACK_API_URL", f"http://127.0.0.1:{server.server_port}/api/")
+    yield posts
+    server.shutdown()
+
+
+def _resources() -> dict[str, object]:
+    return {"email": EmailAlerts.from_environment(), "slack": SlackAlerts.from_environment()}
+
+
+def test_a_short_batch_stops_before_the_aggregates_and_alerts_by_email_and_slack(
+    tmp_path: Path, monkeypatch, postgres_url, pg_schema, spark, smtp, slack
+) -> None:
+    root = tmp_path / "root"
+    generate_sample(str(root), SPEC, UnloadOptions())
+    defs = definitions(monkeypatch, root, postgres_url, pg_schema)
+    assert run_job(defs, "migration_job", DAYS[0], DAYS[2]).success
+    earlier = [len(list(batch_rows(SPEC, EVENTS.name, d))) for d in SPEC.batch_dates[:3]]
+    short = list(batch_rows(SPEC, EVENTS.name, SPEC.batch_dates[3]))[: int(0.8 * statistics.median(earlier))]
+    folder = layout.raw_batch(str(root), EVENTS.name, DAYS[3])
+    shutil.rmtree(folder)
+    write_unload(short, [c.type for c in EVENTS.columns], folder, f"{EVENTS.name}_")
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = run_job(defs, "batch_job", DAYS[3], instance=instance, raise_on_error=False)
+
+    assert not result.success
+    volume = {e.asset_key.path[-1]: e for e in result.get_asset_check_evaluations() if e.check_name == VOLUME}
+    assert not volume["fact_event_by_day"].passed and volume["fact_attendance"].passed
+    assert volume["fact_event_by_day"].metadata["short_batches"].value == DAYS[3]
+    found = materializations(result)
+    assert "parquet/fact_event_by_day" in found
+    assert not [key for key in found if key.startswith(("aggregates/", "migrated/", "postgres/"))]
+
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alerts",
+        dagster_event=result.get_run_failure_event(),
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        resources=_resources(),
+    ).for_run_failure()
+    run_failure_alerts(context)
+
+    run_id = result.run_id
+    [email] = smtp.messages
+    assert f"batch_job failed (run {run_id})" in email["subject"] and f"/runs/{run_id}" in email.get_content()
+    [post] = slack
+    assert post["path"] == "/api/chat.postMessage" and post["auth"] == "Bearer xoxb-test-token"
+    assert run_id in post["body"] and f"/runs/{run_id}" in post["body"]
+
+
+def test_the_weekly_snapshot_reports_its_success(tmp_path: Path, monkeypatch, postgres_url, pg_schema, spark,
+                                                 smtp, slack) -> None:  # fmt: skip
+    root = tmp_path / "root"
+    generate_sample(str(root), SampleSpec(start=dt.date(2019, 9, 1), days=1, seed=7), UnloadOptions())
+    instance = dg.DagsterInstance.ephemeral()
+    result = run_job(definitions(monkeypatch, root, postgres_url, pg_schema), "snapshot_job", instance=instance)
+    assert result.success
+    [success] = [e for e in result.all_events if e.event_type_value == "PIPELINE_SUCCESS"]
+    context = dg.build_run_status_sensor_context(
+        sensor_name="snapshot_success_alerts",
+        dagster_event=success,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        resources=_resources(),
+    )
+    snapshot_success_alerts(context)
+    assert f"snapshot_job succeeded (run {result.run_id})" in smtp.messages[0]["subject"]
+    assert result.run_id in slack[0]["body"]
+
+
+def _batch(root: Path, day: str, companies: list[int], rows_each: int = 10) -> None:
+    folder = Path(layout.parquet_batch(str(root), EVENTS.name, day))
+    folder.mkdir(parents=True)
+    ids = [c for c in companies for _ in range(rows_each)]
+    pq.write_table(pa.table({"edw_event_by_day_company_id": pa.array(ids, pa.int32())}), folder / "part.parquet")
+
+
+def test_volume_and_companies_against_the_batches_before(tmp_path: Path) -> None:
+    for day, companies, rows in [("2019-09-01", [1, 2, 3], 10), ("2019-09-02", [1, 2, 3], 12),
+                                 ("2019-09-03", [1, 2], 12), ("2019-09-04", [1, 2, 4], 9)]:  # fmt: skip
+        _batch(tmp_path, day, companies, rows)
+    first = volume_verdict(str(tmp_path), EVENTS.name, "2019-09-01", 7, 0.95)
+    assert first.passed and first.trailing_median is None  # nothing to compare with
+    # 2019-09-03: 24 rows against the median of 30 and 36 (33): 72.7%
+    third = volume_verdict(str(tmp_path), EVENTS.name, "2019-09-03", 7, 0.95)
+    assert (third.rows, third.trailing_median, third.passed) == (24, 33, False)
+    assert volume_verdict(str(tmp_path), EVENTS.name, "2019-09-03", 7, 0.7).passed
+    # 2019-09-04: 27 rows against the median of 30, 36, 24 (30) with a window of 7: 90%; of 24 with 1: 112.5%
+    assert not volume_verdict(str(tmp_path), EVENTS.name, "2019-09-04", 7, 0.95).passed
+    assert volume_verdict(str(tmp_path), EVENTS.name, "2019-09-04", 7, 0.9).passed
+    assert volume_verdict(str(tmp_path), EVENTS.name, "2019-09-04", 1, 0.95).passed
+    assert missing_companies(str(tmp_path), EVENTS.name, "2019-09-04", 7) == [3]
+    assert missing_companies(str(tmp_path), EVENTS.name, "2019-09-04", 1) == []
+    assert missing_companies(str(tmp_path), EVENTS.name, "2019-09-03", 7) == [3]
+
+
+def test_freshness_counts_from_the_end_of_the_newest_batch_day() -> None:
+    now = dt.datetime(2019, 9, 5, 12, 0, tzinfo=dt.UTC)
+    assert freshness("2019-09-04", now, 24).age_hours == 12 and freshness("2019-09-04", now, 24).passed
+    assert freshness("2019-09-02", now, 48).age_hours == 60 and not freshness("2019-09-02", now, 48).passed
+    assert not freshness(None, now, 48).passed
