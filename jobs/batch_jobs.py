@@ -7,10 +7,13 @@ import dagster as dg
 from teem_assets.aggregates.outputs import AGGREGATES
 from teem_assets.assets.keys import aggregate_key, migrated_key, parquet_key, postgres_key
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
+from teem_assets.checks.freshness import freshness_checks
 
 
 def _layers(tables: list[Table]) -> dg.AssetSelection:
-    return dg.AssetSelection.assets(*[key(t) for t in tables for key in (parquet_key, migrated_key, postgres_key)])
+    """The tables' assets in every layer, with their checks except freshness (its own hourly job)."""
+    assets = dg.AssetSelection.assets(*[key(t) for t in tables for key in (parquet_key, migrated_key, postgres_key)])
+    return assets - dg.AssetSelection.checks(*freshness_checks)
 
 
 snapshot_job = dg.define_asset_job(

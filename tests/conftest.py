@@ -87,7 +87,10 @@ def loaded(sample_root, postgres_url, tmp_path_factory, spark):
         result = run_job(defs, "migration_job", SAMPLE_DAYS[0], SAMPLE_DAYS[-1])
         assert result.success
         evaluations = result.get_asset_check_evaluations()
-        assert len(evaluations) == len(TABLES) + len(AGGREGATES) and all(e.passed for e in evaluations)
+        checked = {(e.asset_key.to_user_string(), e.check_name) for e in evaluations if e.passed}
+        assert {(f"postgres/{t}", "matches_migrated") for t in TABLES} <= checked
+        assert {(f"aggregates/{a}", "matches_postgres_reference") for a in AGGREGATES} <= checked
+        assert len(checked) == len(evaluations) == len(TABLES) + len(AGGREGATES) + 3  # + volume x2, companies
         yield root, schema, defs  # the environment stays set: the resources read it at each run
     connection = psycopg2.connect(postgres_url)
     with connection, connection.cursor() as cursor:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import psycopg2
 import pytest
+from aggregate_world import World
 from pyspark.sql import SparkSession
 
 from teem_assets.aggregates.hourly import agg_hourly_space
@@ -15,7 +16,6 @@ from teem_assets.aggregates.inputs import attendees, eligible, event_days
 from teem_assets.aggregates.outputs import AGG_HOURLY_SPACE, WEEK_PEOPLE_COUNT
 from teem_assets.aggregates.weekly import week_people_count
 from teem_assets.postgres.aggregates import reference_rows
-from tests.aggregate_world import World
 
 T = dt.datetime
 D = dt.date

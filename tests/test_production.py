@@ -1,0 +1,135 @@
+"""End to end as in production: `dagster dev` (webserver and daemon) with the data root on moto's S3 server;
+unloads dropped into the bucket are picked up by the running sensors, materialized, and read back from
+PostgreSQL; a backfill launched through GraphQL runs its range as one run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+import psycopg2
+import requests
+from servers import free_port, running, wait_for
+
+from teem_assets.aggregates.outputs import AGGREGATES
+from teem_assets.catalogue import FACTS
+from teem_assets.sample.generate import UnloadOptions, batch_rows, generate_sample
+from teem_assets.sample.spec import SampleSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = SampleSpec(start=dt.date(2019, 9, 1), days=2, seed=7)
+DAYS = [d.isoformat() for d in SPEC.batch_dates]
+
+LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
+    locationOrLoadError { ... on RepositoryLocation { repositories { name } } } } } } }"""
+START_SENSOR = """mutation($selector: SensorSelector!) { startSensor(sensorSelector: $selector) {
+    __typename ... on Sensor { id sensorState { status } } ... on PythonError { message } } }"""
+STOP_SENSOR = "mutation($id: String) { stopSensor(id: $id) { __typename } }"
+RUNS = """query($filter: RunsFilter) { runsOrError(filter: $filter) { ... on Runs { results {
+    runId jobName status tags { key value } } } } }"""
+BACKFILL = """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+    __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""
+
+
+def _upload(s3, local: Path, relative: str) -> int:
+    count = 0
+    for path in sorted((local / relative).rglob("*")):
+        if path.is_file():
+            s3.upload_file(str(path), "teem", f"warehouse/{path.relative_to(local).as_posix()}")
+            count += 1
+    return count
+
+
+def test_unloads_dropped_into_s3_reach_postgres_and_a_backfill_is_one_run(
+    tmp_path: Path, s3, s3_endpoint: str, postgres_url: str, pg_schema: str
+) -> None:
+    local = tmp_path / "sample"
+    generate_sample(str(local), SPEC, UnloadOptions(manifest=True))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/graphql"
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+        "TEEM_ROOT": "s3://teem/warehouse",
+        "TEEM_HOME": str(tmp_path / "teem"),
+        "TEEM_POSTGRES_URL": postgres_url,
+        "TEEM_PG_SCHEMA": pg_schema,
+        "TEEM_SENSOR_INTERVAL_SECONDS": "5",
+        "TEEM_UNLOAD_SETTLE_SECONDS": "3600",  # only manifests complete an unload here
+    }
+    os.makedirs(env["DAGSTER_HOME"])
+
+    def graphql(query: str, **variables: object) -> dict:
+        answer = requests.post(url, json={"query": query, "variables": variables}, timeout=30)
+        answer.raise_for_status()
+        return answer.json()["data"]
+
+    def runs(job: str | None = None, tag: dict | None = None) -> list[dict]:
+        found = graphql(RUNS, filter={"pipelineName": job} if job else {"tags": [tag]})["runsOrError"]["results"]
+        return found
+
+    def one_successful(job: str, partition: str | None = None) -> dict | None:
+        found = [
+            r for r in runs(job) if partition is None or {"key": "dagster/partition", "value": partition} in r["tags"]
+        ]
+        failed = [r for r in found if r["status"] in ("FAILURE", "CANCELED")]
+        assert not failed, failed
+        done = [r for r in found if r["status"] == "SUCCESS"]
+        return done[0] if done else None
+
+    dagster = str(Path(sys.executable).parent / "dagster")
+    command = [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
+    with running(command, env, str(ROOT), str(tmp_path / "dagster-dev.log")):
+
+        def loaded() -> dict | None:
+            entries = graphql(LOCATIONS)["workspaceOrError"]["locationEntries"]
+            return entries[0] if entries and entries[0]["loadStatus"] == "LOADED" else None
+
+        location = wait_for(loaded, 180, "the code location to load")
+        repository = {"repositoryLocationName": location["name"],
+                      "repositoryName": location["locationOrLoadError"]["repositories"][0]["name"]}  # fmt: skip
+        sensor_ids = {}
+        for sensor in ("snapshot_unload_sensor", "batch_unload_sensor"):
+            started = graphql(START_SENSOR, selector={**repository, "sensorName": sensor})["startSensor"]
+            assert started["__typename"] == "Sensor", started
+            sensor_ids[sensor] = started["id"]
+
+        assert _upload(s3, local, "csv/dim_company") and _upload(s3, local, "csv/dim_space")
+        assert _upload(s3, local, "csv/dim_calendar") and _upload(s3, local, "csv/dim_date")
+        wait_for(lambda: one_successful("snapshot_job"), 300, "the snapshot run", interval=3)
+
+        for table in FACTS:
+            _upload(s3, local, f"csv/{table.name}/incremental/{DAYS[0]}")
+        wait_for(lambda: one_successful("batch_job", DAYS[0]), 400, "the sensor's batch run", interval=3)
+        assert len(runs("batch_job")) == 1  # one complete unload, one run
+
+        connection = psycopg2.connect(postgres_url)
+        with connection, connection.cursor() as cursor:
+            cursor.execute(f'SELECT count(*) FROM "{pg_schema}".fact_event_by_day')
+            keys = {row[10] for row in batch_rows(SPEC, "fact_event_by_day", SPEC.batch_dates[0])}
+            assert cursor.fetchone()[0] == len(keys) > 0
+            cursor.execute(f'SELECT count(*) FROM "{pg_schema}".agg_hourly_space')
+            assert cursor.fetchone()[0] > 0
+        connection.close()
+
+        # the second day arrives with the sensor stopped: the backfill, not the sensor, runs it
+        assert graphql(STOP_SENSOR, id=sensor_ids["batch_unload_sensor"])["stopSensor"]["__typename"] != "PythonError"
+        for table in FACTS:
+            _upload(s3, local, f"csv/{table.name}/incremental/{DAYS[1]}")
+        keys = [{"path": ["parquet", t.name]} for t in FACTS] + [{"path": ["migrated", t.name]} for t in FACTS]
+        keys += [{"path": ["postgres", t.name]} for t in FACTS]
+        keys += [{"path": [layer, name]} for name in AGGREGATES for layer in ("aggregates", "postgres")]
+        launched = graphql(BACKFILL, params={"assetSelection": keys, "partitionNames": DAYS})["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        tag = {"key": "dagster/backfill", "value": launched["backfillId"]}
+
+        def backfill_done() -> list[dict] | None:
+            found = runs(tag=tag)
+            return found if found and all(r["status"] in ("SUCCESS", "FAILURE") for r in found) else None
+
+        backfill_runs = wait_for(backfill_done, 400, "the backfill", interval=3)
+        assert [r["status"] for r in backfill_runs] == ["SUCCESS"]  # two days, one run
+        tags = {t["key"]: t["value"] for t in backfill_runs[0]["tags"]}
+        assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == tuple(DAYS)
