@@ -55,17 +55,23 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def pg_schema(postgres_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A schema of the test's own, dropped afterwards."""
+    """A schema of the test's own. It and every schema named after it (`<name>_daily`, …) are dropped before
+    and after the test, so that a run killed half-way leaves nothing the next run would read."""
     import re
 
-    import psycopg2
-
     name = "t_" + re.sub(r"\W", "_", request.node.name.lower())[:50]
+
+    def drop_all() -> None:
+        connection = psycopg2.connect(postgres_url)
+        with connection, connection.cursor() as cursor:
+            cursor.execute("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)", (name,))
+            for (schema,) in cursor.fetchall():
+                cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        connection.close()
+
+    drop_all()
     yield name
-    connection = psycopg2.connect(postgres_url)
-    with connection, connection.cursor() as cursor:
-        cursor.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-    connection.close()
+    drop_all()
 
 
 @pytest.fixture(scope="session")
@@ -76,6 +82,10 @@ def loaded(sample_root, postgres_url, tmp_path_factory, spark):
     root = tmp_path_factory.mktemp("pipeline")
     shutil.copytree(sample_root / "csv", root / "csv")
     schema = "t_pipeline"
+    connection = psycopg2.connect(postgres_url)
+    with connection, connection.cursor() as cursor:  # what a killed run may have left
+        cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    connection.close()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TEEM_ROOT", str(root))
         patch.setenv("TEEM_HOME", str(root / ".teem"))

@@ -45,9 +45,17 @@ def run_job(
 ) -> dg.ExecuteInProcessResult:
     """Run a job in process: for the batch dates first..last, or unpartitioned without them."""
     tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last or first} if first else {}
-    return defs.resolve_job_def(name).execute_in_process(
-        instance=instance or dg.DagsterInstance.ephemeral(), tags=tags, raise_on_error=raise_on_error
+    result = defs.resolve_job_def(name).execute_in_process(
+        instance=instance or dg.DagsterInstance.ephemeral(), tags=tags, raise_on_error=False
     )
+    if raise_on_error and not result.success:  # say which checks failed and why, not only that one did
+        failed = [
+            (e.asset_key.to_user_string(), e.check_name, {k: v.value for k, v in e.metadata.items()})
+            for e in result.get_asset_check_evaluations()
+            if not e.passed
+        ]
+        raise AssertionError(f"{name} {first}..{last} failed: {result.get_run_failure_event().message}; {failed}")
+    return result
 
 
 def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, object]]:

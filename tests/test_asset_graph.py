@@ -6,6 +6,7 @@ from pathlib import Path
 
 import psycopg2
 import pyarrow.parquet as pq
+from conftest import SAMPLE_DAYS
 from dagster_helpers import SMALL_SPEC, copy_raw, definitions, materializations, run_job, small_sample
 
 from teem_assets import layout
@@ -52,15 +53,19 @@ def test_every_layer_for_a_range_with_a_corrupted_part(monkeypatch, tmp_path: Pa
     assert found["migrated/dim_date"]["dagster/row_count"] == len(list(snapshot_rows(SMALL_SPEC, "dim_date")))
 
 
-def test_range_run_equals_day_by_day_runs(monkeypatch, tmp_path: Path, spark, postgres_url, pg_schema):
-    ranged = small_sample(tmp_path / "ranged")
-    daily = copy_raw(ranged, tmp_path / "daily")
+def test_a_14_day_range_run_equals_14_runs_in_reverse(
+    monkeypatch, tmp_path: Path, sample_root: Path, spark, postgres_url, pg_schema
+):
+    """What a single-run backfill of the 14-day sample does (one run, one Spark application) against 14
+    single runs, newest first."""
+    ranged = copy_raw(sample_root, tmp_path / "ranged")
+    daily = copy_raw(sample_root, tmp_path / "daily")
     ranged_defs = definitions(monkeypatch, ranged, postgres_url, pg_schema)
     assert run_job(ranged_defs, "snapshot_job").success
-    assert run_job(ranged_defs, "batch_job", DAYS[0], DAYS[-1]).success
+    assert run_job(ranged_defs, "batch_job", SAMPLE_DAYS[0], SAMPLE_DAYS[-1]).success
     daily_defs = definitions(monkeypatch, daily, postgres_url, pg_schema + "_daily")
     assert run_job(daily_defs, "snapshot_job").success
-    for day in reversed(DAYS):
+    for day in reversed(SAMPLE_DAYS):
         assert run_job(daily_defs, "batch_job", day).success
     folders = ["migrated/fact_event_by_day", "migrated/fact_attendance", *[f"aggregates/{a}" for a in AGGREGATES]]
     for folder in folders:
@@ -76,5 +81,4 @@ def test_range_run_equals_day_by_day_runs(monkeypatch, tmp_path: Path, spark, po
                 cursor.execute(f'SELECT count(*), sum(hashtext(t::text)) FROM "{schema}"."{table}" t')
                 counts.append(cursor.fetchone())
             assert counts[0] == counts[1] and counts[0][0] > 0
-        cursor.execute(f'DROP SCHEMA "{pg_schema}_daily" CASCADE')
     connection.close()
