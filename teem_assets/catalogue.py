@@ -55,6 +55,7 @@ class Table(Columns):
     created_at: str
     updated_at: str
     load_mode: LoadMode
+    company_column: str | None = None  # the company of a fact row, for the companies check
 
     @property
     def is_dimension(self) -> bool:
@@ -67,6 +68,7 @@ def _table(
     primary_key: str,
     load_mode: LoadMode,
     columns: list[tuple[str, str]],
+    company_column: str | None = None,
 ) -> Table:
     """Build a table; `edw` is the infix of its audit columns (`edw_<edw>_created_at`, …)."""
     built = tuple(Column(n, parse_type(t)) for n, t in columns)
@@ -77,8 +79,10 @@ def _table(
         created_at=f"edw_{edw}_created_at",
         updated_at=f"edw_{edw}_updated_at",
         load_mode=load_mode,
+        company_column=company_column,
     )
-    for required in (primary_key, table.created_at, table.updated_at):
+    named = [primary_key, table.created_at, table.updated_at, company_column]
+    for required in filter(None, named):
         table.column(required)
     return table
 
@@ -277,6 +281,7 @@ FACT_EVENT_BY_DAY = _table(
         ("edw_event_by_day_hash_insert", "varchar(64)"),
         *_audit("event_by_day"),
     ],
+    company_column="edw_event_by_day_company_id",
 )
 
 FACT_ATTENDANCE = _table(

@@ -171,9 +171,9 @@ def test_volume_and_companies_against_the_batches_before(tmp_path: Path) -> None
     assert not volume_verdict(str(tmp_path), EVENTS.name, "2019-09-04", 7, 0.95).passed
     assert volume_verdict(str(tmp_path), EVENTS.name, "2019-09-04", 7, 0.9).passed
     assert volume_verdict(str(tmp_path), EVENTS.name, "2019-09-04", 1, 0.95).passed
-    assert missing_companies(str(tmp_path), EVENTS.name, "2019-09-04", 7) == [3]
-    assert missing_companies(str(tmp_path), EVENTS.name, "2019-09-04", 1) == []
-    assert missing_companies(str(tmp_path), EVENTS.name, "2019-09-03", 7) == [3]
+    assert missing_companies(str(tmp_path), EVENTS, "2019-09-04", 7) == [3]
+    assert missing_companies(str(tmp_path), EVENTS, "2019-09-04", 1) == []
+    assert missing_companies(str(tmp_path), EVENTS, "2019-09-03", 7) == [3]
 
 
 def test_freshness_counts_from_the_end_of_the_newest_batch_day() -> None:

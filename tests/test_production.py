@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import psycopg2
-import requests
+from dagster_ui import graphql_client, loaded_location
 from servers import free_port, running, wait_for
 
 from teem_assets.aggregates.outputs import AGGREGATES
@@ -22,8 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SPEC = SampleSpec(start=dt.date(2019, 9, 1), days=2, seed=7)
 DAYS = [d.isoformat() for d in SPEC.batch_dates]
 
-LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
-    locationOrLoadError { ... on RepositoryLocation { repositories { name } } } } } } }"""
 START_SENSOR = """mutation($selector: SensorSelector!) { startSensor(sensorSelector: $selector) {
     __typename ... on Sensor { id sensorState { status } } ... on PythonError { message } } }"""
 STOP_SENSOR = "mutation($id: String) { stopSensor(id: $id) { __typename } }"
@@ -48,7 +46,6 @@ def test_unloads_dropped_into_s3_reach_postgres_and_a_backfill_is_one_run(
     local = tmp_path / "sample"
     generate_sample(str(local), SPEC, UnloadOptions(manifest=True))
     port = free_port()
-    url = f"http://127.0.0.1:{port}/graphql"
     env = {
         **os.environ,
         "DAGSTER_HOME": str(tmp_path / "dagster"),
@@ -61,10 +58,7 @@ def test_unloads_dropped_into_s3_reach_postgres_and_a_backfill_is_one_run(
     }
     os.makedirs(env["DAGSTER_HOME"])
 
-    def graphql(query: str, **variables: object) -> dict:
-        answer = requests.post(url, json={"query": query, "variables": variables}, timeout=30)
-        answer.raise_for_status()
-        return answer.json()["data"]
+    graphql = graphql_client(port)
 
     def runs(job: str | None = None, tag: dict | None = None) -> list[dict]:
         found = graphql(RUNS, filter={"pipelineName": job} if job else {"tags": [tag]})["runsOrError"]["results"]
@@ -82,12 +76,7 @@ def test_unloads_dropped_into_s3_reach_postgres_and_a_backfill_is_one_run(
     dagster = str(Path(sys.executable).parent / "dagster")
     command = [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
     with running(command, env, str(ROOT), str(tmp_path / "dagster-dev.log")):
-
-        def loaded() -> dict | None:
-            entries = graphql(LOCATIONS)["workspaceOrError"]["locationEntries"]
-            return entries[0] if entries and entries[0]["loadStatus"] == "LOADED" else None
-
-        location = wait_for(loaded, 180, "the code location to load")
+        location = loaded_location(graphql)
         repository = {"repositoryLocationName": location["name"],
                       "repositoryName": location["locationOrLoadError"]["repositories"][0]["name"]}  # fmt: skip
         sensor_ids = {}

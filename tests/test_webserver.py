@@ -6,20 +6,14 @@ import os
 import sys
 from pathlib import Path
 
-import requests
 from dagster_helpers import SMALL_SPEC, small_sample
+from dagster_ui import graphql_client, loaded_location
 from servers import free_port, running, wait_for
 
 from teem_assets import layout
 
 ROOT = Path(__file__).resolve().parents[1]
 
-LOCATIONS = """
-{ workspaceOrError { ... on Workspace { locationEntries {
-    name loadStatus
-    locationOrLoadError { __typename ... on RepositoryLocation { repositories { name jobs { name } } } }
-} } } }
-"""
 LAUNCH = """
 mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
     __typename
@@ -40,7 +34,6 @@ query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {
 def test_materialization_launched_through_graphql(tmp_path: Path, postgres_url: str, pg_schema: str):
     root = small_sample(tmp_path / "root")
     port = free_port()
-    url = f"http://127.0.0.1:{port}/graphql"
     env = {
         **os.environ,
         "DAGSTER_HOME": str(tmp_path / "dagster"),
@@ -52,19 +45,10 @@ def test_materialization_launched_through_graphql(tmp_path: Path, postgres_url: 
     os.makedirs(env["DAGSTER_HOME"])
     dagster = str(Path(sys.executable).parent / "dagster")
 
-    def graphql(query: str, **variables: object) -> dict:
-        answer = requests.post(url, json={"query": query, "variables": variables}, timeout=30)
-        answer.raise_for_status()
-        return answer.json()["data"]
-
+    graphql = graphql_client(port)
     command = [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
     with running(command, env, str(ROOT), str(tmp_path / "dagster-dev.log")):
-
-        def loaded() -> dict | None:
-            entries = graphql(LOCATIONS)["workspaceOrError"]["locationEntries"]
-            return entries[0] if entries and entries[0]["loadStatus"] == "LOADED" else None
-
-        location = wait_for(loaded, 180, "the code location to load")
+        location = loaded_location(graphql)
         repository = location["locationOrLoadError"]["repositories"][0]
         assert {"snapshot_job", "batch_job", "migration_job"} <= {j["name"] for j in repository["jobs"]}
 

@@ -17,7 +17,7 @@ from teem_assets.assets.keys import parquet_key, raw_key, selected_tables
 from teem_assets.assets.metadata import preview, table_metadata
 from teem_assets.assets.stage import layer_spec, stage
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
-from teem_assets.checks.batch_checks import COMPANY_COLUMN, missing_companies, volume_verdict
+from teem_assets.checks.batch_checks import missing_companies, volume_verdict
 from teem_assets.publish import staging_dir
 from teem_assets.settings import trailing_batches, volume_threshold
 from teem_assets.unload.spark_reader import ConvertedUnload, UnloadConversion, convert_unloads
@@ -130,7 +130,7 @@ def _batch_check_specs(table: Table) -> list[dg.AssetCheckSpec]:
             "batches pass with a note.",
         )
     ]
-    if table.name in COMPANY_COLUMN:
+    if table.company_column:
         specs.append(
             dg.AssetCheckSpec(
                 COMPANIES,
@@ -162,7 +162,7 @@ def _batch_checks(
                 },
             )
         if dg.AssetCheckKey(key, COMPANIES) in context.selected_asset_check_keys:
-            missing = {batch: missing_companies(root, table.name, batch, window) for batch in batches}
+            missing = {batch: missing_companies(root, table, batch, window) for batch in batches}
             missing = {batch: companies for batch, companies in missing.items() if companies}
             yield dg.AssetCheckResult(
                 asset_key=key,

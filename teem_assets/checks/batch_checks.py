@@ -5,9 +5,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
+from teem_assets.catalogue import Table
 from teem_assets.checks.history import batch_rows, batch_values, previous_batches
-
-COMPANY_COLUMN = {"fact_event_by_day": "edw_event_by_day_company_id"}
 
 
 @dataclass(frozen=True)
@@ -34,10 +33,10 @@ def volume_verdict(root: str, table: str, batch: str, window: int, threshold: fl
     return VolumeVerdict(batch, batch_rows(root, table, batch), median, threshold)
 
 
-def missing_companies(root: str, table: str, batch: str, window: int) -> list[object]:
-    """Companies in any of the `window` batches before `batch` but not in it."""
-    column = COMPANY_COLUMN[table]
+def missing_companies(root: str, table: Table, batch: str, window: int) -> list[object]:
+    """Companies in any of the `window` batches before `batch` but not in it (the table's company column)."""
+    column = table.company_column
     earlier: set[object] = set()
-    for previous in previous_batches(root, table, batch, window):
-        earlier |= batch_values(root, table, previous, column)
-    return sorted(earlier - batch_values(root, table, batch, column))
+    for previous in previous_batches(root, table.name, batch, window):
+        earlier |= batch_values(root, table.name, previous, column)
+    return sorted(earlier - batch_values(root, table.name, batch, column))
