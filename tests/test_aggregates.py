@@ -121,9 +121,14 @@ def test_an_update_three_batches_later_changes_its_day(tmp_path: Path, monkeypat
     assert hourly["every_value_recomputed"] is False
     assert day.isoformat() in hourly["recomputed"]
     assert _day_minutes(tmp_path, day) == before + 60
+    target = layout.aggregate(str(tmp_path), AGG_HOURLY_SPACE.name)
+    assert hourly["dagster/row_count"] == pq.read_table(target).num_rows > 0
+    exported = materializations(result)["postgres/agg_hourly_space"]
     connection = psycopg2.connect(postgres_url)
     with connection, connection.cursor() as cursor:
         total = f'SELECT sum(sum_scheduled_duration_minutes) FROM "{pg_schema}".agg_hourly_space WHERE date = %s'
         cursor.execute(total, (day,))
         assert cursor.fetchone()[0] == before + 60
+        cursor.execute(f'SELECT count(*) FROM "{pg_schema}".agg_hourly_space')
+        assert cursor.fetchone()[0] == exported["dagster/row_count"] == hourly["dagster/row_count"]
     connection.close()

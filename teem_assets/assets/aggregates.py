@@ -19,6 +19,7 @@ from teem_assets.aggregates.scope import batch_scope, dimensions_token
 from teem_assets.aggregates.store import partition_rows, write_partitions
 from teem_assets.assets.keys import aggregate_key, migrated_key, postgres_key, selected_tables
 from teem_assets.catalogue import FACTS, TABLES
+from teem_assets.migration import parquet_rows
 from teem_assets.partitions import batch_partitions
 from teem_assets.postgres.aggregates import Comparison, compare_with_reference, replace_dates
 
@@ -118,6 +119,7 @@ def aggregates(
                 f"{aggregate.partition_column}_values_recomputed": len(values),
                 "every_value_recomputed": all_days,
                 "rows_in_recomputed_partitions": rows,
+                "dagster/row_count": parquet_rows(target),
                 "seconds": round(time.monotonic() - started, 1),
                 "batches": ", ".join(context.partition_keys),
                 "path": dg.MetadataValue.path(target),
@@ -175,9 +177,8 @@ def postgres_aggregates(
         target = storage.pull(layout.aggregate(storage.local_root, aggregate.name)) if values else ""
         connection = postgres.connect()
         try:
-            sent = replace_dates(
-                connection, aggregate, postgres.schema_name, values, partition_rows(target, aggregate, values)
-            )
+            rows = partition_rows(target, aggregate, values)
+            inserted, total = replace_dates(connection, aggregate, postgres.schema_name, values, rows)
         finally:
             connection.close()
         yield dg.MaterializeResult(
@@ -185,7 +186,8 @@ def postgres_aggregates(
             metadata={
                 "table": f"{postgres.schema_name}.{aggregate.name}",
                 f"{aggregate.partition_column}_values_replaced": len(values),
-                "rows_inserted": sent,
+                "rows_inserted": inserted,
+                "dagster/row_count": total,
                 RECOMPUTED: dg.MetadataValue.json([v.isoformat() for v in values]),
             },
         )

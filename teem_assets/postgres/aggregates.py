@@ -24,17 +24,17 @@ def replace_dates(
     schema: str,
     values: list[dt.date],
     batches: Iterable[pa.RecordBatch],
-) -> int:
-    """Delete the rows of the recomputed partition values and insert the new ones, in one transaction."""
+) -> tuple[int, int]:
+    """Delete the rows of the recomputed partition values and insert the new ones, in one transaction.
+    Returns the rows inserted and the rows the table then holds."""
+    table = qualified(schema, aggregate.name)
     with connection, connection.cursor() as cursor:
         ensure_table(cursor, aggregate, schema)
-        cursor.execute(
-            sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(
-                qualified(schema, aggregate.name), sql.Identifier(aggregate.partition_column)
-            ),
-            (values,),
-        )
-        return copy_batches(cursor, schema, aggregate.name, arrow_schema(aggregate.typed_columns), batches)
+        column = sql.Identifier(aggregate.partition_column)
+        cursor.execute(sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(table, column), (values,))
+        inserted = copy_batches(cursor, schema, aggregate.name, arrow_schema(aggregate.typed_columns), batches)
+        cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(table))
+        return inserted, cursor.fetchone()[0]
 
 
 @dataclass(frozen=True)
