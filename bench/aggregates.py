@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import dagster as dg
+import psycopg2
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from teem_assets.sample.generate import generate_sample
@@ -82,6 +83,11 @@ def main() -> None:
         print(f"batch 2 after 1 day: aggregates step {after_1['seconds']['aggregates']:.1f} s, {after_1['aggregates']}")
         ratio = after_14["seconds"]["aggregates"] / after_1["seconds"]["aggregates"]
         print(f"one batch's aggregates step, 14 days of history / 1 day: {ratio:.2f}x")
+    connection = psycopg2.connect(args.url)
+    with connection, connection.cursor() as cursor:
+        for schema in ("teem_bench_aggregates", "teem_bench_aggregates_short"):
+            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    connection.close()
 
 
 if __name__ == "__main__":
