@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 
 def _join(root: str, *parts: str) -> str:
@@ -25,8 +26,19 @@ def parquet_snapshot(root: str, table: str) -> str:
     return _join(root, "parquet", table, "snapshot")
 
 
+_BATCH = "batch_date="
+
+
 def parquet_batch(root: str, table: str, day: dt.date | str) -> str:
-    return _join(root, "parquet", table, f"batch_date={day}")
+    return _join(root, "parquet", table, f"{_BATCH}{day}")
+
+
+def converted_batches(root: str, table: str) -> list[str]:
+    """Batch dates whose unload has been converted to Parquet, oldest first (a local root)."""
+    folder = _join(root, "parquet", table)
+    if not os.path.isdir(folder):
+        return []
+    return sorted(name[len(_BATCH) :] for name in os.listdir(folder) if name.startswith(_BATCH))
 
 
 def migrated(root: str, table: str) -> str:

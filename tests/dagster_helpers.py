@@ -9,8 +9,11 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from teem_assets import layout
+from teem_assets.catalogue import Table
 from teem_assets.sample.generate import UnloadOptions, generate_sample
 from teem_assets.sample.spec import SampleSpec
+from teem_assets.sample.unload_writer import write_unload
 
 SMALL_SPEC = SampleSpec(start=dt.date(2019, 9, 1), days=3, seed=7)
 
@@ -18,6 +21,13 @@ SMALL_SPEC = SampleSpec(start=dt.date(2019, 9, 1), days=3, seed=7)
 def small_sample(root: Path) -> Path:
     generate_sample(str(root), SMALL_SPEC, UnloadOptions())
     return root
+
+
+def replace_raw_batch(root: Path, table: Table, day: str, rows: list) -> None:
+    """Put an unload of `rows` where batch `day` of `table` was."""
+    folder = layout.raw_batch(str(root), table.name, day)
+    shutil.rmtree(folder)
+    write_unload(rows, [c.type for c in table.columns], folder, f"{table.name}_")
 
 
 def copy_raw(source: Path, target: Path) -> Path:

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 from pathlib import Path
 
 import psycopg2
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from dagster_helpers import definitions, materializations, run_job
+from dagster_helpers import definitions, materializations, replace_raw_batch, run_job
 
 from teem_assets import layout
 from teem_assets.aggregates.outputs import AGG_HOURLY_SPACE, AGGREGATES, Aggregate
@@ -22,7 +22,6 @@ from teem_assets.catalogue import TABLES
 from teem_assets.postgres.aggregates import compare_with_reference
 from teem_assets.sample.generate import UnloadOptions, batch_rows, generate_sample
 from teem_assets.sample.spec import SampleSpec
-from teem_assets.sample.unload_writer import write_unload
 
 
 def _values(root: Path, aggregate: Aggregate) -> list[dt.date]:
@@ -30,8 +29,11 @@ def _values(root: Path, aggregate: Aggregate) -> list[dt.date]:
     return sorted(dt.date.fromisoformat(name.split("=", 1)[1]) for name in os.listdir(target) if "=" in name)
 
 
-def _rows(root: Path, aggregate: Aggregate, values: list[dt.date]) -> list[tuple]:
-    table = pa.Table.from_batches(list(partition_rows(layout.aggregate(str(root), aggregate.name), aggregate, values)))
+def _every_row(root: Path, aggregate: Aggregate) -> list[tuple]:
+    """The whole aggregate folder as pyarrow discovers it (not through the export's own reader)."""
+    partitioning = ds.partitioning(pa.schema([(aggregate.partition_column, pa.date32())]), flavor="hive")
+    folder = layout.aggregate(str(root), aggregate.name)
+    table = ds.dataset(folder, format="parquet", partitioning=partitioning).to_table(columns=aggregate.column_names)
     return sorted((tuple(row.values()) for row in table.to_pylist()), key=repr)
 
 
@@ -52,7 +54,7 @@ def test_spark_and_the_reference_agree_on_the_whole_sample(loaded, postgres_url:
             exported = sorted(cursor.fetchall(), key=repr)
     finally:
         connection.close()
-    assert exported == _rows(root, aggregate, values)
+    assert exported == _every_row(root, aggregate)
 
 
 def test_the_check_fails_on_one_wrong_minute_and_names_the_row(loaded, postgres_url: str) -> None:
@@ -106,9 +108,7 @@ def test_an_update_three_batches_later_changes_its_day(tmp_path: Path, monkeypat
     updated = candidates[0]
     updated[end] += dt.timedelta(hours=1)
     updated[column[table.updated_at]] = dt.datetime(2019, 9, 4, 12, 0, 0, 123456)
-    folder = layout.raw_batch(str(tmp_path), table.name, "2019-09-04")
-    shutil.rmtree(folder)
-    write_unload([updated], [c.type for c in table.columns], folder, f"{table.name}_")
+    replace_raw_batch(tmp_path, table, "2019-09-04", [updated])
 
     monkeypatch.setenv("TEEM_VOLUME_THRESHOLD", "0")  # a batch of one row, on purpose
     result = run_job(defs, "batch_job", "2019-09-04")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 import statistics
 import threading
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from aiosmtpd.controller import Controller
-from dagster_helpers import definitions, materializations, run_job
+from dagster_helpers import definitions, materializations, replace_raw_batch, run_job
 from servers import free_port
 
 from jobs.alerts import run_failure_alerts, snapshot_success_alerts
@@ -31,7 +30,6 @@ from teem_assets.checks.batch_checks import missing_companies, volume_verdict
 from teem_assets.checks.freshness import freshness
 from teem_assets.sample.generate import UnloadOptions, batch_rows, generate_sample
 from teem_assets.sample.spec import SampleSpec
-from teem_assets.sample.unload_writer import write_unload
 
 SPEC = SampleSpec(start=dt.date(2019, 9, 1), days=4, seed=7)
 DAYS = [d.isoformat() for d in SPEC.batch_dates]
@@ -98,9 +96,7 @@ def test_a_short_batch_stops_before_the_aggregates_and_alerts_by_email_and_slack
     assert run_job(defs, "migration_job", DAYS[0], DAYS[2]).success
     earlier = [len(list(batch_rows(SPEC, EVENTS.name, d))) for d in SPEC.batch_dates[:3]]
     short = list(batch_rows(SPEC, EVENTS.name, SPEC.batch_dates[3]))[: int(0.8 * statistics.median(earlier))]
-    folder = layout.raw_batch(str(root), EVENTS.name, DAYS[3])
-    shutil.rmtree(folder)
-    write_unload(short, [c.type for c in EVENTS.columns], folder, f"{EVENTS.name}_")
+    replace_raw_batch(root, EVENTS, DAYS[3], short)
 
     instance = dg.DagsterInstance.ephemeral()
     result = run_job(defs, "batch_job", DAYS[3], instance=instance, raise_on_error=False)

@@ -13,9 +13,9 @@ from teem_assets.aggregates.inputs import (
     SOURCE_CREATED_AT,
     START,
     conform,
-    day_start,
     minute_index,
     on_own_day,
+    own_day_bounds,
 )
 from teem_assets.aggregates.outputs import AGG_HOURLY_SPACE
 
@@ -33,7 +33,7 @@ def slots(rows: DataFrame) -> DataFrame:
     """(row, hour slot) pairs: slot h of the row's local day is [day h:00, day h+1:00), touched when
     start < slot end and end > slot start; each slot is 60 wall-clock minutes, on DST days too."""
     start, end = F.col(START), F.col(END)
-    midnight, next_midnight = day_start(F.col("day_date")), day_start(F.date_add(F.col("day_date"), 1))
+    midnight, next_midnight = own_day_bounds()
     first = F.when(start < midnight, 0).otherwise(F.hour(start))
     last = F.when(end >= next_midnight, 23).otherwise(F.hour(end))
     slot_start = midnight + F.make_dt_interval(F.lit(0), F.col("hour_num"), F.lit(0), F.lit(0))

@@ -66,6 +66,11 @@ def day_start(day: Column) -> Column:
     return day.cast("timestamp_ntz")
 
 
+def own_day_bounds() -> tuple[Column, Column]:
+    """The row's local day as [midnight, next midnight), wall-clock TIMESTAMP_NTZ."""
+    return day_start(F.col("day_date")), day_start(F.date_add(F.col("day_date"), 1))
+
+
 def minute_index(ts: Column) -> Column:
     """Minutes since 1970-01-01 00:00 on the wall clock: Redshift's DATEDIFF(minute, a, b) is
     minute_index(b) - minute_index(a), the minute boundaries crossed; seconds never round."""
@@ -107,7 +112,7 @@ def eligible(rows: DataFrame) -> DataFrame:
     zone = F.coalesce(F.col("space_timezone"), F.lit("UTC"))
     cancelled_local = F.convert_timezone(F.lit("UTC"), zone, cancelled)
     cancelled_in_time = cancelled.isNotNull() & (cancelled_local <= start)
-    midnight, next_midnight = day_start(F.col("day_date")), day_start(F.date_add(F.col("day_date"), 1))
+    midnight, next_midnight = own_day_bounds()
     whole_day = (start <= midnight) & (end >= next_midnight)
     excluded_all_day = F.coalesce(F.col("company_exclude_all_day_flag"), F.lit(False)) & whole_day
     return rows.where((end > start) & ~cancelled_in_time & ~excluded_all_day)
@@ -115,7 +120,7 @@ def eligible(rows: DataFrame) -> DataFrame:
 
 def on_own_day(rows: DataFrame) -> DataFrame:
     """Rows whose scheduled interval overlaps their own local day: those that make an hourly slot."""
-    midnight, next_midnight = day_start(F.col("day_date")), day_start(F.date_add(F.col("day_date"), 1))
+    midnight, next_midnight = own_day_bounds()
     return rows.where((F.col(START) < next_midnight) & (F.col(END) > midnight))
 
 

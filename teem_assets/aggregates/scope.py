@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 
 from teem_assets import layout
 from teem_assets.aggregates.inputs import Warehouse
-from teem_assets.catalogue import DIMENSIONS, TABLES
+from teem_assets.catalogue import DIMENSIONS, FACT_ATTENDANCE, FACT_EVENT_BY_DAY, Table
 from teem_assets.migration import table_schema
 
 
@@ -36,40 +36,29 @@ def dimensions_token(root: str) -> str:
     return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()
 
 
-def _all_versions(spark: SparkSession, root: str, table_name: str) -> DataFrame | None:
-    """Every converted batch of a fact table (the parquet layer keeps each batch as it came)."""
-    folder = os.path.join(root, "parquet", table_name)
-    batches = sorted(d for d in os.listdir(folder) if d.startswith("batch_date=")) if os.path.isdir(folder) else []
-    if not batches:
-        return None
-    return spark.read.schema(table_schema(TABLES[table_name])).parquet(*[os.path.join(folder, b) for b in batches])
-
-
-def _batch(spark: SparkSession, root: str, table_name: str, batches: list[str]) -> DataFrame | None:
-    folders = [layout.parquet_batch(root, table_name, b) for b in batches]
+def _batches(spark: SparkSession, root: str, table: Table, batches: list[str]) -> DataFrame | None:
+    """The converted batches among `batches`, as they came (the Parquet layer keeps every version)."""
+    folders = [layout.parquet_batch(root, table.name, b) for b in batches]
     folders = [f for f in folders if os.path.isdir(f)]
-    if not folders:
-        return None
-    return spark.read.schema(table_schema(TABLES[table_name])).parquet(*folders)
+    return spark.read.schema(table_schema(table)).parquet(*folders) if folders else None
 
 
 def touched_date_pks(spark: SparkSession, root: str, batches: list[str], warehouse: Warehouse) -> DataFrame:
     """local_date_pk of every day the batches touch."""
     found = [warehouse.dates.select(F.col("date_pk").alias("local_date_pk")).limit(0)]
-    events, every_event = (
-        _batch(spark, root, "fact_event_by_day", batches),
-        _all_versions(spark, root, "fact_event_by_day"),
-    )
-    if events is not None and every_event is not None:
-        keys = events.select("event_by_day_pk").distinct()
-        found.append(every_event.join(keys, "event_by_day_pk", "left_semi").select("local_date_pk"))
-        found.append(warehouse.events.join(keys, "event_by_day_pk", "left_semi").select("local_date_pk"))
-    attendance = _batch(spark, root, "fact_attendance", batches)
-    every_attendance = _all_versions(spark, root, "fact_attendance")
-    if attendance is not None and every_attendance is not None:
-        keys = attendance.select("attendance_pk").distinct()
-        event_pks = every_attendance.join(keys, "attendance_pk", "left_semi").select("event_pk").distinct()
-        found.append(warehouse.events.join(event_pks, "event_pk", "left_semi").select("local_date_pk"))
+    for table in (FACT_EVENT_BY_DAY, FACT_ATTENDANCE):
+        carried = _batches(spark, root, table, batches)
+        if carried is None:
+            continue
+        every_version = _batches(spark, root, table, layout.converted_batches(root, table.name))
+        keys = carried.select(*table.primary_key).distinct()
+        versions = every_version.join(keys, list(table.primary_key), "left_semi")
+        if table is FACT_EVENT_BY_DAY:  # the day of every version, and of the current row
+            found.append(versions.select("local_date_pk"))
+            found.append(warehouse.events.join(keys, list(table.primary_key), "left_semi").select("local_date_pk"))
+        else:  # the days of the events any version of the attendance belongs to
+            event_pks = versions.select("event_pk").distinct()
+            found.append(warehouse.events.join(event_pks, "event_pk", "left_semi").select("local_date_pk"))
     union = found[0]
     for frame in found[1:]:
         union = union.unionByName(frame)

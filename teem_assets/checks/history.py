@@ -11,20 +11,10 @@ import pyarrow.dataset as ds
 from teem_assets import layout
 from teem_assets.migration import parquet_rows
 
-_PREFIX = "batch_date="
-
-
-def converted_batches(root: str, table: str) -> list[str]:
-    """Batch dates whose unload has been converted, oldest first."""
-    folder = layout.parquet_table(root, table)
-    if not os.path.isdir(folder):
-        return []
-    return sorted(name[len(_PREFIX) :] for name in os.listdir(folder) if name.startswith(_PREFIX))
-
 
 def previous_batches(root: str, table: str, batch: str, count: int) -> list[str]:
     """The `count` converted batches before `batch`, oldest first."""
-    return [b for b in converted_batches(root, table) if b < batch][-count:]
+    return [b for b in layout.converted_batches(root, table) if b < batch][-count:]
 
 
 def batch_rows(root: str, table: str, batch: str) -> int:
