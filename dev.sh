@@ -28,6 +28,27 @@ ensure_java() {
   fi
 }
 
+# The JVM jars local Spark needs (Iceberg, its AWS bundle, hadoop-aws, SQLite's JDBC driver), fetched with
+# Maven from jvm/pom.xml into jvm/jars at install time and checked against jvm/jars.sha256; never at run time.
+ensure_jars() {
+  local stamp="jvm/jars/.installed-$(cat jvm/pom.xml jvm/jars.sha256 | sha256sum | cut -c1-16)"
+  if [ -f "$stamp" ]; then
+    return
+  fi
+  if ! command -v mvn >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "dev.sh: installing Maven (it fetches the JVM jars)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq maven >/dev/null
+  fi
+  command -v mvn >/dev/null 2>&1 || { echo "dev.sh: needs Maven (mvn) to fetch jvm/pom.xml's jars" >&2; exit 1; }
+  rm -rf jvm/jars
+  echo "dev.sh: fetching the JVM jars (jvm/pom.xml) with Maven" >&2
+  (cd jvm && mvn -q -B --strict-checksums dependency:copy-dependencies -DoutputDirectory=jars -DincludeScope=runtime)
+  (cd jvm/jars && sha256sum --quiet -c ../jars.sha256) || { echo "dev.sh: a jar does not match jvm/jars.sha256" >&2; exit 1; }
+  extra=$(cd jvm/jars && ls *.jar | grep -vxF -f <(awk '{print $2}' ../jars.sha256) || true)
+  [ -z "$extra" ] || { echo "dev.sh: jars not listed in jvm/jars.sha256: $extra" >&2; exit 1; }
+  touch "$stamp"
+}
+
 ensure_venv() {
   local stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
   if [ -f "$stamp" ]; then
@@ -48,22 +69,23 @@ command=${1:-}
 [ $# -gt 0 ] && shift
 case "$command" in
   demo)
-    ensure_java; ensure_venv
+    ensure_java; ensure_jars; ensure_venv
     exec "$VENV/bin/teem" demo "$@"
     ;;
   test)
-    ensure_java; ensure_venv
+    ensure_java; ensure_jars; ensure_venv
     "$VENV/bin/ruff" check .
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   teem)
-    ensure_java; ensure_venv
+    ensure_java; ensure_jars; ensure_venv
     exec "$VENV/bin/teem" "$@"
     ;;
   ui)
-    ensure_java; ensure_venv
+    ensure_java; ensure_jars; ensure_venv
     export DAGSTER_HOME=${DAGSTER_HOME:-$PWD/.teem/dagster}
-    mkdir -p "$DAGSTER_HOME"
+    # the instance's settings: the pools that keep writers of one table apart (teem_assets/runner.py)
+    "$VENV/bin/python" -c 'import os, teem_assets.runner as r; r.ensure_instance_settings(os.environ["DAGSTER_HOME"])'
     exec "$VENV/bin/dagster" dev -w workspace.yaml "$@"
     ;;
   *)

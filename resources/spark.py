@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 import dagster as dg
 from pydantic import PrivateAttr
@@ -28,6 +30,13 @@ PINNED_CONF: dict[str, str] = {
     "spark.sql.parquet.compression.codec": "snappy",
 }
 
+# Iceberg's SQL (MERGE INTO, the metadata tables) in every session.
+ICEBERG_CONF: dict[str, str] = {
+    "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
+}
+# Installed by dev.sh from jvm/pom.xml (Maven, checksums in jvm/jars.sha256); never fetched at run time.
+PROJECT_JARS = Path(__file__).resolve().parent.parent / "jvm" / "jars"
+
 DEFAULT_CONF: dict[str, str] = {
     "spark.driver.memory": "4g",
     "spark.sql.shuffle.partitions": "8",
@@ -46,9 +55,21 @@ def pin_process_to_utc() -> None:
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
 
 
-def spark_conf(master: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+class MissingJars(Exception):
+    """The JVM jars the project needs are not installed."""
+
+
+def project_jars(folder: str | Path = PROJECT_JARS) -> list[str]:
+    jars = sorted(glob.glob(os.path.join(folder, "*.jar")))
+    if not any("iceberg-spark-runtime" in os.path.basename(j) for j in jars):
+        raise MissingJars(f"no Iceberg Spark runtime in {folder}: run ./dev.sh (it fetches jvm/pom.xml's jars)")
+    return jars
+
+
+def spark_conf(master: str, extra: Mapping[str, str] | None = None, jars: list[str] | None = None) -> dict[str, str]:
     """The session's settings: defaults, then the caller's, then the pinned ones on top."""
-    conf = {**DEFAULT_CONF, **(extra or {})}
+    conf = {**DEFAULT_CONF, **ICEBERG_CONF, **(extra or {})}
+    conf["spark.jars"] = ",".join(project_jars() if jars is None else jars)
     for key, value in PINNED_CONF.items():
         if key.endswith("extraJavaOptions") and key in conf:
             conf[key] = f"{conf[key]} {value}"  # the last -Duser.timezone wins in the JVM
@@ -61,12 +82,15 @@ def spark_conf(master: str, extra: Mapping[str, str] | None = None) -> dict[str,
 
 
 def build_spark_session(
-    app_name: str = "teem", master: str = "local[*]", extra_conf: Mapping[str, str] | None = None
+    app_name: str = "teem",
+    master: str = "local[*]",
+    extra_conf: Mapping[str, str] | None = None,
+    jars: list[str] | None = None,
 ) -> SparkSession:
-    """Start (or join) the process's Spark application, pinned to UTC."""
+    """Start (or join) the process's Spark application, pinned to UTC, with Iceberg."""
     pin_process_to_utc()
     builder = SparkSession.builder.appName(app_name)
-    for key, value in spark_conf(master, extra_conf).items():
+    for key, value in spark_conf(master, extra_conf, jars).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.conf.set("spark.sql.session.timeZone", "UTC")
