@@ -67,7 +67,7 @@ def main() -> None:
             client = boto3.client("s3")
             client.create_bucket(Bucket="teem")
             days = _fill(client, args.keys)
-            resources = {"storage": StorageResource(root="s3://teem/warehouse", work_dir=work), "s3": S3Resource()}
+            resources = {"storage": StorageResource(root="s3://teem/warehouse"), "s3": S3Resource()}
 
             def tick() -> None:
                 result = batch_unload_sensor(dg.build_sensor_context(resources=resources))

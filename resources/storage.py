@@ -1,113 +1,110 @@
-"""The data root: a local folder, or an S3 prefix mirrored to a local work folder for local Spark.
-
-With an S3 root and local Spark (hadoop-aws cannot be installed here, DESIGN §4), the run copies what it
-reads from S3 into the mirror with boto3 first, and uploads what it publishes; with a local root the
-mirror is the root itself.
+"""The data root (a folder or `s3://bucket/prefix`) and its Iceberg catalog: the one owner of every path,
+read, write and commit of the pipeline's data (DESIGN §12). Spark reads and writes it natively (S3A for
+plain files, Iceberg's FileIO for tables), Python through `pyarrow.fs` and pyiceberg: no local mirror, so a
+fresh worker computes exactly what a warm one does.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Callable
-from urllib.parse import urlparse
-
-import boto3
 import dagster as dg
 from pydantic import PrivateAttr
+from pyiceberg.catalog import Catalog
+from pyspark.sql import SparkSession
 
-from teem_assets.publish import publish_dir
+from teem_assets import converted, layout
+from teem_assets.iceberg import CatalogSettings, python_catalog, use_catalog
 
-Publisher = Callable[[str, str], None]
 
-
-def _split_s3(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    return parsed.netloc, parsed.path.lstrip("/").rstrip("/")
+class MissingTable(Exception):
+    """A table a stage reads has never been materialized."""
 
 
 class StorageResource(dg.ConfigurableResource):
-    """`root` is a folder or `s3://bucket/prefix`; `work_dir` holds the local mirror of an S3 root."""
+    """`root` is a folder or `s3://bucket/prefix`; an S3 root's tables are registered in AWS Glue."""
 
     root: str
-    work_dir: str
+    migrated_database: str = "migrated"
+    aggregates_database: str = "aggregates"
+    aws_endpoint_url: str | None = None
+    aws_region: str | None = None
 
-    _client: object = PrivateAttr(default=None)
+    _catalog: Catalog | None = PrivateAttr(default=None)
 
     @property
     def is_s3(self) -> bool:
         return self.root.startswith("s3://")
 
     @property
-    def local_root(self) -> str:
-        """Where local Spark reads and writes: the root itself, or its mirror."""
-        if not self.is_s3:
-            return os.path.abspath(self.root)
-        bucket, prefix = _split_s3(self.root)
-        return os.path.join(os.path.abspath(self.work_dir), "s3", bucket, prefix)
+    def catalog_settings(self) -> CatalogSettings:
+        return CatalogSettings(
+            self.root.rstrip("/"),
+            self.migrated_database,
+            self.aggregates_database,
+            self.aws_endpoint_url or None,
+            self.aws_region or None,
+        )
 
-    def _s3(self):  # noqa: ANN202 - boto3 clients have no static type
-        if self._client is None:
-            self._client = boto3.client("s3")
-        return self._client
+    # Unloads and the Parquet layer
+    def raw(self, table: str, batch: str) -> str:
+        if batch == "snapshot":
+            return layout.raw_snapshot(self.root, table)
+        return layout.raw_batch(self.root, table, batch)
 
-    def _remote(self, local_path: str) -> tuple[str, str]:
-        bucket, prefix = _split_s3(self.root)
-        relative = os.path.relpath(local_path, self.local_root).replace(os.sep, "/")
-        return bucket, f"{prefix}/{relative}".lstrip("/")
+    def parquet(self, table: str, batch: str) -> str:
+        if batch == "snapshot":
+            return layout.parquet_snapshot(self.root, table)
+        return layout.parquet_batch(self.root, table, batch)
 
-    def list_remote(self, local_path: str) -> dict[str, tuple[int, float]]:
-        """Objects under the folder's S3 prefix: relative name -> (size, last-modified epoch seconds)."""
-        bucket, prefix = self._remote(local_path)
-        found: dict[str, tuple[int, float]] = {}
-        for page in self._s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/"):
-            for item in page.get("Contents", []):
-                found[item["Key"][len(prefix) + 1 :]] = (item["Size"], item["LastModified"].timestamp())
+    def quarantine(self, table: str, batch: str) -> str:
+        return layout.quarantine(self.root, table, batch)
+
+    def converted(self, table: str, batch: str) -> converted.ConvertedBatch | None:
+        return converted.read(self.parquet(table, batch))
+
+    def converted_or_fail(self, table: str, batch: str) -> converted.ConvertedBatch:
+        found = self.converted(table, batch)
+        if found is None:
+            raise MissingTable(f"{self.parquet(table, batch)} holds no converted unload: materialize parquet/{table}")
         return found
 
-    def pull(self, local_path: str) -> str:
-        """Make the local folder a copy of its S3 prefix (last-modified times kept, for the stale-part rule)."""
-        if not self.is_s3:
-            return local_path
-        bucket, prefix = self._remote(local_path)
-        remote = self.list_remote(local_path)
-        for name, (size, modified) in remote.items():
-            target = os.path.join(local_path, name)
-            if os.path.exists(target) and os.path.getsize(target) == size and os.path.getmtime(target) == modified:
-                continue
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            self._s3().download_file(bucket, f"{prefix}/{name}", target)
-            os.utime(target, (modified, modified))
-        for folder, _, files in os.walk(local_path):
-            for name in files:
-                relative = os.path.relpath(os.path.join(folder, name), local_path).replace(os.sep, "/")
-                if relative not in remote:
-                    os.remove(os.path.join(folder, name))
-        return local_path
+    def parquet_table(self, table: str) -> str:
+        return layout.parquet_table(self.root, table)
 
-    def push(self, local_path: str) -> None:
-        """Upload the folder to its S3 prefix and remove objects there that the folder no longer has."""
-        if not self.is_s3:
-            return
-        bucket, prefix = self._remote(local_path)
-        uploaded = set()
-        for folder, directories, files in os.walk(local_path):
-            directories[:] = [d for d in directories if not d.startswith(".")]
-            for name in files:
-                if name.startswith("."):
-                    continue
-                relative = os.path.relpath(os.path.join(folder, name), local_path).replace(os.sep, "/")
-                self._s3().upload_file(os.path.join(folder, name), bucket, f"{prefix}/{relative}")
-                uploaded.add(relative)
-        for name in set(self.list_remote(local_path)) - uploaded:
-            self._s3().delete_object(Bucket=bucket, Key=f"{prefix}/{name}")
+    def converted_dates(self, table: str) -> list[str]:
+        return converted.converted_dates(self.parquet_table(table))
 
-    def publish(self, staging: str, final: str) -> None:
-        """Swap `staging` into place locally, then upload it when the root is on S3."""
-        publish_dir(staging, final)
-        self.push(final)
+    # The Iceberg tables
+    def spark_catalog(self, spark: SparkSession) -> str:
+        """Register the root's catalog in `spark`; returns the catalog's name there."""
+        return use_catalog(spark, self.catalog_settings)
 
-    def remove(self, final: str) -> None:
-        """Remove a published folder, locally and from S3."""
-        shutil.rmtree(final, ignore_errors=True)
-        self.push(final)
+    def migrated_table(self, spark: SparkSession, table: str) -> str:
+        return f"{self.spark_catalog(spark)}.{self.migrated_database}.{table}"
+
+    def aggregate_table(self, spark: SparkSession, name: str) -> str:
+        return f"{self.spark_catalog(spark)}.{self.aggregates_database}.{name}"
+
+    def python_catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = python_catalog(self.catalog_settings)
+        return self._catalog
+
+    def iceberg_table(self, database: str, name: str):  # noqa: ANN201 - pyiceberg's Table
+        """A table through pyiceberg, or MissingTable naming it."""
+        from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+
+        try:
+            return self.python_catalog().load_table((database, name))
+        except (NoSuchTableError, NoSuchNamespaceError):
+            raise MissingTable(
+                f"the Iceberg table {database}.{name} does not exist in the catalog of {self.root}: materialize "
+                f"{'migrated' if database == self.migrated_database else 'aggregates'}/{name} first"
+            ) from None
+
+    def migrated_row_count(self, table: str) -> int | None:
+        """Rows of the migrated table's current snapshot, None when the table does not exist yet."""
+        try:
+            snapshot = self.iceberg_table(self.migrated_database, table).current_snapshot()
+        except MissingTable:
+            return None
+        return int(snapshot.summary["total-records"]) if snapshot else 0

@@ -96,6 +96,32 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if result.success else 1
 
 
+def _table(args: argparse.Namespace) -> int:
+    from resources.storage import MissingTable
+    from teem_assets.definitions import storage_from_environment
+    from teem_assets.show_table import default_layer, table_rows
+
+    layer = args.layer or default_layer(args.name)
+    postgres = None
+    if layer == "postgres":
+        from resources.postgres import PostgresResource
+
+        postgres = PostgresResource.from_environment().process_config_and_initialize()  # EnvVars resolved
+    try:
+        rows = table_rows(storage_from_environment(), postgres, args.name, layer)
+    except MissingTable as error:
+        print(f"teem table: {error}", file=sys.stderr)
+        return 2
+    if args.jsonl:
+        for line in json_lines(rows):
+            print(line)
+        return 0
+    print(f"{layer}/{args.name}: {rows.num_rows} rows")
+    if rows.num_rows:
+        print(rows.slice(0, args.preview).to_pandas().to_string(index=False, max_colwidth=24))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="teem", description="TEEM's Redshift-to-Dagster pipelines")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--from", dest="first", type=_date, required=True, help="first batch date")
     run.add_argument("--to", dest="last", type=_date, required=True, help="last batch date")
     run.set_defaults(run=_run)
+
+    table = commands.add_parser("table", help="a table's row count and first rows, or every row as JSON lines")
+    table.add_argument("name", help="a catalogue table or an aggregate")
+    table.add_argument("--layer", choices=["parquet", "migrated", "aggregates", "postgres"])
+    table.add_argument("--jsonl", action="store_true", help="every current row as JSON on stdout, only that")
+    table.add_argument("--preview", type=int, default=10, help="rows shown without --jsonl")
+    table.set_defaults(run=_table)
     return parser
 
 

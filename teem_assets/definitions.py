@@ -19,7 +19,18 @@ from teem_assets.assets.parquet import parquet_assets
 from teem_assets.assets.postgres import postgres_assets
 from teem_assets.assets.raw import raw_specs
 from teem_assets.checks.freshness import freshness_checks
-from teem_assets.settings import data_root, state_dir
+from teem_assets.settings import data_root
+
+
+def storage_from_environment() -> StorageResource:
+    """The data root (TEEM_ROOT) and its catalog; AWS settings through dg.EnvVar, so the launchpad shows them."""
+    return StorageResource(
+        root=data_root(),
+        migrated_database=dg.EnvVar("TEEM_MIGRATED_DATABASE").get_value("migrated"),
+        aggregates_database=dg.EnvVar("TEEM_AGGREGATES_DATABASE").get_value("aggregates"),
+        aws_endpoint_url=dg.EnvVar("AWS_ENDPOINT_URL").get_value(),
+        aws_region=dg.EnvVar("AWS_REGION").get_value() or dg.EnvVar("AWS_DEFAULT_REGION").get_value(),
+    )
 
 
 def build_definitions() -> dg.Definitions:
@@ -31,7 +42,7 @@ def build_definitions() -> dg.Definitions:
         sensors=[*unload_sensors, *alert_sensors],
         resources={
             "spark": SparkResource(),
-            "storage": StorageResource(root=data_root(), work_dir=str(state_dir() / "work")),
+            "storage": storage_from_environment(),
             "postgres": PostgresResource.from_environment(),
             "s3": S3Resource(),
             "email": EmailAlerts.from_environment(),

@@ -36,6 +36,6 @@ def run_demo(root: str) -> int:
     result, materialized = run_range(DEMO_SPEC.start, DEMO_SPEC.end)
     print(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'} in {time.monotonic() - started:.0f} s")
     print_materialized(materialized)
-    print(f"\nTables are under {root}/migrated (Athena layout). To browse the runs and assets:")
+    print(f"\nIceberg tables under {root}/warehouse (`teem table NAME` shows one). To browse the runs and assets:")
     print(f"  DAGSTER_HOME={instance().root_directory} ./dev.sh ui    # then open http://127.0.0.1:3000")
     return 0 if result.success else 1

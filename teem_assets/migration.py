@@ -1,24 +1,25 @@
-"""Snapshot and incremental migration (DESIGN §3): the current state of a table from its unloads.
+"""Snapshot and incremental migration (DESIGN §3): the current state of a table from its unloads, in an
+Iceberg table partitioned by `created_date`.
 
-The transformations are plain DataFrame functions; `migrate_batches` and `replace_snapshot` read and
-write the Athena layout (Snappy Parquet in `created_date=YYYY-MM-DD` folders) and publish each folder whole.
+The transformations are plain DataFrame functions. `migrate_batches` upserts fact batches with one MERGE INTO
+(the newest updated-at wins, ties broken by the row's hash, so any order of batches converges);
+`replace_snapshot` replaces a dimension in one commit. A commit that loses to another writer's is run again
+against the new state.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import pyarrow.parquet as pq
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from teem_assets.catalogue import Table
-from teem_assets.publish import discard_dir, publish_dir, staging_dir
+from teem_assets.iceberg import create_table, retry_conflicts, total_records
 from teem_assets.spark_types import spark_schema
 
 CREATED_DATE = "created_date"
@@ -44,13 +45,15 @@ def with_created_date(rows: DataFrame, table: Table) -> DataFrame:
     return rows.withColumn(CREATED_DATE, F.to_date(F.col(table.created_at)))
 
 
+def row_hash(table: Table) -> Column:
+    """What breaks a tie of updated-at: the same for the same values, whichever batch brought them."""
+    return F.xxhash64(*[F.col(c) for c in table.column_names])
+
+
 def latest_versions(rows: DataFrame, table: Table) -> DataFrame:
     """One row per primary key: the newest by updated-at; equal updated-at broken by the row's hash, so the
     winner never depends on the order in which batches arrived."""
-    data_columns = [F.col(c) for c in table.column_names]
-    order = Window.partitionBy(*table.primary_key).orderBy(
-        F.col(table.updated_at).desc(), F.xxhash64(*data_columns).desc()
-    )
+    order = Window.partitionBy(*table.primary_key).orderBy(F.col(table.updated_at).desc(), row_hash(table).desc())
     return rows.withColumn(_RANK, F.row_number().over(order)).where(F.col(_RANK) == 1).drop(_RANK)
 
 
@@ -63,39 +66,12 @@ class MigrationReport:
     partitions: list[str] = field(default_factory=list)
     rows_in_partitions: int = 0
     table_rows: int = 0
-
-
-def _write_partitioned(rows: DataFrame, table: Table, target: str) -> None:
-    (
-        rows.repartition(CREATED_DATE)
-        .sortWithinPartitions(*table.primary_key)
-        .write.mode("overwrite")
-        .partitionBy(CREATED_DATE)
-        .parquet(target)
-    )
+    snapshot_id: int | None = None
 
 
 def _write_rejects(rows: DataFrame, quarantine: str) -> None:
-    rows.withColumn("reason", F.lit("missing primary key, created-at or updated-at")).write.mode("overwrite").parquet(
-        quarantine
-    )
-
-
-def _partition_dirs(root: str) -> list[str]:
-    if not os.path.isdir(root):
-        return []
-    return sorted(name for name in os.listdir(root) if name.startswith(f"{CREATED_DATE}="))
-
-
-def parquet_rows(folder: str) -> int:
-    """Rows of the Parquet files under `folder`, from their footers (no Spark job)."""
-    total = 0
-    for directory, subdirectories, files in os.walk(folder):
-        subdirectories[:] = [d for d in subdirectories if not d.startswith((".", "_"))]
-        total += sum(
-            pq.ParquetFile(os.path.join(directory, f)).metadata.num_rows for f in files if f.endswith(".parquet")
-        )
-    return total
+    reason = F.lit("missing primary key, created-at or updated-at")
+    rows.withColumn("reason", reason).write.mode("overwrite").parquet(quarantine)
 
 
 @dataclass(frozen=True)
@@ -119,66 +95,102 @@ def _survey(incoming: DataFrame, table: Table) -> _Incoming:
     return _Incoming(row[0], row[1], row[2], sorted(str(d) for d in row[3]))
 
 
+def _read(spark: SparkSession, table: Table, files: list[str]) -> DataFrame:
+    if not files:
+        return spark.createDataFrame([], table_schema(table))
+    return spark.read.schema(table_schema(table)).parquet(*files)
+
+
+def ensure_migrated_table(spark: SparkSession, table: Table, identifier: str) -> None:
+    create_table(spark, identifier, migrated_schema(table), CREATED_DATE)
+
+
+def _quoted(name: str) -> str:
+    return f"`{name}`"
+
+
+def merge_statement(table: Table, identifier: str, source: str, created_dates: list[str]) -> str:
+    """MERGE INTO the table from `source` (one row per key, with its hash): a key's row is replaced by a newer
+    one, or by an equally new one with a larger hash; new keys are inserted. Only the created dates the
+    batch carries are read (the ON clause prunes the rest)."""
+    columns = [*table.column_names, CREATED_DATE]
+    on = " AND ".join(f"t.{_quoted(k)} = s.{_quoted(k)}" for k in table.primary_key)
+    dates = ", ".join(f"DATE'{d}'" for d in created_dates)
+    updated = _quoted(table.updated_at)
+    target_hash = f"xxhash64({', '.join(f't.{_quoted(c)}' for c in table.column_names)})"
+    newer = f"s.{updated} > t.{updated} OR (s.{updated} = t.{updated} AND s.{_HASH} > {target_hash})"
+    assignments = ", ".join(f"{_quoted(c)} = s.{_quoted(c)}" for c in columns)
+    names = ", ".join(_quoted(c) for c in columns)
+    values = ", ".join(f"s.{_quoted(c)}" for c in columns)
+    return (
+        f"MERGE INTO {identifier} t USING {source} s ON {on} AND t.{CREATED_DATE} IN ({dates}) "
+        f"WHEN MATCHED AND ({newer}) THEN UPDATE SET {assignments} "
+        f"WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
+    )
+
+
+_HASH = "_teem_row_hash"
+
+
+def _count_in(spark: SparkSession, identifier: str, created_dates: list[str]) -> int:
+    if not created_dates:
+        return 0
+    return spark.table(identifier).where(F.col(CREATED_DATE).isin(created_dates)).count()
+
+
 def migrate_batches(
     spark: SparkSession,
     table: Table,
-    batches: list[str],
-    table_root: str,
+    batch_files: list[str],
+    identifier: str,
     quarantine: str,
-    publish: Callable[[str, str], None] = publish_dir,
+    log: Callable[[str], None] | None = None,
 ) -> MigrationReport:
-    """Upsert the fact batches at `batches` (Parquet folders) into the current state at `table_root`.
-
-    Only the `created_date` partitions the batches touch are read and rewritten, each published whole.
-    """
-    incoming = spark.read.schema(table_schema(table)).parquet(*batches)
+    """Upsert the fact batches (their Parquet files) into the Iceberg table `identifier`, in one commit."""
+    incoming = _read(spark, table, batch_files)
     survey = _survey(incoming, table)
     report = MigrationReport(rows_in=survey.rows, rows_rejected=survey.rejected, partitions=survey.created_dates)
     if survey.rejected:
         _write_rejects(incoming.where(unmigratable(table)), quarantine)
-    existing = set(_partition_dirs(table_root))
-    touched = [f"{CREATED_DATE}={d}" for d in survey.created_dates]
-    current_paths = [os.path.join(table_root, name) for name in touched if name in existing]
-    current_rows = sum(parquet_rows(path) for path in current_paths)
-    rows = with_created_date(incoming.where(~unmigratable(table)), table)
-    if current_paths:
-        current = spark.read.schema(migrated_schema(table)).option("basePath", table_root).parquet(*current_paths)
-        rows = current.unionByName(rows)
-    if touched:
-        staging = staging_dir(os.path.join(table_root, f"batch-{uuid.uuid4().hex[:8]}"))
-        try:
-            _write_partitioned(latest_versions(rows, table), table, staging)
-            for name in touched:
-                publish(os.path.join(staging, name), os.path.join(table_root, name))
-        finally:
-            discard_dir(staging)
-    report.rows_in_partitions = sum(parquet_rows(os.path.join(table_root, name)) for name in touched)
-    report.keys_updated = current_rows + survey.keys - report.rows_in_partitions
-    report.table_rows = parquet_rows(table_root)
+    ensure_migrated_table(spark, table, identifier)
+    source = f"teem_batch_{uuid.uuid4().hex[:12]}"
+    rows = latest_versions(with_created_date(incoming.where(~unmigratable(table)), table), table)
+    rows.withColumn(_HASH, row_hash(table)).createOrReplaceTempView(source)
+
+    def merge() -> int:
+        before = total_records(spark, identifier)
+        if survey.created_dates:
+            spark.sql(merge_statement(table, identifier, source, survey.created_dates))
+        return before
+
+    try:
+        before = retry_conflicts(merge, log=log)
+    finally:
+        spark.catalog.dropTempView(source)
+    report.table_rows = total_records(spark, identifier)
+    report.keys_updated = survey.keys - (report.table_rows - before)
+    report.rows_in_partitions = _count_in(spark, identifier, survey.created_dates)
     return report
 
 
 def replace_snapshot(
     spark: SparkSession,
     table: Table,
-    snapshot: str,
-    table_root: str,
+    snapshot_files: list[str],
+    identifier: str,
     quarantine: str,
-    publish: Callable[[str, str], None] = publish_dir,
+    log: Callable[[str], None] | None = None,
 ) -> MigrationReport:
-    """Replace the whole table at `table_root` with the dimension snapshot at `snapshot`, in one swap."""
-    incoming = spark.read.schema(table_schema(table)).parquet(snapshot)
+    """Replace the whole Iceberg table `identifier` with the dimension snapshot's rows, in one commit."""
+    incoming = _read(spark, table, snapshot_files)
     survey = _survey(incoming, table)
     report = MigrationReport(rows_in=survey.rows, rows_rejected=survey.rejected, partitions=survey.created_dates)
     if survey.rejected:
         _write_rejects(incoming.where(unmigratable(table)), quarantine)
-    staging = staging_dir(table_root)
-    try:
-        good = with_created_date(incoming.where(~unmigratable(table)), table)
-        _write_partitioned(latest_versions(good, table), table, staging)
-        publish(staging, table_root)
-    finally:
-        discard_dir(staging)
-    report.table_rows = report.rows_in_partitions = parquet_rows(table_root)
+    ensure_migrated_table(spark, table, identifier)
+    good = latest_versions(with_created_date(incoming.where(~unmigratable(table)), table), table)
+    columns = [*table.column_names, CREATED_DATE]
+    retry_conflicts(lambda: good.select(*columns).writeTo(identifier).overwrite(F.lit(True)), log=log)
+    report.table_rows = report.rows_in_partitions = total_records(spark, identifier)
     report.duplicates_dropped = report.rows_in - report.rows_rejected - report.table_rows
     return report

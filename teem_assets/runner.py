@@ -12,15 +12,29 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from teem_assets.settings import state_dir
 
+# Every pool holds one slot: two runs never write the same tables at once (the stages' pools,
+# teem_assets.assets.stage.WRITER_POOLS). The README's deployment dagster.yaml says the same.
+POOLS = """concurrency:
+  pools:
+    default_limit: 1
+"""
+INSTANCE_SETTINGS = "telemetry:\n  enabled: false\n" + POOLS
+
+
+def ensure_instance_settings(home: str) -> None:
+    """Write DAGSTER_HOME/dagster.yaml when it is missing, or add the pools to one written before them."""
+    os.makedirs(home, exist_ok=True)
+    settings = os.path.join(home, "dagster.yaml")
+    current = open(settings).read() if os.path.exists(settings) else ""
+    if "concurrency:" not in current:
+        with open(settings, "a") as handle:
+            handle.write(POOLS if current.strip() else INSTANCE_SETTINGS)
+
 
 def instance() -> dg.DagsterInstance:
     """The instance under DAGSTER_HOME (default `.teem/dagster`), created on first use."""
     home = os.environ.setdefault("DAGSTER_HOME", str(state_dir() / "dagster"))
-    os.makedirs(home, exist_ok=True)
-    settings = os.path.join(home, "dagster.yaml")
-    if not os.path.exists(settings):
-        with open(settings, "w") as handle:
-            handle.write("telemetry:\n  enabled: false\n")
+    ensure_instance_settings(home)
     return dg.DagsterInstance.get()
 
 

@@ -26,6 +26,12 @@ def trailing_batches() -> int:
     return int(os.environ.get("TEEM_TRAILING_BATCHES", "7"))
 
 
+def snapshot_shrink_threshold() -> float:
+    """A dimension snapshot must hold at least this share of the current table's rows
+    (TEEM_SNAPSHOT_SHRINK_THRESHOLD)."""
+    return float(os.environ.get("TEEM_SNAPSHOT_SHRINK_THRESHOLD", "0.9"))
+
+
 def freshness_max_age_hours() -> float:
     """How old the newest migrated batch may be, counted from the end of its day (TEEM_FRESHNESS_MAX_AGE_HOURS)."""
     return float(os.environ.get("TEEM_FRESHNESS_MAX_AGE_HOURS", "48"))

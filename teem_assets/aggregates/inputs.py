@@ -7,14 +7,14 @@ UTC to the space's zone, written out with `convert_timezone`. Nothing here depen
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from teem_assets import layout
 from teem_assets.catalogue import TABLES, Columns
+from teem_assets.iceberg import table_exists
 from teem_assets.migration import migrated_schema
 from teem_assets.spark_types import spark_type
 
@@ -43,13 +43,16 @@ class MissingInput(Exception):
     """A migrated table the aggregates read has never been materialized."""
 
 
-def read_warehouse(spark: SparkSession, root: str) -> Warehouse:
+def read_warehouse(spark: SparkSession, identifiers: Mapping[str, str]) -> Warehouse:
+    """The migrated tables, by name -> Iceberg identifier, each read at its current snapshot."""
+
     def read(name: str) -> DataFrame:
-        folder = layout.migrated(root, name)
-        if not os.path.isdir(folder):
+        identifier = identifiers[name]
+        if not table_exists(spark, identifier):
             hint = "snapshot_job" if TABLES[name].is_dimension else "batch_job"
-            raise MissingInput(f"{folder} does not exist: materialize migrated/{name} first ({hint})")
-        return spark.read.schema(migrated_schema(TABLES[name])).parquet(folder)
+            raise MissingInput(f"the Iceberg table {identifier} does not exist: materialize migrated/{name} ({hint})")
+        columns = [field.name for field in migrated_schema(TABLES[name]).fields]
+        return spark.table(identifier).select(*columns)
 
     return Warehouse(
         read("fact_event_by_day"),

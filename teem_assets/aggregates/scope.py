@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from teem_assets import layout
 from teem_assets.aggregates.inputs import Warehouse
 from teem_assets.catalogue import DIMENSIONS, FACT_ATTENDANCE, FACT_EVENT_BY_DAY, Table
+from teem_assets.iceberg import current_snapshot_id
 from teem_assets.migration import table_schema
+
+# Batch files by fact table name: Parquet URIs of the converted batches.
+BatchFiles = Mapping[str, list[str]]
 
 
 @dataclass(frozen=True)
@@ -25,34 +28,29 @@ class Scope:
     all_days: bool  # the dimensions changed since the last computation: every day there is
 
 
-def dimensions_token(root: str) -> str:
-    """Names every file of the migrated dimensions: each snapshot migration writes new file names."""
-    names = []
-    for table in DIMENSIONS:
-        folder = layout.migrated(root, table.name)
-        for directory, subdirectories, files in os.walk(folder):
-            subdirectories[:] = [d for d in subdirectories if not d.startswith((".", "_"))]
-            names += [os.path.relpath(os.path.join(directory, f), root) for f in files if f.endswith(".parquet")]
-    return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()
+def dimensions_token(spark: SparkSession, identifiers: Mapping[str, str]) -> str:
+    """Names the current snapshot of every migrated dimension: each snapshot migration commits a new one."""
+    snapshots = [f"{t.name}={current_snapshot_id(spark, identifiers[t.name])}" for t in DIMENSIONS]
+    return hashlib.sha256("\n".join(snapshots).encode()).hexdigest()
 
 
-def _batches(spark: SparkSession, root: str, table: Table, batches: list[str]) -> DataFrame | None:
-    """The converted batches among `batches`, as they came (the Parquet layer keeps every version)."""
-    folders = [layout.parquet_batch(root, table.name, b) for b in batches]
-    folders = [f for f in folders if os.path.isdir(f)]
-    return spark.read.schema(table_schema(table)).parquet(*folders) if folders else None
+def _batches(spark: SparkSession, table: Table, files: list[str]) -> DataFrame | None:
+    """Converted batches as they came (the Parquet layer keeps every version)."""
+    return spark.read.schema(table_schema(table)).parquet(*files) if files else None
 
 
-def touched_date_pks(spark: SparkSession, root: str, batches: list[str], warehouse: Warehouse) -> DataFrame:
-    """local_date_pk of every day the batches touch."""
+def touched_date_pks(
+    spark: SparkSession, carried: BatchFiles, every_version: BatchFiles, warehouse: Warehouse
+) -> DataFrame:
+    """local_date_pk of every day the `carried` batches touch."""
     found = [warehouse.dates.select(F.col("date_pk").alias("local_date_pk")).limit(0)]
     for table in (FACT_EVENT_BY_DAY, FACT_ATTENDANCE):
-        carried = _batches(spark, root, table, batches)
-        if carried is None:
+        batch = _batches(spark, table, carried.get(table.name, []))
+        if batch is None:
             continue
-        every_version = _batches(spark, root, table, layout.converted_batches(root, table.name))
-        keys = carried.select(*table.primary_key).distinct()
-        versions = every_version.join(keys, list(table.primary_key), "left_semi")
+        history = _batches(spark, table, every_version.get(table.name, [])) or batch
+        keys = batch.select(*table.primary_key).distinct()
+        versions = history.unionByName(batch).join(keys, list(table.primary_key), "left_semi")
         if table is FACT_EVENT_BY_DAY:  # the day of every version, and of the current row
             found.append(versions.select("local_date_pk"))
             found.append(warehouse.events.join(keys, list(table.primary_key), "left_semi").select("local_date_pk"))
@@ -65,12 +63,15 @@ def touched_date_pks(spark: SparkSession, root: str, batches: list[str], warehou
     return union.distinct()
 
 
-def batch_scope(spark: SparkSession, root: str, batches: list[str], warehouse: Warehouse, all_days: bool) -> Scope:
-    """The days (and ISO weeks) to recompute for `batches`; every day of the fact table when `all_days`."""
+def batch_scope(
+    spark: SparkSession, carried: BatchFiles, every_version: BatchFiles, warehouse: Warehouse, all_days: bool
+) -> Scope:
+    """The days (and ISO weeks) to recompute for the `carried` batches; every day of the fact table when
+    `all_days`."""
     if all_days:
         date_pks = warehouse.events.select("local_date_pk").distinct()
     else:
-        date_pks = touched_date_pks(spark, root, batches, warehouse)
+        date_pks = touched_date_pks(spark, carried, every_version, warehouse)
     days = warehouse.dates.join(date_pks.withColumnRenamed("local_date_pk", "date_pk"), "date_pk", "left_semi")
     found = sorted({row[0] for row in days.select("day_date").distinct().collect() if row[0] is not None})
     weeks = sorted({d - dt.timedelta(days=d.weekday()) for d in found})

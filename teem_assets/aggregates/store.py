@@ -1,72 +1,65 @@
-"""Aggregate partitions on storage: `<partition_column>=<value>` folders, each replaced whole."""
+"""Aggregate tables in Iceberg, partitioned by their partition column: the recomputed values replaced in one
+commit, which also records the dimension snapshots they were computed from."""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
 from collections.abc import Callable, Iterator
 
 import pyarrow as pa
-import pyarrow.dataset as ds
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from teem_assets.aggregates.inputs import KEY
 from teem_assets.aggregates.outputs import Aggregate
-from teem_assets.migration import parquet_rows
-from teem_assets.publish import discard_dir, staging_dir
+from teem_assets.iceberg import create_table, retry_conflicts, snapshot_summary
+from teem_assets.redshift_types import arrow_schema
+from teem_assets.spark_types import spark_schema
+
+DIMENSIONS_TOKEN = "teem.dimensions-token"
 
 
-def partition_dir(target: str, aggregate: Aggregate, value: dt.date) -> str:
-    return os.path.join(target, f"{aggregate.partition_column}={value.isoformat()}")
+def ensure_aggregate_table(spark: SparkSession, aggregate: Aggregate, identifier: str) -> None:
+    create_table(spark, identifier, spark_schema(aggregate.typed_columns), aggregate.partition_column)
+
+
+def last_dimensions_token(spark: SparkSession, identifier: str) -> str | None:
+    """The dimensions token the table's current snapshot was computed with (None: never computed)."""
+    return snapshot_summary(spark, identifier).get(DIMENSIONS_TOKEN)
 
 
 def write_partitions(
     result: DataFrame,
     aggregate: Aggregate,
-    target: str,
+    identifier: str,
     values: list[dt.date],
-    publish: Callable[[str, str], None],
-    remove: Callable[[str], None],
+    dimensions_token: str,
+    log: Callable[[str], None] | None = None,
 ) -> int:
-    """Replace the partitions of `values` with the result's rows (which must lie in them); a partition left
-    without rows is removed. Returns the rows now in those partitions."""
-    column = aggregate.partition_column
-    staging = staging_dir(os.path.join(target, f"run-{uuid.uuid4().hex[:8]}"))
-    try:
-        (
-            result.repartition(column)
-            .sortWithinPartitions(*KEY, *[c for c in aggregate.column_names if c not in KEY])
-            .write.mode("overwrite")
-            .partitionBy(column)
-            .parquet(staging)
-        )
-        for value in values:
-            written = partition_dir(staging, aggregate, value)
-            if os.path.isdir(written):
-                publish(written, partition_dir(target, aggregate, value))
-            else:
-                remove(partition_dir(target, aggregate, value))
-    finally:
-        discard_dir(staging)
-    return sum(parquet_rows(partition_dir(target, aggregate, v)) for v in values)
-
-
-def partition_rows(target: str, aggregate: Aggregate, values: list[dt.date]) -> Iterator[pa.RecordBatch]:
-    """The rows of the partitions of `values`, with the partition column restored, in the output's order."""
-    files = [
-        os.path.join(folder, name)
-        for folder in (partition_dir(target, aggregate, v) for v in values)
-        if os.path.isdir(folder)
-        for name in sorted(os.listdir(folder))
-        if name.endswith(".parquet")
-    ]
-    if not files:
-        return iter(())
-    dataset = ds.dataset(
-        files,
-        format="parquet",
-        partitioning=ds.partitioning(pa.schema([(aggregate.partition_column, pa.date32())]), flavor="hive"),
-        partition_base_dir=target,
+    """Replace the rows of `values` (the result's rows must lie in them) in one commit; a value left without
+    rows is emptied. Returns the rows now in those values."""
+    column = F.col(aggregate.partition_column)
+    condition = column.isin(values) if values else F.lit(False)
+    spark = result.sparkSession
+    ensure_aggregate_table(spark, aggregate, identifier)
+    rows = result.select(*aggregate.column_names)
+    retry_conflicts(
+        lambda: rows.writeTo(identifier)
+        .option(f"snapshot-property.{DIMENSIONS_TOKEN}", dimensions_token)
+        .overwrite(condition),
+        log=log,
     )
-    return dataset.to_batches(columns=aggregate.column_names, batch_size=65536)
+    return spark.table(identifier).where(condition).count() if values else 0
+
+
+def partition_rows(iceberg_table, aggregate: Aggregate, values: list[dt.date]) -> Iterator[pa.RecordBatch]:  # noqa: ANN001
+    """The rows of the partitions of `values`, through pyiceberg (`iceberg_table` is a pyiceberg Table)."""
+    from pyiceberg.expressions import In
+
+    if not values:
+        return iter(())
+    scan = iceberg_table.scan(
+        row_filter=In(aggregate.partition_column, {v.isoformat() for v in values}),
+        selected_fields=tuple(aggregate.column_names),
+    )
+    schema = arrow_schema(aggregate.typed_columns)
+    return (batch.select(schema.names).cast(schema) for batch in scan.to_arrow_batch_reader())

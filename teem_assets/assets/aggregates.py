@@ -2,30 +2,31 @@
 touch, each checked against the PostgreSQL reference SQL; postgres/<name>: their export."""
 
 import datetime as dt
-import os
 import time
 from collections.abc import Iterator
 
 import dagster as dg
+from pyspark.sql import SparkSession
 
 from resources.postgres import PostgresResource
 from resources.spark import SparkResource
 from resources.storage import StorageResource
-from teem_assets import layout
 from teem_assets.aggregates.compute import compute, scope_values
 from teem_assets.aggregates.inputs import read_warehouse
 from teem_assets.aggregates.outputs import AGGREGATES, Aggregate
 from teem_assets.aggregates.scope import batch_scope, dimensions_token
-from teem_assets.aggregates.store import partition_rows, write_partitions
+from teem_assets.aggregates.store import last_dimensions_token, partition_rows, write_partitions
 from teem_assets.assets.keys import aggregate_key, migrated_key, postgres_key, selected_tables
+from teem_assets.assets.stage import COMMIT_RETRIES, pool_of
 from teem_assets.catalogue import FACTS, TABLES
-from teem_assets.migration import parquet_rows
+from teem_assets.iceberg import current_snapshot_id, table_exists, total_records
 from teem_assets.partitions import batch_partitions
 from teem_assets.postgres.aggregates import Comparison, compare_with_reference, replace_dates
+from teem_assets.postgres.load import fingerprint_of_rows, postgres_fingerprint
+from teem_assets.postgres.source import migrated_rows
 
 CHECK = "matches_postgres_reference"
 RECOMPUTED = "recomputed"
-_TOKEN_FILE = "dimensions"
 
 
 def _spec(aggregate: Aggregate) -> dg.AssetSpec:
@@ -33,11 +34,12 @@ def _spec(aggregate: Aggregate) -> dg.AssetSpec:
         aggregate_key(aggregate),
         # The PostgreSQL exports are deps too: the check's reference SQL reads them, so they load first.
         deps=[key(t) for t in TABLES.values() for key in (migrated_key, postgres_key)],
-        description=f"{aggregate.name} (spec/AGGREGATES.md) in {aggregate.partition_column}= folders: partition D "
+        description=f"{aggregate.name} (spec/AGGREGATES.md), an Iceberg table partitioned by "
+        f"{aggregate.partition_column}: partition D "
         f"recomputes the {aggregate.partition_column} values whose inputs batch D touched; a new dimension "
         "snapshot recomputes them all.",
         group_name="aggregates",
-        kinds={"spark", "parquet"},
+        kinds={"spark", "iceberg"},
         partitions_def=batch_partitions,
     )
 
@@ -51,19 +53,6 @@ def _check_spec(aggregate: Aggregate) -> dg.AssetCheckSpec:
         "PostgreSQL over the exports of the migrated tables: any difference fails and the first ones are listed. "
         "It keeps a wrong aggregate (the predecessor's 0.4% and 7-hour shift) out of PostgreSQL.",
     )
-
-
-def _last_token(storage: StorageResource, root: str, aggregate: Aggregate) -> str | None:
-    path = os.path.join(storage.pull(layout.aggregate_state(root, aggregate.name)), _TOKEN_FILE)
-    return open(path).read().strip() if os.path.exists(path) else None
-
-
-def _save_token(storage: StorageResource, root: str, aggregate: Aggregate, token: str) -> None:
-    folder = layout.aggregate_state(root, aggregate.name)
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, _TOKEN_FILE), "w") as file:
-        file.write(token)
-    storage.push(folder)
 
 
 def _check_result(aggregate: Aggregate, comparison: Comparison) -> dg.AssetCheckResult:
@@ -82,6 +71,15 @@ def _check_result(aggregate: Aggregate, comparison: Comparison) -> dg.AssetCheck
     )
 
 
+def _batch_files(storage: StorageResource, batches: list[str]) -> dict[str, list[str]]:
+    """The Parquet files of each fact table's converted batches among `batches`."""
+    files: dict[str, list[str]] = {}
+    for table in FACTS:
+        found = [storage.converted(table.name, b) for b in batches]
+        files[table.name] = [uri for batch in found if batch is not None for uri in batch.uris]
+    return files
+
+
 @dg.multi_asset(
     name="aggregates",
     specs=[_spec(a) for a in AGGREGATES.values()],
@@ -89,29 +87,34 @@ def _check_result(aggregate: Aggregate, comparison: Comparison) -> dg.AssetCheck
     can_subset=True,
     partitions_def=batch_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=pool_of("aggregates"),
+    retry_policy=COMMIT_RETRIES,
 )
 def aggregates(
     context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource, postgres: PostgresResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    root = storage.local_root
-    for table in TABLES.values():
-        storage.pull(layout.migrated(root, table.name))
-    for table in FACTS:
-        storage.pull(layout.parquet_table(root, table.name))
     session = spark.session()
-    warehouse = read_warehouse(session, root)
+    migrated = {name: storage.migrated_table(session, name) for name in TABLES}
+    read_at = _snapshots(session, migrated)  # before the tables are read: a commit in between shows as a change
+    warehouse = read_warehouse(session, migrated)
     selected = selected_tables(context, list(AGGREGATES.values()), aggregate_key)
-    token = dimensions_token(root)
-    all_days = any(_last_token(storage, root, a) != token for a in selected)
-    scope = batch_scope(session, root, list(context.partition_keys), warehouse, all_days)
+    identifiers = {a.name: storage.aggregate_table(session, a.name) for a in selected}
+    token = dimensions_token(session, migrated)
+    all_days = any(
+        not table_exists(session, identifiers[a.name]) or last_dimensions_token(session, identifiers[a.name]) != token
+        for a in selected
+    )
+    batches = list(context.partition_keys)
+    every_version = _batch_files(storage, [d for t in FACTS for d in storage.converted_dates(t.name)])
+    scope = batch_scope(session, _batch_files(storage, batches), every_version, warehouse, all_days)
     for aggregate in selected:
         started = time.monotonic()
         values = scope_values(aggregate, scope)
-        target = layout.aggregate(root, aggregate.name)
+        identifier = identifiers[aggregate.name]
         rows = write_partitions(
-            compute(aggregate, warehouse, scope), aggregate, target, values, storage.publish, storage.remove
+            compute(aggregate, warehouse, scope), aggregate, identifier, values, token, log=context.log.warning
         )
-        _save_token(storage, root, aggregate, token)
+        iceberg = storage.iceberg_table(storage.aggregates_database, aggregate.name)
         yield dg.MaterializeResult(
             asset_key=aggregate_key(aggregate),
             metadata={
@@ -119,20 +122,51 @@ def aggregates(
                 f"{aggregate.partition_column}_values_recomputed": len(values),
                 "every_value_recomputed": all_days,
                 "rows_in_recomputed_partitions": rows,
-                "dagster/row_count": parquet_rows(target),
+                "dagster/row_count": total_records(session, identifier),
                 "seconds": round(time.monotonic() - started, 1),
-                "batches": ", ".join(context.partition_keys),
-                "path": dg.MetadataValue.path(target),
+                "batches": ", ".join(batches),
+                "dagster/table_name": f"{storage.aggregates_database}.{aggregate.name}",
+                "path": dg.MetadataValue.path(iceberg.location()),
             },
         )
         if dg.AssetCheckKey(aggregate_key(aggregate), CHECK) in context.selected_asset_check_keys:
             connection = postgres.connect()
             try:
-                rows_of_spark = partition_rows(target, aggregate, values)
+                rows_of_spark = partition_rows(iceberg, aggregate, values)
                 comparison = compare_with_reference(connection, aggregate, postgres.schema_name, values, rows_of_spark)
+                if not comparison.equal:
+                    _retry_while_inputs_move(context, storage, connection, postgres.schema_name, migrated, read_at)
             finally:
                 connection.close()
             yield _check_result(aggregate, comparison)
+
+
+def _snapshots(session: SparkSession, migrated: dict[str, str]) -> dict[str, int | None]:
+    return {name: current_snapshot_id(session, identifier) for name, identifier in migrated.items()}
+
+
+def _retry_while_inputs_move(
+    context: dg.AssetExecutionContext,
+    storage: StorageResource,
+    connection,  # noqa: ANN001 - psycopg2 connection
+    schema: str,
+    migrated: dict[str, str],
+    read_at: dict[str, int | None],
+) -> None:
+    """A difference means nothing while another run is writing: when a migrated table changed after this step
+    read it, or another run has migrated a batch and not yet exported it (the reference SQL reads the
+    exports), the step runs again once they have settled. Otherwise the difference stands."""
+    session = SparkSession.getActiveSession()
+    now = _snapshots(session, migrated)
+    lagging = [name for name in migrated if now[name] != read_at[name]] or [
+        name
+        for name, table in TABLES.items()
+        if fingerprint_of_rows(table, migrated_rows(storage.iceberg_table(storage.migrated_database, name), table))
+        != postgres_fingerprint(connection, table, schema)
+    ]
+    if lagging:
+        context.log.warning(f"{', '.join(lagging)} changed while the aggregates were checked: running again")
+        raise dg.RetryRequested(max_retries=10, seconds_to_wait=15)
 
 
 def _recomputed(context: dg.AssetExecutionContext, aggregate: Aggregate) -> list[str]:
@@ -168,16 +202,18 @@ def _export_spec(aggregate: Aggregate) -> dg.AssetSpec:
     can_subset=True,
     partitions_def=batch_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=pool_of("postgres_aggregates"),
+    retry_policy=COMMIT_RETRIES,
 )
 def postgres_aggregates(
     context: dg.AssetExecutionContext, postgres: PostgresResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult]:
     for aggregate in selected_tables(context, list(AGGREGATES.values()), postgres_key):
         values = [dt.date.fromisoformat(v) for v in _recomputed(context, aggregate)]
-        target = storage.pull(layout.aggregate(storage.local_root, aggregate.name)) if values else ""
+        source = storage.iceberg_table(storage.aggregates_database, aggregate.name)
         connection = postgres.connect()
         try:
-            rows = partition_rows(target, aggregate, values)
+            rows = partition_rows(source, aggregate, values)
             inserted, total = replace_dates(connection, aggregate, postgres.schema_name, values, rows)
         finally:
             connection.close()

@@ -6,70 +6,50 @@ in a single Spark job.
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import dagster as dg
 
 from resources.spark import SparkResource
 from resources.storage import StorageResource
-from teem_assets import layout
 from teem_assets.assets.keys import parquet_key, raw_key, selected_tables
 from teem_assets.assets.metadata import preview, table_metadata
 from teem_assets.assets.stage import layer_spec, stage
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
 from teem_assets.checks.batch_checks import missing_companies, volume_verdict
-from teem_assets.publish import staging_dir
-from teem_assets.settings import trailing_batches, volume_threshold
-from teem_assets.unload.spark_reader import ConvertedUnload, UnloadConversion, convert_unloads
+from teem_assets.checks.snapshot_checks import shrink_verdict
+from teem_assets.conversion import Conversion, ConversionRequest, convert
+from teem_assets.settings import snapshot_shrink_threshold, trailing_batches, volume_threshold
 
 MALFORMED_LOGGED = 10
 VOLUME = "volume_vs_trailing_median"
 COMPANIES = "companies_still_present"
+SHRINK = "snapshot_not_shrunk"
 
 
-@dataclass(frozen=True)
-class _Unload:
-    table: Table
-    batch: str  # a batch date, or "snapshot"
-    raw: str
-    parquet: str
-    quarantine: str
-
-
-def _unloads(root: str, tables: list[Table], batches: list[str]) -> list[_Unload]:
-    found = []
-    for table in tables:
-        for batch in batches:
-            if table.is_dimension:
-                raw, parquet = layout.raw_snapshot(root, table.name), layout.parquet_snapshot(root, table.name)
-            else:
-                raw, parquet = layout.raw_batch(root, table.name, batch), layout.parquet_batch(root, table.name, batch)
-            found.append(_Unload(table, batch, raw, parquet, layout.quarantine(root, table.name, batch)))
-    return found
+def _requests(storage: StorageResource, tables: list[Table], batches: list[str]) -> list[ConversionRequest]:
+    return [
+        ConversionRequest(
+            t, b, storage.raw(t.name, b), storage.parquet(t.name, b), storage.quarantine(t.name, b)
+        )
+        for t in tables
+        for b in batches
+    ]
 
 
 def _convert(
-    context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource, unloads: list[_Unload]
-) -> list[ConvertedUnload]:
-    conversions = []
-    for unload in unloads:
-        storage.pull(unload.raw)
-        columns = unload.table.typed_columns
-        conversions.append(
-            UnloadConversion(unload.raw, columns, staging_dir(unload.parquet), staging_dir(unload.quarantine))
-        )
-    converted = convert_unloads(spark.session(), conversions)
-    for unload, item in zip(unloads, converted):
-        storage.publish(item.conversion.out_dir, unload.parquet)
-        storage.publish(item.conversion.quarantine_dir, unload.quarantine)
-        for bad in item.malformed_sample[:MALFORMED_LOGGED]:
+    context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource, requests: list[ConversionRequest]
+) -> list[Conversion]:
+    done = convert(spark.session(), requests)
+    for item in done:
+        for bad in item.result.malformed_sample[:MALFORMED_LOGGED]:
             context.log.warning(f"quarantined {bad.describe()}")
-    return converted
+    return done
 
 
-def _metadata(table: Table, pairs: list[tuple[_Unload, ConvertedUnload]]) -> dict[str, object]:
+def _metadata(table: Table, done: list[Conversion]) -> dict[str, object]:
     reasons: Counter[str] = Counter()
     notes = []
+    pairs = [(c.request, c.result) for c in done]
     for unload, item in pairs:
         reasons.update(item.malformed_by_reason)
         source = "manifest" if item.unload.manifest else "newest parts by last-modified time"
@@ -90,17 +70,15 @@ def _metadata(table: Table, pairs: list[tuple[_Unload, ConvertedUnload]]) -> dic
             "unloads": dg.MetadataValue.md("\n".join(f"- {n}" for n in notes)),
             "path": dg.MetadataValue.path(pairs[0][0].parquet.rsplit("/", 1)[0]),
             "quarantine": dg.MetadataValue.path(pairs[0][0].quarantine.rsplit("/", 1)[0]),
-            "preview": preview(pairs[-1][0].parquet),
+            "preview": preview(done[-1].batch.uris),
         },
     )
 
 
-def _results(
-    tables: list[Table], unloads: list[_Unload], converted: list[ConvertedUnload]
-) -> Iterator[dg.MaterializeResult]:
+def _results(tables: list[Table], done: list[Conversion]) -> Iterator[dg.MaterializeResult]:
     for table in tables:
-        pairs = [(u, c) for u, c in zip(unloads, converted) if u.table is table]
-        yield dg.MaterializeResult(asset_key=parquet_key(table), metadata=_metadata(table, pairs))
+        mine = [c for c in done if c.request.table is table]
+        yield dg.MaterializeResult(asset_key=parquet_key(table), metadata=_metadata(table, mine))
 
 
 def _spec(table: Table) -> dg.AssetSpec:
@@ -109,13 +87,49 @@ def _spec(table: Table) -> dg.AssetSpec:
     return layer_spec(table, parquet_key(table), raw_key(table), "parquet", {"spark", "parquet"}, description)
 
 
-@stage("parquet_snapshots", DIMENSIONS, _spec)
+def _snapshot_check_specs(table: Table) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            SHRINK,
+            asset=parquet_key(table),
+            blocking=True,
+            description="A snapshot that is empty, or holds less than TEEM_SNAPSHOT_SHRINK_THRESHOLD (0.9) of the "
+            "current migrated table's rows, stops here: the migrated table and PostgreSQL keep what they have "
+            "(an unload cut short would otherwise replace a whole dimension with less).",
+        )
+    ]
+
+
+def _snapshot_checks(
+    context: dg.AssetExecutionContext, storage: StorageResource, done: list[Conversion]
+) -> Iterator[dg.AssetCheckResult]:
+    threshold = snapshot_shrink_threshold()
+    for item in done:
+        key = parquet_key(item.request.table)
+        if dg.AssetCheckKey(key, SHRINK) not in context.selected_asset_check_keys:
+            continue
+        verdict = shrink_verdict(item.batch.rows, storage.migrated_row_count(item.request.table.name), threshold)
+        yield dg.AssetCheckResult(
+            asset_key=key,
+            check_name=SHRINK,
+            passed=verdict.passed,
+            metadata={
+                "snapshot_rows": verdict.snapshot_rows,
+                "current_rows": verdict.current_rows if verdict.current_rows is not None else "no table yet",
+                "threshold": threshold,
+                "verdict": verdict.describe(),
+            },
+        )
+
+
+@stage("parquet_snapshots", DIMENSIONS, _spec, checks=_snapshot_check_specs)
 def parquet_snapshots(
     context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource
-) -> Iterator[dg.MaterializeResult]:
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     tables = selected_tables(context, DIMENSIONS, parquet_key)
-    unloads = _unloads(storage.local_root, tables, ["snapshot"])
-    yield from _results(tables, unloads, _convert(context, spark, storage, unloads))
+    done = _convert(context, spark, storage, _requests(storage, tables, ["snapshot"]))
+    yield from _results(tables, done)
+    yield from _snapshot_checks(context, storage, done)
 
 
 def _batch_check_specs(table: Table) -> list[dg.AssetCheckSpec]:
@@ -143,13 +157,14 @@ def _batch_check_specs(table: Table) -> list[dg.AssetCheckSpec]:
 
 
 def _batch_checks(
-    context: dg.AssetExecutionContext, root: str, tables: list[Table], batches: list[str]
+    context: dg.AssetExecutionContext, storage: StorageResource, tables: list[Table], batches: list[str]
 ) -> Iterator[dg.AssetCheckResult]:
     window, threshold = trailing_batches(), volume_threshold()
     for table in tables:
         key = parquet_key(table)
+        folder = storage.parquet_table(table.name)
         if dg.AssetCheckKey(key, VOLUME) in context.selected_asset_check_keys:
-            verdicts = [volume_verdict(root, table.name, batch, window, threshold) for batch in batches]
+            verdicts = [volume_verdict(folder, batch, window, threshold) for batch in batches]
             short = [v.batch for v in verdicts if not v.passed]
             yield dg.AssetCheckResult(
                 asset_key=key,
@@ -162,7 +177,7 @@ def _batch_checks(
                 },
             )
         if dg.AssetCheckKey(key, COMPANIES) in context.selected_asset_check_keys:
-            missing = {batch: missing_companies(root, table, batch, window) for batch in batches}
+            missing = {batch: missing_companies(folder, batch, window) for batch in batches}
             missing = {batch: companies for batch, companies in missing.items() if companies}
             yield dg.AssetCheckResult(
                 asset_key=key,
@@ -180,14 +195,10 @@ def _batch_checks(
 def parquet_batches(
     context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    root = storage.local_root
     tables = selected_tables(context, FACTS, parquet_key)
     batches = list(context.partition_keys)
-    unloads = _unloads(root, tables, batches)
-    yield from _results(tables, unloads, _convert(context, spark, storage, unloads))
-    for table in tables:
-        storage.pull(layout.parquet_table(root, table.name))  # the earlier batches the checks compare with
-    yield from _batch_checks(context, root, tables, batches)
+    yield from _results(tables, _convert(context, spark, storage, _requests(storage, tables, batches)))
+    yield from _batch_checks(context, storage, tables, batches)
 
 
 parquet_assets = [parquet_snapshots, parquet_batches]

@@ -6,9 +6,8 @@ import dagster as dg
 
 from resources.postgres import PostgresResource
 from resources.storage import StorageResource
-from teem_assets import layout
 from teem_assets.assets.keys import migrated_key, postgres_key, selected_tables
-from teem_assets.assets.stage import layer_spec, stage
+from teem_assets.assets.stage import COMMIT_RETRIES, layer_spec, stage
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
 from teem_assets.postgres.load import Fingerprint, LoadReport, fingerprinted, replace, table_fingerprint, upsert
 from teem_assets.postgres.source import batch_keys, migrated_rows
@@ -67,13 +66,14 @@ def _results(
     )
 
 
-@stage("postgres_snapshots", DIMENSIONS, _spec, checks=_check_specs)
+@stage("postgres_snapshots", DIMENSIONS, _spec, checks=_check_specs, retry_policy=COMMIT_RETRIES)
 def postgres_snapshots(
     context: dg.AssetExecutionContext, postgres: PostgresResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     for table in selected_tables(context, DIMENSIONS, postgres_key):
         sent = [Fingerprint()]
-        rows = fingerprinted(table, migrated_rows(table, layout.migrated(storage.local_root, table.name)), sent)
+        source = storage.iceberg_table(storage.migrated_database, table.name)
+        rows = fingerprinted(table, migrated_rows(source, table), sent)
         connection = postgres.connect()
         try:
             report = replace(connection, table, postgres.schema_name, rows)
@@ -84,16 +84,17 @@ def postgres_snapshots(
         yield from _results(table, postgres, report, sent[0], found, **{"dagster/row_count": found.rows})
 
 
-@stage("postgres_batches", FACTS, _spec, checks=_check_specs)
+@stage("postgres_batches", FACTS, _spec, checks=_check_specs, retry_policy=COMMIT_RETRIES)
 def postgres_batches(
     context: dg.AssetExecutionContext, postgres: PostgresResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    root = storage.local_root
     batches = list(context.partition_keys)
     for table in selected_tables(context, FACTS, postgres_key):
-        keys, dates = batch_keys(table, [layout.parquet_batch(root, table.name, b) for b in batches])
+        files = [uri for b in batches for uri in storage.converted_or_fail(table.name, b).uris]
+        keys, dates = batch_keys(table, files)
         sent = [Fingerprint()]
-        rows = fingerprinted(table, migrated_rows(table, layout.migrated(root, table.name), keys, dates), sent)
+        source = storage.iceberg_table(storage.migrated_database, table.name)
+        rows = fingerprinted(table, migrated_rows(source, table, keys, dates), sent)
         connection = postgres.connect()
         try:
             report = upsert(connection, table, postgres.schema_name, rows)

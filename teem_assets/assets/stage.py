@@ -11,6 +11,23 @@ from teem_assets.partitions import batch_partitions
 
 # In a run of every layer, snapshot stages run before batch stages (the executor picks higher first).
 SNAPSHOTS_FIRST = {"dagster/priority": "10"}
+# A commit that lost to another run's, a server that restarted: the step runs again, with backoff. The stages
+# are idempotent (MERGE, replace, upsert), so a retried step has no duplicate effect.
+COMMIT_RETRIES = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+# Stages that write shared tables take their pool's one slot (DESIGN §7): runs that write the same tables
+# never overlap, in every instance the project creates (`teem_assets.runner.INSTANCE_SETTINGS`).
+WRITER_POOLS = {
+    "migrated_snapshots",
+    "migrated_batches",
+    "postgres_snapshots",
+    "postgres_batches",
+    "aggregates",
+    "postgres_aggregates",
+}
+
+
+def pool_of(stage_name: str) -> str | None:
+    return f"teem_{stage_name}" if stage_name in WRITER_POOLS else None
 
 
 def layer_spec(
@@ -32,6 +49,7 @@ def stage(
     tables: Sequence[Table],
     spec: Callable[[Table], dg.AssetSpec],
     checks: Callable[[Table], list[dg.AssetCheckSpec]] | None = None,
+    retry_policy: dg.RetryPolicy | None = None,
 ) -> Callable:
     """The multi-asset decorator of a layer for `tables` (all dimensions or all facts): subsettable from
     the UI; facts take a range of batch dates as one run (single-run backfill), snapshots go first."""
@@ -44,4 +62,6 @@ def stage(
         partitions_def=batch_partitions if facts else None,
         backfill_policy=dg.BackfillPolicy.single_run() if facts else None,
         op_tags=None if facts else SNAPSHOTS_FIRST,
+        pool=pool_of(name),
+        retry_policy=retry_policy,
     )

@@ -5,8 +5,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from teem_assets.catalogue import Table
-from teem_assets.checks.history import batch_rows, batch_values, previous_batches
+from teem_assets.checks.history import batch_companies, batch_rows, previous_batches
 
 
 @dataclass(frozen=True)
@@ -27,16 +26,16 @@ class VolumeVerdict:
         return f"{self.batch}: {self.rows} rows, {share:.1%} of the trailing median {self.trailing_median:g}"
 
 
-def volume_verdict(root: str, table: str, batch: str, window: int, threshold: float) -> VolumeVerdict:
-    earlier = [batch_rows(root, table, b) for b in previous_batches(root, table, batch, window)]
+def volume_verdict(table_folder: str, batch: str, window: int, threshold: float) -> VolumeVerdict:
+    """`table_folder` is the table's Parquet layer (parquet/<table>)."""
+    earlier = [b.rows for b in previous_batches(table_folder, batch, window)]
     median = statistics.median(earlier) if earlier else None
-    return VolumeVerdict(batch, batch_rows(root, table, batch), median, threshold)
+    return VolumeVerdict(batch, batch_rows(table_folder, batch), median, threshold)
 
 
-def missing_companies(root: str, table: Table, batch: str, window: int) -> list[object]:
+def missing_companies(table_folder: str, batch: str, window: int) -> list[int]:
     """Companies in any of the `window` batches before `batch` but not in it (the table's company column)."""
-    column = table.company_column
-    earlier: set[object] = set()
-    for previous in previous_batches(root, table.name, batch, window):
-        earlier |= batch_values(root, table.name, previous, column)
-    return sorted(earlier - batch_values(root, table.name, batch, column))
+    earlier: set[int] = set()
+    for previous in previous_batches(table_folder, batch, window):
+        earlier |= set(previous.companies)
+    return sorted(earlier - batch_companies(table_folder, batch))

@@ -1,30 +1,34 @@
-"""What earlier batches held, read from the Parquet layer (footers and one column), not from run history,
-so the checks see the same thing however and in whatever order the batches were run."""
+"""What earlier batches held, from the statistics each conversion recorded in its batch pointer
+(`teem_assets.converted`): no old batch is read again, and the checks see the same thing however and in
+whatever order the batches were run."""
 
 from __future__ import annotations
 
-import os
-
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
-
-from teem_assets import layout
-from teem_assets.migration import parquet_rows
+from teem_assets import converted
+from teem_assets.unload.location import join
 
 
-def previous_batches(root: str, table: str, batch: str, count: int) -> list[str]:
+def _batch(table_folder: str, batch: str) -> converted.ConvertedBatch | None:
+    return converted.read(join(table_folder, f"batch_date={batch}"))
+
+
+def previous_batches(table_folder: str, batch: str, count: int) -> list[converted.ConvertedBatch]:
     """The `count` converted batches before `batch`, oldest first."""
-    return [b for b in layout.converted_batches(root, table) if b < batch][-count:]
+    found: list[converted.ConvertedBatch] = []
+    for day in reversed([d for d in converted.converted_dates(table_folder) if d < batch]):
+        if len(found) == count:
+            break
+        earlier = _batch(table_folder, day)
+        if earlier is not None:
+            found.append(earlier)
+    return found[::-1]
 
 
-def batch_rows(root: str, table: str, batch: str) -> int:
-    return parquet_rows(layout.parquet_batch(root, table, batch))
+def batch_rows(table_folder: str, batch: str) -> int:
+    found = _batch(table_folder, batch)
+    return found.rows if found else 0
 
 
-def batch_values(root: str, table: str, batch: str, column: str) -> set[object]:
-    """The distinct non-null values of a column in one converted batch."""
-    folder = layout.parquet_batch(root, table, batch)
-    if not os.path.isdir(folder):
-        return set()
-    values = ds.dataset(folder, format="parquet").to_table(columns=[column]).column(column)
-    return set(pc.unique(values.drop_null()).to_pylist())
+def batch_companies(table_folder: str, batch: str) -> set[int]:
+    found = _batch(table_folder, batch)
+    return set(found.companies) if found else set()

@@ -85,6 +85,22 @@ def table_fingerprint(cursor, table: Table, schema: str, keys: pa.Array | None =
     return Fingerprint(*(int(v) for v in cursor.fetchone()))
 
 
+def fingerprint_of_rows(table: Table, batches: Iterable[pa.RecordBatch]) -> Fingerprint:
+    total = Fingerprint()
+    for batch in batches:
+        total = total + batch_fingerprint(table, batch)
+    return total
+
+
+def postgres_fingerprint(connection, table: Table, schema: str) -> Fingerprint:  # noqa: ANN001
+    """The whole PostgreSQL table's fingerprint (an empty one when the table does not exist yet)."""
+    with connection, connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", (f'"{schema}"."{table.name}"',))
+        if cursor.fetchone()[0] is None:
+            return Fingerprint()
+        return table_fingerprint(cursor, table, schema)
+
+
 @dataclass(frozen=True)
 class LoadReport:
     rows_sent: int

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from teem_assets.catalogue import Table
 from teem_assets.migration import CREATED_DATE
+from teem_assets.redshift_types import arrow_schema
+from teem_assets.unload.location import resolve
 
 BATCH_ROWS = 16_384
 
@@ -29,27 +29,36 @@ def stream(dataset: ds.Dataset, columns: list[str], condition: ds.Expression | N
     )
 
 
-def batch_keys(table: Table, batch_folders: list[str]) -> tuple[pa.Array, list[str]]:
-    """The distinct primary keys of the batches at `batch_folders`, and the created dates they fall on."""
+def batch_keys(table: Table, files: list[str]) -> tuple[pa.Array, list[str]]:
+    """The distinct primary keys of the batches' Parquet files, and the created dates they fall on."""
     key = table.primary_key[0]
-    parts = [pq.read_table(folder, columns=[key, table.created_at]) for folder in batch_folders]
-    rows = pa.concat_tables(parts)
+    if not files:
+        return pa.array([], pa.int64()), []
+    filesystem, _ = resolve(files[0])
+    dataset = ds.dataset([resolve(f)[1] for f in files], format="parquet", filesystem=filesystem)
+    rows = dataset.to_table(columns=[key, table.created_at])
     dates = pc.unique(pc.cast(rows.column(table.created_at), pa.date32()).drop_null())
     return pc.unique(rows.column(key)), sorted(str(d) for d in dates.to_pylist())
 
 
 def migrated_rows(
-    table: Table, table_root: str, keys: pa.Array | None = None, created_dates: list[str] | None = None
+    iceberg_table,  # noqa: ANN001 - pyiceberg's Table
+    table: Table,
+    keys: pa.Array | None = None,
+    created_dates: list[str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """The current rows of a migrated table (all, or those with a key in `keys`), in catalogue columns."""
-    if not os.path.isdir(table_root):
+    """The current rows of a migrated table (all, or those with a key in `keys` on `created_dates`), in the
+    catalogue's columns and Arrow types, streamed from its current snapshot."""
+    from pyiceberg.expressions import AlwaysTrue, In
+
+    if created_dates is not None and not created_dates:
         return
-    partitioning = ds.partitioning(pa.schema([(CREATED_DATE, pa.string())]), flavor="hive")
-    dataset = ds.dataset(table_root, format="parquet", partitioning=partitioning)
-    condition = None
-    if created_dates is not None:
-        condition = ds.field(CREATED_DATE).isin(created_dates)
-    if keys is not None:
-        key_condition = ds.field(table.primary_key[0]).isin(keys)
-        condition = key_condition if condition is None else condition & key_condition
-    yield from stream(dataset, table.column_names, condition)
+    condition = In(CREATED_DATE, set(created_dates)) if created_dates is not None else AlwaysTrue()
+    scan = iceberg_table.scan(row_filter=condition, selected_fields=tuple(table.column_names))
+    schema = arrow_schema(table.typed_columns)
+    key = table.primary_key[0]
+    for batch in scan.to_arrow_batch_reader():
+        if keys is not None:
+            batch = batch.filter(pc.is_in(batch.column(key), value_set=keys))
+        for piece in pa.Table.from_batches([batch]).to_batches(BATCH_ROWS):
+            yield piece.select(schema.names).cast(schema)

@@ -7,8 +7,20 @@ import os
 import pyarrow.fs as pafs
 
 
+def s3_filesystem() -> pafs.S3FileSystem:
+    """S3 through AWS's default chain; `AWS_ENDPOINT_URL`, as AWS's SDKs read it, sends it to moto or MinIO."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    options: dict[str, object] = {"region": region} if region else {}
+    if endpoint:
+        options |= {"endpoint_override": endpoint, "scheme": endpoint.split("://", 1)[0]}
+    return pafs.S3FileSystem(**options)
+
+
 def resolve(location: str) -> tuple[pafs.FileSystem, str]:
     """The filesystem of `location` and the path inside it."""
+    if location.startswith("s3://"):
+        return s3_filesystem(), location[len("s3://") :]
     if "://" in location:
         return pafs.FileSystem.from_uri(location)
     return pafs.LocalFileSystem(), os.path.abspath(location)

@@ -1,0 +1,69 @@
+"""The convert stage's entry point: unloads to the Parquet layer, each committed through its batch pointer
+(`teem_assets.converted`) with the statistics the checks read later."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from pyspark.sql import SparkSession
+
+from teem_assets import converted
+from teem_assets.catalogue import Table
+from teem_assets.unload.location import join, resolve
+from teem_assets.unload.spark_reader import ConvertedUnload, UnloadConversion, convert_unloads
+
+
+@dataclass(frozen=True)
+class ConversionRequest:
+    """One unload of one table: where it is read from, and the Parquet and quarantine folders of its batch."""
+
+    table: Table
+    batch: str  # a batch date, or "snapshot"
+    raw: str
+    parquet: str
+    quarantine: str
+
+
+@dataclass(frozen=True)
+class Conversion:
+    request: ConversionRequest
+    result: ConvertedUnload
+    batch: converted.ConvertedBatch
+
+
+def distinct_values(uris: list[str], column: str) -> list[int]:
+    """The distinct non-null values of one column of Parquet files."""
+    if not uris:
+        return []
+    filesystem, _ = resolve(uris[0])
+    dataset = ds.dataset([resolve(u)[1] for u in uris], format="parquet", filesystem=filesystem)
+    values = dataset.to_table(columns=[column]).column(column)
+    return sorted(pc.unique(values.drop_null()).to_pylist())
+
+
+def convert(spark: SparkSession, requests: list[ConversionRequest]) -> list[Conversion]:
+    """Convert every unload in one Spark job into a new attempt folder each, then point each batch at it."""
+    attempts = [converted.new_attempt() for _ in requests]
+    conversions = [
+        UnloadConversion(r.raw, r.table.typed_columns, join(r.parquet, a), join(r.quarantine, a))
+        for r, a in zip(requests, attempts)
+    ]
+    results = convert_unloads(spark, conversions)
+    done = []
+    for request, attempt, result in zip(requests, attempts, results):
+        files = converted.files_of(request.parquet, attempt)
+        column = request.table.company_column
+        batch = converted.ConvertedBatch(
+            folder=request.parquet,
+            attempt=attempt,
+            files=files,
+            rows=result.rows,
+            quarantined=result.malformed,
+            quarantine=join(request.quarantine, attempt),
+            companies=distinct_values([join(request.parquet, attempt, f) for f in files], column) if column else [],
+        )
+        converted.commit(batch)
+        done.append(Conversion(request, result, batch))
+    return done

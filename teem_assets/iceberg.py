@@ -1,0 +1,252 @@
+"""The Iceberg catalog of a data root (DESIGN §2): AWS Glue for an `s3://` root, a SQLite file under the root
+(Iceberg's JDBC catalog, which pyiceberg's SQL catalog reads too) for a folder. Spark and Python see the same
+tables through it; nothing about a table lives on a worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from pyiceberg.catalog import Catalog
+from pyspark.sql import SparkSession
+from pyspark.sql import types as T
+
+Result = TypeVar("Result")
+
+TABLE_PROPERTIES = {
+    "format-version": "2",
+    "write.format.default": "parquet",
+    "write.parquet.compression-codec": "snappy",
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "50",
+    # The commit's own retries when another writer committed first and nothing it wrote conflicts.
+    "commit.retry.num-retries": "10",
+    "commit.retry.min-wait-ms": "200",
+}
+# A conflicting commit (two writers of the same rows) is retried as a whole, this often.
+CONFLICT_ATTEMPTS = 6
+_CONFLICTS = (
+    "ValidationException",
+    "CommitFailedException",
+    "CommitStateUnknownException",
+    "SQLITE_BUSY",  # the local catalog's file, locked by another run's commit of the same moment
+)
+
+
+@dataclass(frozen=True)
+class CatalogSettings:
+    """Where a root's tables are registered, and how to reach AWS when the root is on S3."""
+
+    root: str
+    migrated_database: str = "migrated"
+    aggregates_database: str = "aggregates"
+    aws_endpoint_url: str | None = None
+    aws_region: str | None = None
+
+    @property
+    def on_s3(self) -> bool:
+        return self.root.startswith("s3://")
+
+    @property
+    def warehouse(self) -> str:
+        root = self.root.rstrip("/")
+        return f"{root}/warehouse" if self.on_s3 else f"file://{os.path.abspath(root)}/warehouse"
+
+    @property
+    def sqlite_file(self) -> str:
+        return os.path.join(os.path.abspath(self.root), "warehouse", "catalog.db")
+
+    @property
+    def spark_name(self) -> str:
+        """The catalog's name: one per root, so one JVM can serve several roots (the tests do). Iceberg's JDBC
+        catalog files its tables under this name, so Spark and pyiceberg both use it."""
+        where = self.root if self.on_s3 else os.path.abspath(self.root)
+        digest = hashlib.sha256(f"{where}|{self.aws_endpoint_url}".encode()).hexdigest()[:10]
+        return f"teem_{digest}"
+
+
+def spark_catalog_conf(settings: CatalogSettings) -> dict[str, str]:
+    """The Spark settings that register the root's catalog under `settings.spark_name`."""
+    prefix = f"spark.sql.catalog.{settings.spark_name}"
+    conf = {
+        prefix: "org.apache.iceberg.spark.SparkCatalog",
+        f"{prefix}.warehouse": settings.warehouse,
+        # Another run's commit must be seen at once: a cached table would be read as it was up to 30 s ago.
+        f"{prefix}.cache-enabled": "false",
+    }
+    if settings.on_s3:
+        conf |= {
+            f"{prefix}.catalog-impl": "org.apache.iceberg.aws.glue.GlueCatalog",
+            f"{prefix}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
+        }
+        if settings.aws_endpoint_url:
+            conf |= {
+                f"{prefix}.glue.endpoint": settings.aws_endpoint_url,
+                f"{prefix}.s3.endpoint": settings.aws_endpoint_url,
+                f"{prefix}.s3.path-style-access": "true",
+            }
+        if settings.aws_region:
+            conf[f"{prefix}.client.region"] = settings.aws_region
+    else:
+        create_sqlite_catalog(settings.sqlite_file)
+        conf |= {
+            f"{prefix}.catalog-impl": "org.apache.iceberg.jdbc.JdbcCatalog",
+            f"{prefix}.uri": f"jdbc:sqlite:{settings.sqlite_file}",
+            # Iceberg's own check for its tables leaves a result set open, which pins the connection to an
+            # old read of the file, and every later commit on it fails with SQLITE_BUSY once another run
+            # has committed; the tables are created beforehand (create_sqlite_catalog) instead.
+            f"{prefix}.jdbc.init-catalog-tables": "false",
+            # A second committer of the same moment waits for the first; readers never block a writer (WAL).
+            f"{prefix}.jdbc.busy_timeout": "60000",
+            f"{prefix}.jdbc.journal_mode": "WAL",
+        }
+    return conf
+
+
+# Iceberg's JDBC catalog tables (its schema V0), which pyiceberg's SQL catalog reads and writes too.
+_SQLITE_CATALOG = (
+    "CREATE TABLE IF NOT EXISTS iceberg_tables (catalog_name VARCHAR(255) NOT NULL, "
+    "table_namespace VARCHAR(255) NOT NULL, table_name VARCHAR(255) NOT NULL, metadata_location VARCHAR(1000), "
+    "previous_metadata_location VARCHAR(1000), PRIMARY KEY (catalog_name, table_namespace, table_name))",
+    "CREATE TABLE IF NOT EXISTS iceberg_namespace_properties (catalog_name VARCHAR(255) NOT NULL, "
+    "namespace VARCHAR(255) NOT NULL, property_key VARCHAR(255), property_value VARCHAR(1000), "
+    "PRIMARY KEY (catalog_name, namespace, property_key))",
+)
+
+
+def create_sqlite_catalog(path: str) -> None:
+    """The local catalog's file with Iceberg's tables, in WAL mode (safe to call from several runs at once)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    connection = sqlite3.connect(path, timeout=60)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        for statement in _SQLITE_CATALOG:
+            connection.execute(statement)
+        connection.commit()
+    finally:
+        connection.close()
+
+
+def s3a_conf(aws_endpoint_url: str | None) -> dict[str, str]:
+    """Hadoop settings under which Spark reads plain files at `s3://` URIs (hadoop-aws's S3A) locally."""
+    conf = {
+        "fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "fs.s3a.aws.credentials.provider": "com.amazonaws.auth.DefaultAWSCredentialsProviderChain",
+    }
+    if aws_endpoint_url:
+        conf |= {
+            "fs.s3a.endpoint": aws_endpoint_url,
+            "fs.s3a.path.style.access": "true",
+            "fs.s3a.connection.ssl.enabled": str(aws_endpoint_url.startswith("https")).lower(),
+        }
+    return conf
+
+
+def use_catalog(spark: SparkSession, settings: CatalogSettings) -> str:
+    """Register the root's catalog in the session (once) and create its namespaces; returns its Spark name."""
+    for key, value in spark_catalog_conf(settings).items():
+        spark.conf.set(key, value)
+    if settings.on_s3:
+        hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+        for key, value in s3a_conf(settings.aws_endpoint_url).items():
+            hadoop.set(key, value)
+    for namespace in (settings.migrated_database, settings.aggregates_database):
+        retry_conflicts(lambda name=namespace: _create_namespace(spark, f"{settings.spark_name}.{name}"))
+    return settings.spark_name
+
+
+def _create_namespace(spark: SparkSession, name: str) -> None:
+    try:
+        spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {name}")
+    except Exception as error:
+        if "AlreadyExists" not in str(error):  # another run created it a moment ago
+            raise
+
+
+def python_catalog(settings: CatalogSettings) -> Catalog:
+    """The same catalog through pyiceberg, for readers that are not Spark (the PostgreSQL loads, `teem table`)."""
+    if settings.on_s3:
+        from pyiceberg.catalog.glue import GlueCatalog
+
+        properties = {"warehouse": settings.warehouse}
+        if settings.aws_endpoint_url:
+            properties |= {"glue.endpoint": settings.aws_endpoint_url, "s3.endpoint": settings.aws_endpoint_url}
+        if settings.aws_region:
+            properties |= {"glue.region": settings.aws_region, "s3.region": settings.aws_region}
+        return GlueCatalog("teem", **properties)
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    create_sqlite_catalog(settings.sqlite_file)
+    return SqlCatalog(settings.spark_name, uri=f"sqlite:///{settings.sqlite_file}", warehouse=settings.warehouse)
+
+
+def column_ddl(schema: T.StructType) -> str:
+    return ", ".join(f"`{field.name}` {field.dataType.simpleString()}" for field in schema.fields)
+
+
+def create_table(spark: SparkSession, identifier: str, schema: T.StructType, partition_column: str) -> None:
+    """Create the table unless it exists: Snappy Parquet, INT64 timestamps, identity-partitioned."""
+    properties = ", ".join(f"'{k}'='{v}'" for k, v in TABLE_PROPERTIES.items())
+    statement = (
+        f"CREATE TABLE IF NOT EXISTS {identifier} ({column_ddl(schema)}) USING iceberg "
+        f"PARTITIONED BY (`{partition_column}`) TBLPROPERTIES ({properties})"
+    )
+
+    def create() -> None:
+        try:
+            spark.sql(statement)
+        except Exception as error:
+            if "AlreadyExists" not in str(error):  # another run created it a moment ago
+                raise
+
+    retry_conflicts(create)
+
+
+def table_exists(spark: SparkSession, identifier: str) -> bool:
+    return spark.catalog.tableExists(identifier)
+
+
+def is_conflict(error: Exception) -> bool:
+    """A commit that lost to another writer's: run again against the new state."""
+    return any(name in str(error) for name in _CONFLICTS)
+
+
+def retry_conflicts(
+    commit: Callable[[], Result], attempts: int = CONFLICT_ATTEMPTS, log: Callable[[str], None] | None = None
+) -> Result:
+    """Run `commit` (which reads the table's current state and commits once) until no other writer's commit
+    conflicts with it. Each attempt starts over from the table's newest snapshot, so none is lost."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return commit()
+        except Exception as error:
+            if attempt == attempts or not is_conflict(error):
+                raise
+            if log:
+                log(f"commit conflicted with another writer (attempt {attempt}), retrying: {str(error)[:200]}")
+            time.sleep(min(0.5 * 2**attempt, 10.0))
+    raise AssertionError("unreachable")
+
+
+def snapshot_summary(spark: SparkSession, identifier: str) -> dict[str, str]:
+    """The summary of the table's current snapshot (empty for a table without one)."""
+    rows = spark.sql(
+        f"SELECT s.summary FROM {identifier}.snapshots s JOIN {identifier}.refs r ON s.snapshot_id = r.snapshot_id "
+        "WHERE r.name = 'main'"
+    ).collect()
+    return dict(rows[0][0]) if rows else {}
+
+
+def current_snapshot_id(spark: SparkSession, identifier: str) -> int | None:
+    rows = spark.sql(f"SELECT snapshot_id FROM {identifier}.refs WHERE name = 'main'").collect()
+    return rows[0][0] if rows else None
+
+
+def total_records(spark: SparkSession, identifier: str) -> int:
+    return int(snapshot_summary(spark, identifier).get("total-records", 0))
