@@ -4,18 +4,15 @@ export, the check failing on one wrong minute, and a late update recomputing the
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 
 import psycopg2
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 import pytest
 from dagster_helpers import definitions, materializations, replace_raw_batch, run_job
+from tables import aggregate_values, iceberg, iceberg_rows, sorted_rows
 
-from teem_assets import layout
 from teem_assets.aggregates.outputs import AGG_HOURLY_SPACE, AGGREGATES, Aggregate
 from teem_assets.aggregates.store import partition_rows
 from teem_assets.catalogue import TABLES
@@ -25,16 +22,12 @@ from teem_assets.sample.spec import SampleSpec
 
 
 def _values(root: Path, aggregate: Aggregate) -> list[dt.date]:
-    target = layout.aggregate(str(root), aggregate.name)
-    return sorted(dt.date.fromisoformat(name.split("=", 1)[1]) for name in os.listdir(target) if "=" in name)
+    return aggregate_values(root, aggregate)
 
 
 def _every_row(root: Path, aggregate: Aggregate) -> list[tuple]:
-    """The whole aggregate folder as pyarrow discovers it (not through the export's own reader)."""
-    partitioning = ds.partitioning(pa.schema([(aggregate.partition_column, pa.date32())]), flavor="hive")
-    folder = layout.aggregate(str(root), aggregate.name)
-    table = ds.dataset(folder, format="parquet", partitioning=partitioning).to_table(columns=aggregate.column_names)
-    return sorted((tuple(row.values()) for row in table.to_pylist()), key=repr)
+    """The whole aggregate table as pyiceberg reads it (not through the export's own reader)."""
+    return sorted_rows(iceberg_rows(root, "aggregates", aggregate.name), list(aggregate.column_names))
 
 
 @pytest.mark.parametrize("name", list(AGGREGATES))
@@ -45,7 +38,7 @@ def test_spark_and_the_reference_agree_on_the_whole_sample(loaded, postgres_url:
     assert len(values) >= (14 if aggregate is AGG_HOURLY_SPACE else 2)
     connection = psycopg2.connect(postgres_url)
     try:
-        rows = partition_rows(layout.aggregate(str(root), name), aggregate, values)
+        rows = partition_rows(iceberg(root, "aggregates", name), aggregate, values)
         comparison = compare_with_reference(connection, aggregate, schema, values, rows)
         assert comparison.equal, comparison.first_differences
         assert comparison.spark_rows == comparison.reference_rows > 300
@@ -60,7 +53,7 @@ def test_spark_and_the_reference_agree_on_the_whole_sample(loaded, postgres_url:
 def test_the_check_fails_on_one_wrong_minute_and_names_the_row(loaded, postgres_url: str) -> None:
     root, schema, _ = loaded
     values = _values(root, AGG_HOURLY_SPACE)
-    table = pa.Table.from_batches(list(partition_rows(layout.aggregate(str(root), AGG_HOURLY_SPACE.name),
+    table = pa.Table.from_batches(list(partition_rows(iceberg(root, "aggregates", AGG_HOURLY_SPACE.name),
                                                       AGG_HOURLY_SPACE, values)))  # fmt: skip
     minutes = table.column("sum_scheduled_duration_minutes").to_pylist()
     minutes[7] += 1  # the predecessor's port: +1 minute on one row
@@ -80,8 +73,9 @@ def test_the_check_fails_on_one_wrong_minute_and_names_the_row(loaded, postgres_
 
 
 def _day_minutes(root: Path, day: dt.date) -> int:
-    folder = os.path.join(layout.aggregate(str(root), AGG_HOURLY_SPACE.name), f"date={day}")
-    return pc.sum(pq.read_table(folder).column("sum_scheduled_duration_minutes")).as_py()
+    rows = iceberg_rows(root, "aggregates", AGG_HOURLY_SPACE.name)
+    rows = rows.filter(pc.equal(rows.column("date"), pa.scalar(day, pa.date32())))
+    return pc.sum(rows.column("sum_scheduled_duration_minutes")).as_py()
 
 
 def test_an_update_three_batches_later_changes_its_day(tmp_path: Path, monkeypatch, postgres_url, pg_schema, spark):
@@ -121,8 +115,7 @@ def test_an_update_three_batches_later_changes_its_day(tmp_path: Path, monkeypat
     assert hourly["every_value_recomputed"] is False
     assert day.isoformat() in hourly["recomputed"]
     assert _day_minutes(tmp_path, day) == before + 60
-    target = layout.aggregate(str(tmp_path), AGG_HOURLY_SPACE.name)
-    assert hourly["dagster/row_count"] == pq.read_table(target).num_rows > 0
+    assert hourly["dagster/row_count"] == iceberg_rows(tmp_path, "aggregates", AGG_HOURLY_SPACE.name).num_rows > 0
     exported = materializations(result)["postgres/agg_hourly_space"]
     connection = psycopg2.connect(postgres_url)
     with connection, connection.cursor() as cursor:

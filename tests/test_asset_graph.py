@@ -8,8 +8,9 @@ import psycopg2
 import pyarrow.parquet as pq
 from conftest import SAMPLE_DAYS
 from dagster_helpers import SMALL_SPEC, copy_raw, definitions, materializations, run_job, small_sample
+from tables import iceberg_rows, sorted_rows
 
-from teem_assets import layout
+from teem_assets import converted, layout
 from teem_assets.aggregates.outputs import AGGREGATES
 from teem_assets.catalogue import TABLES
 from teem_assets.sample.generate import snapshot_rows
@@ -42,7 +43,9 @@ def test_every_layer_for_a_range_with_a_corrupted_part(monkeypatch, tmp_path: Pa
     assert attendance["rows_quarantined"] == len(bad)
     assert attendance["rows_read"] == attendance["rows_written"] + len(bad)
     assert attendance["quarantined_by_reason"] == {"unterminated_quote": 1, "field_count": 1}
-    quarantine = pq.read_table(Path(layout.quarantine(str(root), "fact_attendance", DAYS[1]))).to_pylist()
+    pointer = converted.read(layout.parquet_batch(str(root), "fact_attendance", DAYS[1]))
+    assert pointer.quarantined == len(bad)
+    quarantine = pq.read_table(pointer.quarantine).to_pylist()
     assert sorted(q["raw"] for q in quarantine) == sorted(bad)
     assert all(q["line"] in (5, 6) for q in quarantine)
 
@@ -67,12 +70,12 @@ def test_a_14_day_range_run_equals_14_runs_in_reverse(
     assert run_job(daily_defs, "snapshot_job").success
     for day in reversed(SAMPLE_DAYS):
         assert run_job(daily_defs, "batch_job", day).success
-    folders = ["migrated/fact_event_by_day", "migrated/fact_attendance", *[f"aggregates/{a}" for a in AGGREGATES]]
-    for folder in folders:
-        a = spark.read.parquet(str(ranged / folder))
-        b = spark.read.parquet(str(daily / folder))
-        assert a.count() == b.count() > 0
-        assert a.exceptAll(b).count() == 0 and b.exceptAll(a).count() == 0
+    tables = [("migrated", "fact_event_by_day"), ("migrated", "fact_attendance")]
+    tables += [("aggregates", a) for a in AGGREGATES]
+    for database, name in tables:
+        a = sorted_rows(iceberg_rows(ranged, database, name))
+        b = sorted_rows(iceberg_rows(daily, database, name))
+        assert len(a) > 0 and a == b
     connection = psycopg2.connect(postgres_url)
     with connection, connection.cursor() as cursor:
         for table in ("fact_event_by_day", "fact_attendance", *AGGREGATES):

@@ -23,11 +23,12 @@ from servers import free_port
 
 from jobs.alerts import run_failure_alerts, snapshot_success_alerts
 from resources.alerts import EmailAlerts, SlackAlerts
-from teem_assets import layout
+from teem_assets import converted, layout
 from teem_assets.assets.parquet import VOLUME
 from teem_assets.catalogue import TABLES
 from teem_assets.checks.batch_checks import missing_companies, volume_verdict
 from teem_assets.checks.freshness import freshness
+from teem_assets.conversion import distinct_values
 from teem_assets.sample.generate import UnloadOptions, batch_rows, generate_sample
 from teem_assets.sample.spec import SampleSpec
 
@@ -147,29 +148,36 @@ def test_the_weekly_snapshot_reports_its_success(tmp_path: Path, monkeypatch, po
 
 
 def _batch(root: Path, day: str, companies: list[int], rows_each: int = 10) -> None:
-    folder = Path(layout.parquet_batch(str(root), EVENTS.name, day))
-    folder.mkdir(parents=True)
+    """A converted batch with `rows_each` rows of each company, committed as a conversion commits one."""
+    folder = layout.parquet_batch(str(root), EVENTS.name, day)
+    attempt = converted.new_attempt()
+    Path(folder, attempt).mkdir(parents=True)
     ids = [c for c in companies for _ in range(rows_each)]
-    pq.write_table(pa.table({"edw_event_by_day_company_id": pa.array(ids, pa.int32())}), folder / "part.parquet")
+    table = pa.table({"edw_event_by_day_company_id": pa.array(ids, pa.int32())})
+    pq.write_table(table, Path(folder, attempt, "part.parquet"))
+    uris = [str(Path(folder, attempt, "part.parquet"))]
+    companies_found = distinct_values(uris, "edw_event_by_day_company_id")
+    converted.commit(converted.ConvertedBatch(folder, attempt, ["part.parquet"], len(ids), 0, "", companies_found))
 
 
 def test_volume_and_companies_against_the_batches_before(tmp_path: Path) -> None:
     for day, companies, rows in [("2019-09-01", [1, 2, 3], 10), ("2019-09-02", [1, 2, 3], 12),
                                  ("2019-09-03", [1, 2], 12), ("2019-09-04", [1, 2, 4], 9)]:  # fmt: skip
         _batch(tmp_path, day, companies, rows)
-    first = volume_verdict(str(tmp_path), EVENTS.name, "2019-09-01", 7, 0.95)
+    folder = layout.parquet_table(str(tmp_path), EVENTS.name)
+    first = volume_verdict(folder, "2019-09-01", 7, 0.95)
     assert first.passed and first.trailing_median is None  # nothing to compare with
     # 2019-09-03: 24 rows against the median of 30 and 36 (33): 72.7%
-    third = volume_verdict(str(tmp_path), EVENTS.name, "2019-09-03", 7, 0.95)
+    third = volume_verdict(folder, "2019-09-03", 7, 0.95)
     assert (third.rows, third.trailing_median, third.passed) == (24, 33, False)
-    assert volume_verdict(str(tmp_path), EVENTS.name, "2019-09-03", 7, 0.7).passed
+    assert volume_verdict(folder, "2019-09-03", 7, 0.7).passed
     # 2019-09-04: 27 rows against the median of 30, 36, 24 (30) with a window of 7: 90%; of 24 with 1: 112.5%
-    assert not volume_verdict(str(tmp_path), EVENTS.name, "2019-09-04", 7, 0.95).passed
-    assert volume_verdict(str(tmp_path), EVENTS.name, "2019-09-04", 7, 0.9).passed
-    assert volume_verdict(str(tmp_path), EVENTS.name, "2019-09-04", 1, 0.95).passed
-    assert missing_companies(str(tmp_path), EVENTS, "2019-09-04", 7) == [3]
-    assert missing_companies(str(tmp_path), EVENTS, "2019-09-04", 1) == []
-    assert missing_companies(str(tmp_path), EVENTS, "2019-09-03", 7) == [3]
+    assert not volume_verdict(folder, "2019-09-04", 7, 0.95).passed
+    assert volume_verdict(folder, "2019-09-04", 7, 0.9).passed
+    assert volume_verdict(folder, "2019-09-04", 1, 0.95).passed
+    assert missing_companies(folder, "2019-09-04", 7) == [3]
+    assert missing_companies(folder, "2019-09-04", 1) == []
+    assert missing_companies(folder, "2019-09-03", 7) == [3]
 
 
 def test_freshness_counts_from_the_end_of_the_newest_batch_day() -> None:

@@ -102,6 +102,24 @@ def test_run_materializes_a_range_into_the_dagster_instance(tmp_path: Path, post
     assert os.listdir(tmp_path / "home" / "dagster")  # the run is recorded where `./dev.sh ui` looks
     assert not (root / "parquet" / "fact_attendance" / "batch_date=2019-09-01").exists()
 
+    def table(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([TEEM, "table", *args], env=env, capture_output=True, text=True, timeout=300)
+
+    # `teem table`: the migrated table through the catalog and its export in PostgreSQL, row for row
+    migrated = [json.loads(line) for line in table("fact_event_by_day", "--jsonl").stdout.splitlines()]
+    exported = [
+        json.loads(line) for line in table("fact_event_by_day", "--layer", "postgres", "--jsonl").stdout.splitlines()
+    ]
+    assert len(migrated) == len(exported) > 0, table("fact_event_by_day", "--layer", "postgres", "--jsonl").stderr
+    for row in migrated:
+        assert row.pop("created_date") == row["edw_event_by_day_created_at"][:10]
+    assert migrated == exported
+    shown = table("agg_hourly_space")
+    assert shown.returncode == 0 and shown.stdout.startswith("aggregates/agg_hourly_space: ")
+    assert int(shown.stdout.split(": ")[1].split()[0]) > 0
+    missing = table("fact_everything")
+    assert missing.returncode == 2 and "fact_event_by_day" in missing.stderr
+
 
 def test_run_rejects_an_inverted_range():
     result = _teem("run", "--from", "2019-09-03", "--to", "2019-09-01")

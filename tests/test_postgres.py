@@ -18,9 +18,9 @@ from conftest import SAMPLE_SPEC
 from dagster_helpers import run_job
 from oracle import current_rows, newest_by_key
 from servers import free_port
+from tables import batch_table
 
 from resources.postgres import PostgresResource, PostgresUnavailable
-from teem_assets import layout
 from teem_assets.catalogue import TABLES
 from teem_assets.postgres.ddl import SchemaConflict, ensure_table
 from teem_assets.postgres.load import batch_fingerprint, table_fingerprint, upsert
@@ -55,7 +55,7 @@ def test_the_same_partition_three_times_leaves_the_same_table(loaded, postgres_u
 
 
 def _batch(table: str, root: Path, day: str):
-    return pq.read_table(layout.parquet_batch(str(root), table, day)).to_batches(5000)
+    return batch_table(root, table, day).to_batches(5000)
 
 
 @pytest.mark.parametrize("table", ["fact_event_by_day", "fact_attendance"])
@@ -81,7 +81,7 @@ import sys, time, psycopg2, pyarrow.parquet as pq
 from teem_assets.catalogue import TABLES
 from teem_assets.postgres.load import upsert
 url, schema, path = sys.argv[1:4]
-batches = pq.read_table(path).to_batches(200)
+batches = pq.read_table(path).to_batches(200)  # the batch, written to one file by the test
 def slow():
     for batch in batches:
         yield batch
@@ -90,14 +90,15 @@ upsert(psycopg2.connect(url, application_name="teem-killed-load"), TABLES["fact_
 """
 
 
-def test_a_load_killed_during_copy_leaves_the_table_as_it_was(loaded, postgres_url, pg_schema):
+def test_a_load_killed_during_copy_leaves_the_table_as_it_was(loaded, postgres_url, pg_schema, tmp_path):
     root, _, _ = loaded
     table = TABLES["fact_attendance"]
     connection = psycopg2.connect(postgres_url)
     upsert(connection, table, pg_schema, _batch(table.name, root, DAYS[0]))
     with connection, connection.cursor() as cursor:
         before = table_fingerprint(cursor, table, pg_schema)
-    path = layout.parquet_batch(str(root), table.name, DAYS[1])
+    path = str(tmp_path / "batch.parquet")
+    pq.write_table(batch_table(root, table.name, DAYS[1]), path)
     child = subprocess.Popen(
         [sys.executable, "-c", KILLED_LOAD, postgres_url, pg_schema, path],
         env={**os.environ, "PYTHONPATH": str(ROOT)},

@@ -28,7 +28,7 @@ def manifest(table: str, day: str) -> str:
 
 
 def evaluate(sensor: dg.SensorDefinition, tmp_path, cursor: str | None = None) -> dg.SensorResult | dg.SkipReason:
-    resources = {"storage": StorageResource(root=ROOT, work_dir=str(tmp_path / "work")), "s3": S3Resource()}
+    resources = {"storage": StorageResource(root=ROOT), "s3": S3Resource()}
     return sensor(dg.build_sensor_context(cursor=cursor, resources=resources))
 
 

@@ -1,41 +1,47 @@
-"""The storage resource with an S3 root, through boto3 against moto's S3 server on loopback."""
+"""The Parquet layer's batch pointers on S3 (moto's server on loopback): a reader sees one conversion whole,
+the new one only once its pointer is written, and older attempts are removed."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from resources.storage import StorageResource
-from teem_assets import layout
-from teem_assets.unload.parts import find_parts
+from teem_assets import converted
+from teem_assets.unload.location import s3_filesystem
 
 
-def test_an_s3_unload_is_staged_to_the_local_mirror(s3, tmp_path):
-    prefix = "unloads/csv/fact_attendance/incremental/2019-09-01"
-    for name in ("fact_attendance_0000_part_00", "fact_attendance_0001_part_00"):
-        s3.put_object(Bucket="teem", Key=f"{prefix}/{name}", Body=f'"{name}"\n'.encode())
-    storage = StorageResource(root="s3://teem/unloads", work_dir=str(tmp_path / "work"))
-    local = layout.raw_batch(storage.local_root, "fact_attendance", "2019-09-01")
-    os.makedirs(local)
-    Path(local, "fact_attendance_0009_part_00").write_bytes(b"not in S3\n")
-
-    storage.pull(local)
-
-    assert sorted(os.listdir(local)) == ["fact_attendance_0000_part_00", "fact_attendance_0001_part_00"]
-    assert Path(local, "fact_attendance_0001_part_00").read_bytes() == b'"fact_attendance_0001_part_00"\n'
-    assert len(find_parts(local).parts) == 2  # last-modified times kept: both belong to the newest unload
+def _attempt(folder: str, rows: int) -> converted.ConvertedBatch:
+    attempt = converted.new_attempt()
+    pq.write_table(pa.table({"x": list(range(rows))}), f"{folder}/{attempt}/part-0.parquet".removeprefix("s3://"),
+                   filesystem=s3_filesystem())  # fmt: skip
+    return converted.ConvertedBatch(folder, attempt, converted.files_of(folder, attempt), rows, 0, "", [1, 2])
 
 
-def test_publishing_uploads_the_folder_and_removes_what_it_replaced(s3, tmp_path):
-    storage = StorageResource(root="s3://teem/unloads", work_dir=str(tmp_path / "work"))
-    final = layout.migrated_partition(storage.local_root, "fact_attendance", "2019-09-01")
-    s3.put_object(Bucket="teem", Key="unloads/migrated/fact_attendance/created_date=2019-09-01/old.parquet", Body=b"x")
-    staging = tmp_path / "staging"
-    staging.mkdir()
-    (staging / "part-0.parquet").write_bytes(b"new")
+def _keys(s3, prefix: str) -> set[str]:
+    found = s3.list_objects_v2(Bucket="teem", Prefix=prefix).get("Contents", [])
+    return {item["Key"][len(prefix) :] for item in found} - {""}  # "" : a folder marker pyarrow writes
 
-    storage.publish(str(staging), final)
 
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="teem", Prefix="unloads/migrated/")["Contents"]]
-    assert keys == ["unloads/migrated/fact_attendance/created_date=2019-09-01/part-0.parquet"]
-    assert os.listdir(final) == ["part-0.parquet"]
+def test_a_batch_pointer_on_s3_swaps_whole_conversions(s3):
+    storage = StorageResource(root="s3://teem/root")
+    folder = storage.parquet("fact_attendance", "2019-09-01")
+    assert folder == "s3://teem/root/parquet/fact_attendance/batch_date=2019-09-01"
+    assert storage.converted("fact_attendance", "2019-09-01") is None
+
+    first = _attempt(folder, 3)
+    assert storage.converted("fact_attendance", "2019-09-01") is None  # written, not yet committed
+    converted.commit(first)
+    second = _attempt(folder, 5)
+    assert storage.converted("fact_attendance", "2019-09-01") == first  # readers still see the first whole
+    converted.commit(second)
+    found = storage.converted("fact_attendance", "2019-09-01")
+    assert found == second and found.rows == 5 and found.companies == [1, 2]
+    assert pq.read_table(found.uris[0].removeprefix("s3://"), filesystem=s3_filesystem()).num_rows == 5
+
+    third = _attempt(folder, 7)
+    converted.commit(third)
+    attempts = {key.split("/")[0] for key in _keys(s3, "root/parquet/fact_attendance/batch_date=2019-09-01/")}
+    # the current attempt and the one before it (a reader may still be on it); the first is gone
+    assert attempts == {third.attempt, second.attempt, converted.POINTER}
+    assert storage.converted_dates("fact_attendance") == ["2019-09-01"]

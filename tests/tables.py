@@ -1,0 +1,42 @@
+"""Reading what a run left, through pyiceberg and the batch pointers: a reader other than Spark."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from teem_assets import converted, layout
+from teem_assets.aggregates.outputs import Aggregate
+from teem_assets.iceberg import CatalogSettings, python_catalog
+
+
+def settings(root: Path | str, endpoint: str | None = None) -> CatalogSettings:
+    return CatalogSettings(str(root), aws_endpoint_url=endpoint, aws_region="us-east-1" if endpoint else None)
+
+
+def iceberg(root: Path | str, database: str, name: str, endpoint: str | None = None):
+    return python_catalog(settings(root, endpoint)).load_table((database, name))
+
+
+def iceberg_rows(root: Path | str, database: str, name: str, endpoint: str | None = None) -> pa.Table:
+    return iceberg(root, database, name, endpoint).scan().to_arrow()
+
+
+def sorted_rows(table: pa.Table, columns: list[str] | None = None) -> list[tuple]:
+    table = table.select(columns) if columns else table
+    return sorted((tuple(row.values()) for row in table.to_pylist()), key=repr)
+
+
+def aggregate_values(root: Path | str, aggregate: Aggregate) -> list[dt.date]:
+    rows = iceberg_rows(root, "aggregates", aggregate.name)
+    return sorted(set(rows.column(aggregate.partition_column).to_pylist()))
+
+
+def batch_table(root: Path | str, table: str, day: str) -> pa.Table:
+    """One converted batch, read from the files its pointer names."""
+    found = converted.read(layout.parquet_batch(str(root), table, day))
+    assert found is not None, f"{table} {day} was never converted"
+    return pa.concat_tables([pq.read_table(uri) for uri in found.uris])
