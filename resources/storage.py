@@ -29,6 +29,7 @@ class StorageResource(dg.ConfigurableResource):
     aws_region: str | None = None
 
     _catalog: Catalog | None = PrivateAttr(default=None)
+    _registered_in: SparkSession | None = PrivateAttr(default=None)
 
     @property
     def is_s3(self) -> bool:
@@ -75,8 +76,11 @@ class StorageResource(dg.ConfigurableResource):
 
     # The Iceberg tables
     def spark_catalog(self, spark: SparkSession) -> str:
-        """Register the root's catalog in `spark`; returns the catalog's name there."""
-        return use_catalog(spark, self.catalog_settings)
+        """Register the root's catalog in `spark` (once per session); returns the catalog's name there."""
+        if self._registered_in is not spark:
+            use_catalog(spark, self.catalog_settings)
+            self._registered_in = spark
+        return self.catalog_settings.spark_name
 
     def migrated_table(self, spark: SparkSession, table: str) -> str:
         return f"{self.spark_catalog(spark)}.{self.migrated_database}.{table}"

@@ -105,7 +105,7 @@ def aggregates(
         for a in selected
     )
     batches = list(context.partition_keys)
-    every_version = _batch_files(storage, [d for t in FACTS for d in storage.converted_dates(t.name)])
+    every_version = _batch_files(storage, sorted({d for t in FACTS for d in storage.converted_dates(t.name)}))
     scope = batch_scope(session, _batch_files(storage, batches), every_version, warehouse, all_days)
     for aggregate in selected:
         started = time.monotonic()
