@@ -129,7 +129,7 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch, s3_endpoint: str):
-    """A client of the server with AWS's variables set, and an empty bucket `teem`."""
+    """A client of the server with AWS's variables set, an empty bucket `teem` and an empty Glue catalog."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -141,3 +141,8 @@ def s3(monkeypatch: pytest.MonkeyPatch, s3_endpoint: str):
         for item in page.get("Contents", []):
             client.delete_object(Bucket="teem", Key=item["Key"])
     client.delete_bucket(Bucket="teem")
+    glue = boto3.client("glue")  # the tables the bucket's Iceberg files were registered as go with them
+    for database in glue.get_databases()["DatabaseList"]:
+        for table in glue.get_tables(DatabaseName=database["Name"])["TableList"]:
+            glue.delete_table(DatabaseName=database["Name"], Name=table["Name"])
+        glue.delete_database(Name=database["Name"])
