@@ -6,12 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 from pyspark.sql import SparkSession
 
 from teem_assets import converted
 from teem_assets.catalogue import Table
-from teem_assets.unload.location import join, resolve
+from teem_assets.unload.location import join, parquet_dataset
 from teem_assets.unload.spark_reader import ConvertedUnload, UnloadConversion, convert_unloads
 
 
@@ -37,9 +36,7 @@ def distinct_values(uris: list[str], column: str) -> list[int]:
     """The distinct non-null values of one column of Parquet files."""
     if not uris:
         return []
-    filesystem, _ = resolve(uris[0])
-    dataset = ds.dataset([resolve(u)[1] for u in uris], format="parquet", filesystem=filesystem)
-    values = dataset.to_table(columns=[column]).column(column)
+    values = parquet_dataset(uris).to_table(columns=[column]).column(column)
     return sorted(pc.unique(values.drop_null()).to_pylist())
 
 

@@ -12,7 +12,7 @@ from teem_assets.aggregates.outputs import AGGREGATES
 from teem_assets.catalogue import TABLES, Columns
 from teem_assets.migration import CREATED_DATE
 from teem_assets.redshift_types import arrow_schema
-from teem_assets.unload.location import resolve
+from teem_assets.unload.location import parquet_dataset
 
 LAYERS = ("parquet", "migrated", "aggregates", "postgres")
 
@@ -41,10 +41,7 @@ def _parquet(storage: StorageResource, name: str) -> pa.Table:
     files = [uri for b in batches if (found := storage.converted(name, b)) for uri in found.uris]
     if not files:
         raise MissingTable(f"{storage.parquet_table(name)} holds no converted unload")
-    filesystem, _ = resolve(files[0])
-    import pyarrow.dataset as ds
-
-    return ds.dataset([resolve(f)[1] for f in files], format="parquet", filesystem=filesystem).to_table()
+    return parquet_dataset(files).to_table()
 
 
 def _postgres(postgres: PostgresResource, name: str, columns: Columns) -> pa.Table:

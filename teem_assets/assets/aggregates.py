@@ -135,7 +135,9 @@ def aggregates(
                 rows_of_spark = partition_rows(iceberg, aggregate, values)
                 comparison = compare_with_reference(connection, aggregate, postgres.schema_name, values, rows_of_spark)
                 if not comparison.equal:
-                    _retry_while_inputs_move(context, storage, connection, postgres.schema_name, migrated, read_at)
+                    _retry_while_inputs_move(
+                        context, session, storage, connection, postgres.schema_name, migrated, read_at
+                    )
             finally:
                 connection.close()
             yield _check_result(aggregate, comparison)
@@ -147,6 +149,7 @@ def _snapshots(session: SparkSession, migrated: dict[str, str]) -> dict[str, int
 
 def _retry_while_inputs_move(
     context: dg.AssetExecutionContext,
+    session: SparkSession,
     storage: StorageResource,
     connection,  # noqa: ANN001 - psycopg2 connection
     schema: str,
@@ -156,7 +159,6 @@ def _retry_while_inputs_move(
     """A difference means nothing while another run is writing: when a migrated table changed after this step
     read it, or another run has migrated a batch and not yet exported it (the reference SQL reads the
     exports), the step runs again once they have settled. Otherwise the difference stands."""
-    session = SparkSession.getActiveSession()
     now = _snapshots(session, migrated)
     lagging = [name for name in migrated if now[name] != read_at[name]] or [
         name

@@ -11,7 +11,7 @@ import pyarrow.dataset as ds
 from teem_assets.catalogue import Table
 from teem_assets.migration import CREATED_DATE
 from teem_assets.redshift_types import arrow_schema
-from teem_assets.unload.location import resolve
+from teem_assets.unload.location import parquet_dataset
 
 BATCH_ROWS = 16_384
 
@@ -34,9 +34,7 @@ def batch_keys(table: Table, files: list[str]) -> tuple[pa.Array, list[str]]:
     key = table.primary_key[0]
     if not files:
         return pa.array([], pa.int64()), []
-    filesystem, _ = resolve(files[0])
-    dataset = ds.dataset([resolve(f)[1] for f in files], format="parquet", filesystem=filesystem)
-    rows = dataset.to_table(columns=[key, table.created_at])
+    rows = parquet_dataset(files).to_table(columns=[key, table.created_at])
     dates = pc.unique(pc.cast(rows.column(table.created_at), pa.date32()).drop_null())
     return pc.unique(rows.column(key)), sorted(str(d) for d in dates.to_pylist())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 
@@ -32,3 +33,9 @@ def join(location: str, *names: str) -> str:
 
 def basename(location: str) -> str:
     return location.rstrip("/").rsplit("/", 1)[-1]
+
+
+def parquet_dataset(uris: list[str]) -> ds.Dataset:
+    """Parquet files given by path or URI (all on one filesystem) as one Arrow dataset."""
+    filesystem, _ = resolve(uris[0])
+    return ds.dataset([resolve(uri)[1] for uri in uris], format="parquet", filesystem=filesystem)
