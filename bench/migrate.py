@@ -17,7 +17,6 @@ from pathlib import Path
 
 from reader import COLUMNS, TABLE, generate
 
-from resources.spark import build_spark_session
 from teem_assets.iceberg import CatalogSettings, use_catalog
 from teem_assets.migration import (
     CREATED_DATE,
@@ -27,6 +26,7 @@ from teem_assets.migration import (
     unmigratable,
     with_created_date,
 )
+from teem_assets.spark_session import build_spark_session
 from teem_assets.unload.spark_reader import read_unload
 
 

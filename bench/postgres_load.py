@@ -80,7 +80,7 @@ def peer_ours(url: str, parquet: Path, mode: str) -> None:
 
 
 def peer_jdbc(url: str, parquet: Path, jar: str) -> None:
-    from resources.spark import build_spark_session
+    from teem_assets.spark_session import build_spark_session
 
     spark = build_spark_session("bench-jdbc", extra_conf={"spark.jars": jar, "spark.driver.memory": "4g"})
     parsed = psycopg2.extensions.parse_dsn(url)

@@ -25,11 +25,11 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from resources.spark import build_spark_session
 from teem_assets.catalogue import TABLES
 from teem_assets.sample.generate import batch_rows
 from teem_assets.sample.spec import SampleSpec
 from teem_assets.sample.unload_writer import write_unload
+from teem_assets.spark_session import build_spark_session
 from teem_assets.spark_types import spark_schema
 from teem_assets.unload.decode import arrow_schema
 from teem_assets.unload.spark_reader import read_unload

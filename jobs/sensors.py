@@ -17,7 +17,7 @@ from teem_assets.settings import sensor_interval_seconds, unload_settle_seconds
 
 
 def _client(storage: StorageResource, s3: S3Resource) -> object | None:
-    return s3.get_client() if storage.is_s3 else None
+    return s3.get_client() if storage.data.is_s3 else None
 
 
 def _is_batch_date(name: str, today: dt.date) -> bool:

@@ -36,11 +36,13 @@ class PostgresResource(dg.ConfigurableResource):
     database: str | None = None
     password: str | None = None  # give it as dg.EnvVar("…"), never as a literal
     schema_name: str = "teem"
+    # A machine without a server starts the embedded one (TEEM_ENV=local); production names its server.
+    embedded_allowed: bool = True
 
     _resolved: str | None = PrivateAttr(default=None)
 
     @classmethod
-    def from_environment(cls) -> PostgresResource:
+    def from_environment(cls, embedded_allowed: bool = True) -> PostgresResource:
         """TEEM_POSTGRES_URL, or TEEM_PG_HOST/PORT/USER/DATABASE and TEEM_PG_PASSWORD; TEEM_PG_SCHEMA."""
         password = dg.EnvVar("TEEM_PG_PASSWORD") if os.environ.get("TEEM_PG_PASSWORD") else None
         return cls(
@@ -51,6 +53,7 @@ class PostgresResource(dg.ConfigurableResource):
             database=os.environ.get("TEEM_PG_DATABASE"),
             password=password,
             schema_name=os.environ.get("TEEM_PG_SCHEMA", "teem"),
+            embedded_allowed=embedded_allowed,
         )
 
     def _dsn(self) -> str:
@@ -61,8 +64,12 @@ class PostgresResource(dg.ConfigurableResource):
                 self._resolved = psycopg2.extensions.make_dsn(
                     host=self.host, port=self.port, user=self.user, dbname=self.database, password=self.password
                 )
-            else:
+            elif self.embedded_allowed:
                 self._resolved = _embedded_uri()
+            else:
+                raise PostgresUnavailable(
+                    "no PostgreSQL server is set: TEEM_POSTGRES_URL or TEEM_PG_HOST (TEEM_ENV=aws)"
+                )
         return self._resolved
 
     def server(self) -> str:

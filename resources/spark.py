@@ -1,129 +1,99 @@
-"""Local Spark sessions with every clock pinned to UTC (DESIGN §4), whoever calls and wherever they run."""
+"""Where the stages' Spark runs (DESIGN §4): in the run's process (default), sent with spark-submit to a
+master URL, or on a transient EMR cluster through Dagster Pipes. The same entry points
+(`teem_assets.stages`) run in all three; the assets only ask this resource to run one."""
 
 from __future__ import annotations
 
-import glob
-import os
-import sys
-import time
-from collections.abc import Mapping
-from pathlib import Path
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import dagster as dg
-from pydantic import PrivateAttr
+from dagster_pyspark import LazyPySparkResource
+from pydantic import Field, PrivateAttr
 from pyspark.sql import SparkSession
 
-UTC_JAVA_OPTION = "-Duser.timezone=UTC"
+from resources.emr import EmrResource
+from resources.spark_submit import run_spark_submit
+from resources.stage_results import StageResult, results_of
+from resources.storage import StorageResource
+from teem_assets.spark_session import build_spark_session
+from teem_assets.stages import run_stage
+from teem_assets.stages.request import StageRequest
 
-# Settings the project relies on; a caller's extra settings cannot override them.
-PINNED_CONF: dict[str, str] = {
-    "spark.sql.session.timeZone": "UTC",
-    "spark.driver.extraJavaOptions": UTC_JAVA_OPTION,
-    "spark.executor.extraJavaOptions": UTC_JAVA_OPTION,
-    "spark.executorEnv.TZ": "UTC",
-    "spark.sql.timestampType": "TIMESTAMP_NTZ",
-    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-    "spark.sql.parquet.datetimeRebaseModeInRead": "CORRECTED",
-    "spark.sql.parquet.datetimeRebaseModeInWrite": "CORRECTED",
-    "spark.sql.parquet.int96RebaseModeInRead": "CORRECTED",
-    "spark.sql.parquet.int96RebaseModeInWrite": "CORRECTED",
-    "spark.sql.parquet.compression.codec": "snappy",
-}
-
-# Iceberg's SQL (MERGE INTO, the metadata tables) in every session.
-ICEBERG_CONF: dict[str, str] = {
-    "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
-}
-# Installed by dev.sh from jvm/pom.xml (Maven, checksums in jvm/jars.sha256); never fetched at run time.
-PROJECT_JARS = Path(__file__).resolve().parent.parent / "jvm" / "jars"
-
-DEFAULT_CONF: dict[str, str] = {
-    "spark.driver.memory": "4g",
-    "spark.sql.shuffle.partitions": "8",
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.sql.ansi.enabled": "true",
-}
+IN_PROCESS = "in-process"
+EMR = "emr"
 
 
-def pin_process_to_utc() -> None:
-    """The driver process and everything it starts (JVM, Python workers) run in UTC."""
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+class _ToDagster(logging.Handler):
+    """The stages' log lines (logger `teem`) into the step's log, as the Pipes driver forwards them."""
+
+    def __init__(self, log: Any) -> None:
+        super().__init__(logging.INFO)
+        self.log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.log.log(record.levelno, record.getMessage())
 
 
-class MissingJars(Exception):
-    """The JVM jars the project needs are not installed."""
+@contextmanager
+def _forwarding_logs(log: Any) -> Iterator[None]:
+    handler, logger = _ToDagster(log), logging.getLogger("teem")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
-def project_jars(folder: str | Path = PROJECT_JARS) -> list[str]:
-    jars = sorted(glob.glob(os.path.join(folder, "*.jar")))
-    if not any("iceberg-spark-runtime" in os.path.basename(j) for j in jars):
-        raise MissingJars(f"no Iceberg Spark runtime in {folder}: run ./dev.sh (it fetches jvm/pom.xml's jars)")
-    return jars
+class SparkResource(LazyPySparkResource):
+    """`where`: "in-process" (a `local[*]` application in the run's process, shared by its stages, stopped at
+    its end), a Spark master URL (`spark://host:7077`, `yarn`, `local[4]`: each stage a spark-submit), or
+    "emr" (each stage a step on a transient cluster of the `emr` settings)."""
 
-
-def spark_conf(master: str, extra: Mapping[str, str] | None = None, jars: list[str] | None = None) -> dict[str, str]:
-    """The session's settings: defaults, then the caller's, then the pinned ones on top."""
-    conf = {**DEFAULT_CONF, **ICEBERG_CONF, **(extra or {})}
-    conf["spark.jars"] = ",".join(project_jars() if jars is None else jars)
-    for key, value in PINNED_CONF.items():
-        if key.endswith("extraJavaOptions") and key in conf:
-            conf[key] = f"{conf[key]} {value}"  # the last -Duser.timezone wins in the JVM
-        else:
-            conf[key] = value
-    conf["spark.master"] = master
-    conf["spark.pyspark.python"] = sys.executable
-    conf["spark.pyspark.driver.python"] = sys.executable
-    return conf
-
-
-def build_spark_session(
-    app_name: str = "teem",
-    master: str = "local[*]",
-    extra_conf: Mapping[str, str] | None = None,
-    jars: list[str] | None = None,
-) -> SparkSession:
-    """Start (or join) the process's Spark application, pinned to UTC, with Iceberg."""
-    pin_process_to_utc()
-    builder = SparkSession.builder.appName(app_name)
-    for key, value in spark_conf(master, extra_conf, jars).items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
-    session.conf.set("spark.sql.session.timeZone", "UTC")
-    return session
-
-
-class SparkResource(dg.ConfigurableResource):
-    """Local Spark for a run: started on first use, one application for the whole run, stopped at its end.
-
-    Every stage of a run shares it (the jobs use the in-process executor), so a run starts at most one JVM.
-    """
-
-    master: str = "local[*]"
+    spark_config: dict[str, Any] = {}  # noqa: RUF012 - pydantic copies field defaults
+    where: str = IN_PROCESS
     driver_memory: str = "4g"
-    extra_conf: dict[str, str] = {}  # noqa: RUF012 - pydantic copies field defaults
+    # Dagster Pipes' messages from a spark-submit driver: a temporary file, or this bucket (as EMR sends them).
+    messages_bucket: str | None = None
+    emr: EmrResource = Field(default_factory=EmrResource)
 
-    _session: SparkSession | None = PrivateAttr(default=None)
     _owned: bool = PrivateAttr(default=False)
 
-    def session(self) -> SparkSession:
-        """The run's session: one already active in this process (a test, a notebook) or a new one."""
-        if self._session is None:
+    def _init_session(self) -> None:
+        if self._spark_session is None:
             active = SparkSession.getActiveSession()
-            conf = {"spark.driver.memory": self.driver_memory, **self.extra_conf}
-            self._session = build_spark_session("teem", self.master, conf)
+            conf = {"spark.driver.memory": self.driver_memory, **self.spark_config}
+            self._spark_session = build_spark_session("teem", "local[*]", conf)
             self._owned = active is None
             if self._owned:
                 dg.get_dagster_logger().info(
-                    f"started Spark application {self._session.sparkContext.applicationId} ({self.master})"
+                    f"started Spark application {self._spark_session.sparkContext.applicationId} (local[*])"
                 )
-        return self._session
+
+    def session(self) -> SparkSession:
+        """The run's in-process session: one already active in this process (a test, a notebook) or a new one."""
+        return self.spark_session
+
+    def run_stage(
+        self, context: dg.AssetExecutionContext, storage: StorageResource, request: StageRequest
+    ) -> list[StageResult]:
+        """Run a stage where this resource says, and return its materializations and check results."""
+        if self.where == IN_PROCESS:
+            with _forwarding_logs(context.log):
+                return results_of(run_stage(self.session(), request, storage.data))
+        if self.where == EMR:
+            return self.emr.run_stage(context, request, storage.data)
+        conf = dict(self.spark_config)
+        if storage.aws_endpoint_url:  # executors' Python reads unload parts from the same endpoint
+            conf["spark.executorEnv.AWS_ENDPOINT_URL"] = storage.aws_endpoint_url
+        return run_spark_submit(
+            context, request, self.where, self.driver_memory, conf, self.messages_bucket, storage.aws_endpoint_url
+        )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._session is not None and self._owned:
-            self._session.stop()
-        self._session = None
+        if self._spark_session is not None and self._owned:
+            self._spark_session.stop()
+        self._spark_session = None

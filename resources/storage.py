@@ -1,22 +1,14 @@
-"""The data root (a folder or `s3://bucket/prefix`) and its Iceberg catalog: the one owner of every path,
-read, write and commit of the pipeline's data (DESIGN §12). Spark reads and writes it natively (S3A for
-plain files, Iceberg's FileIO for tables), Python through `pyarrow.fs` and pyiceberg: no local mirror, so a
-fresh worker computes exactly what a warm one does.
-"""
+"""The data root as a Dagster resource: its settings are fields (the launchpad shows them); every path,
+read, write and commit is `teem_assets.data_root.DataRoot`'s, which the stages use on any machine."""
 
 from __future__ import annotations
 
 import dagster as dg
 from pydantic import PrivateAttr
-from pyiceberg.catalog import Catalog
-from pyspark.sql import SparkSession
 
-from teem_assets import converted, layout
-from teem_assets.iceberg import CatalogSettings, python_catalog, use_catalog
+from teem_assets.data_root import DataRoot, MissingTable
 
-
-class MissingTable(Exception):
-    """A table a stage reads has never been materialized."""
+__all__ = ["MissingTable", "StorageResource"]
 
 
 class StorageResource(dg.ConfigurableResource):
@@ -28,87 +20,17 @@ class StorageResource(dg.ConfigurableResource):
     aws_endpoint_url: str | None = None
     aws_region: str | None = None
 
-    _catalog: Catalog | None = PrivateAttr(default=None)
-    _registered_in: SparkSession | None = PrivateAttr(default=None)
+    _data: DataRoot | None = PrivateAttr(default=None)
 
     @property
-    def is_s3(self) -> bool:
-        return self.root.startswith("s3://")
-
-    @property
-    def catalog_settings(self) -> CatalogSettings:
-        return CatalogSettings(
-            self.root.rstrip("/"),
-            self.migrated_database,
-            self.aggregates_database,
-            self.aws_endpoint_url or None,
-            self.aws_region or None,
-        )
-
-    # Unloads and the Parquet layer
-    def raw(self, table: str, batch: str) -> str:
-        if batch == "snapshot":
-            return layout.raw_snapshot(self.root, table)
-        return layout.raw_batch(self.root, table, batch)
-
-    def parquet(self, table: str, batch: str) -> str:
-        if batch == "snapshot":
-            return layout.parquet_snapshot(self.root, table)
-        return layout.parquet_batch(self.root, table, batch)
-
-    def quarantine(self, table: str, batch: str) -> str:
-        return layout.quarantine(self.root, table, batch)
-
-    def converted(self, table: str, batch: str) -> converted.ConvertedBatch | None:
-        return converted.read(self.parquet(table, batch))
-
-    def converted_or_fail(self, table: str, batch: str) -> converted.ConvertedBatch:
-        found = self.converted(table, batch)
-        if found is None:
-            raise MissingTable(f"{self.parquet(table, batch)} holds no converted unload: materialize parquet/{table}")
-        return found
-
-    def parquet_table(self, table: str) -> str:
-        return layout.parquet_table(self.root, table)
-
-    def converted_dates(self, table: str) -> list[str]:
-        return converted.converted_dates(self.parquet_table(table))
-
-    # The Iceberg tables
-    def spark_catalog(self, spark: SparkSession) -> str:
-        """Register the root's catalog in `spark` (once per session); returns the catalog's name there."""
-        if self._registered_in is not spark:
-            use_catalog(spark, self.catalog_settings)
-            self._registered_in = spark
-        return self.catalog_settings.spark_name
-
-    def migrated_table(self, spark: SparkSession, table: str) -> str:
-        return f"{self.spark_catalog(spark)}.{self.migrated_database}.{table}"
-
-    def aggregate_table(self, spark: SparkSession, name: str) -> str:
-        return f"{self.spark_catalog(spark)}.{self.aggregates_database}.{name}"
-
-    def python_catalog(self) -> Catalog:
-        if self._catalog is None:
-            self._catalog = python_catalog(self.catalog_settings)
-        return self._catalog
-
-    def iceberg_table(self, database: str, name: str):  # noqa: ANN201 - pyiceberg's Table
-        """A table through pyiceberg, or MissingTable naming it."""
-        from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
-
-        try:
-            return self.python_catalog().load_table((database, name))
-        except (NoSuchTableError, NoSuchNamespaceError):
-            raise MissingTable(
-                f"the Iceberg table {database}.{name} does not exist in the catalog of {self.root}: materialize "
-                f"{'migrated' if database == self.migrated_database else 'aggregates'}/{name} first"
-            ) from None
-
-    def migrated_row_count(self, table: str) -> int | None:
-        """Rows of the migrated table's current snapshot, None when the table does not exist yet."""
-        try:
-            snapshot = self.iceberg_table(self.migrated_database, table).current_snapshot()
-        except MissingTable:
-            return None
-        return int(snapshot.summary["total-records"]) if snapshot else 0
+    def data(self) -> DataRoot:
+        """The root's paths and tables (one object per resource, so its catalogs are opened once)."""
+        if self._data is None:
+            self._data = DataRoot(
+                self.root,
+                self.migrated_database,
+                self.aggregates_database,
+                self.aws_endpoint_url or None,
+                self.aws_region or None,
+            )
+        return self._data

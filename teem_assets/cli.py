@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from teem_assets.catalogue import TABLES
 from teem_assets.redshift_types import TypeSpecError, parse_columns_spec
@@ -122,6 +123,18 @@ def _table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _package(args: argparse.Namespace) -> int:
+    from teem_assets.packaging import build_archive, upload
+
+    archive = build_archive(Path(args.out), arch=args.arch, python_version=args.python_version)
+    print(f"{archive.path}: {archive.size / 2**20:.1f} MiB, {len(archive.wheels)} wheels, {archive.seconds:.0f} s")
+    for uri in upload(archive.path, args.upload) if args.upload else []:
+        print(f"uploaded {uri}")
+    if args.upload:
+        print(f"set TEEM_EMR_ARCHIVE_URI={args.upload}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="teem", description="TEEM's Redshift-to-Dagster pipelines")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -163,6 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--jsonl", action="store_true", help="every current row as JSON on stdout, only that")
     table.add_argument("--preview", type=int, default=10, help="rows shown without --jsonl")
     table.set_defaults(run=_table)
+
+    package = commands.add_parser("package", help="build (and upload) the archive an EMR cluster installs")
+    package.add_argument("--out", default="dist", help="folder for the archive (default: dist)")
+    package.add_argument("--upload", metavar="S3_URI", help="put it there, its bootstrap script beside it")
+    package.add_argument(
+        "--arch", choices=["x86_64", "aarch64"], default="x86_64", help="the nodes' CPU (Graviton: aarch64)"
+    )
+    package.add_argument("--python-version", default="3.11", help="the Python the bootstrap action installs")
+    package.set_defaults(run=_package)
     return parser
 
 

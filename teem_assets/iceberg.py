@@ -152,8 +152,9 @@ def use_catalog(spark: SparkSession, settings: CatalogSettings) -> str:
     """Register the root's catalog in the session (once) and create its namespaces; returns its Spark name."""
     for key, value in spark_catalog_conf(settings).items():
         spark.conf.set(key, value)
-    if settings.on_s3:
-        hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    # On EMR, s3:// is already EMRFS (core-site.xml): S3A only where nothing reads s3:// yet.
+    if settings.on_s3 and hadoop.get("fs.s3.impl") in (None, s3a_conf(None)["fs.s3.impl"]):
         for key, value in s3a_conf(settings.aws_endpoint_url).items():
             hadoop.set(key, value)
     for namespace in (settings.migrated_database, settings.aggregates_database):

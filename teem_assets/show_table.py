@@ -37,10 +37,10 @@ def _sort_keys(name: str) -> list[str]:
 
 def _parquet(storage: StorageResource, name: str) -> pa.Table:
     table = TABLES[name]
-    batches = ["snapshot"] if table.is_dimension else storage.converted_dates(name)
-    files = [uri for b in batches if (found := storage.converted(name, b)) for uri in found.uris]
+    batches = ["snapshot"] if table.is_dimension else storage.data.converted_dates(name)
+    files = [uri for b in batches if (found := storage.data.converted(name, b)) for uri in found.uris]
     if not files:
-        raise MissingTable(f"{storage.parquet_table(name)} holds no converted unload")
+        raise MissingTable(f"{storage.data.parquet_table(name)} holds no converted unload")
     return parquet_dataset(files).to_table()
 
 
@@ -71,7 +71,7 @@ def table_rows(storage: StorageResource, postgres: PostgresResource | None, name
         rows = _postgres(postgres, name, columns)
     else:
         database = storage.aggregates_database if name in AGGREGATES else storage.migrated_database
-        rows = storage.iceberg_table(database, name).scan().to_arrow()
+        rows = storage.data.iceberg_table(database, name).scan().to_arrow()
         if name in TABLES:
             rows = rows.select([*columns.column_names, CREATED_DATE])
     return rows.sort_by([(k, "ascending") for k in _sort_keys(name)])

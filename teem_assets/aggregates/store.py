@@ -43,9 +43,11 @@ def write_partitions(
     ensure_aggregate_table(spark, aggregate, identifier)
     rows = result.select(*aggregate.column_names)
     retry_conflicts(
-        lambda: rows.writeTo(identifier)
-        .option(f"snapshot-property.{DIMENSIONS_TOKEN}", dimensions_token)
-        .overwrite(condition),
+        lambda: (
+            rows.writeTo(identifier)
+            .option(f"snapshot-property.{DIMENSIONS_TOKEN}", dimensions_token)
+            .overwrite(condition)
+        ),
         log=log,
     )
     return spark.table(identifier).where(condition).count() if values else 0

@@ -2,31 +2,26 @@
 touch, each checked against the PostgreSQL reference SQL; postgres/<name>: their export."""
 
 import datetime as dt
-import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import dagster as dg
-from pyspark.sql import SparkSession
 
 from resources.postgres import PostgresResource
 from resources.spark import SparkResource
 from resources.storage import StorageResource
-from teem_assets.aggregates.compute import compute, scope_values
-from teem_assets.aggregates.inputs import read_warehouse
 from teem_assets.aggregates.outputs import AGGREGATES, Aggregate
-from teem_assets.aggregates.scope import batch_scope, dimensions_token
-from teem_assets.aggregates.store import last_dimensions_token, partition_rows, write_partitions
+from teem_assets.aggregates.store import partition_rows
 from teem_assets.assets.keys import aggregate_key, migrated_key, postgres_key, selected_tables
-from teem_assets.assets.stage import COMMIT_RETRIES, pool_of
-from teem_assets.catalogue import FACTS, TABLES
-from teem_assets.iceberg import current_snapshot_id, table_exists, total_records
+from teem_assets.assets.stage import COMMIT_RETRIES, pool_of, stage_request
+from teem_assets.catalogue import TABLES
 from teem_assets.partitions import batch_partitions
 from teem_assets.postgres.aggregates import Comparison, compare_with_reference, replace_dates
 from teem_assets.postgres.load import fingerprint_of_rows, postgres_fingerprint
 from teem_assets.postgres.source import migrated_rows
+from teem_assets.stages.aggregate import RECOMPUTED, SNAPSHOTS_READ
 
 CHECK = "matches_postgres_reference"
-RECOMPUTED = "recomputed"
 
 
 def _spec(aggregate: Aggregate) -> dg.AssetSpec:
@@ -71,15 +66,6 @@ def _check_result(aggregate: Aggregate, comparison: Comparison) -> dg.AssetCheck
     )
 
 
-def _batch_files(storage: StorageResource, batches: list[str]) -> dict[str, list[str]]:
-    """The Parquet files of each fact table's converted batches among `batches`."""
-    files: dict[str, list[str]] = {}
-    for table in FACTS:
-        found = [storage.converted(table.name, b) for b in batches]
-        files[table.name] = [uri for batch in found if batch is not None for uri in batch.uris]
-    return files
-
-
 @dg.multi_asset(
     name="aggregates",
     specs=[_spec(a) for a in AGGREGATES.values()],
@@ -93,77 +79,67 @@ def _batch_files(storage: StorageResource, batches: list[str]) -> dict[str, list
 def aggregates(
     context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource, postgres: PostgresResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    session = spark.session()
-    migrated = {name: storage.migrated_table(session, name) for name in TABLES}
-    read_at = _snapshots(session, migrated)  # before the tables are read: a commit in between shows as a change
-    warehouse = read_warehouse(session, migrated)
-    selected = selected_tables(context, list(AGGREGATES.values()), aggregate_key)
-    identifiers = {a.name: storage.aggregate_table(session, a.name) for a in selected}
-    token = dimensions_token(session, migrated)
-    all_days = any(
-        not table_exists(session, identifiers[a.name]) or last_dimensions_token(session, identifiers[a.name]) != token
-        for a in selected
-    )
-    batches = list(context.partition_keys)
-    every_version = _batch_files(storage, sorted({d for t in FACTS for d in storage.converted_dates(t.name)}))
-    scope = batch_scope(session, _batch_files(storage, batches), every_version, warehouse, all_days)
-    for aggregate in selected:
-        started = time.monotonic()
-        values = scope_values(aggregate, scope)
-        identifier = identifiers[aggregate.name]
-        rows = write_partitions(
-            compute(aggregate, warehouse, scope), aggregate, identifier, values, token, log=context.log.warning
-        )
-        iceberg = storage.iceberg_table(storage.aggregates_database, aggregate.name)
-        yield dg.MaterializeResult(
-            asset_key=aggregate_key(aggregate),
-            metadata={
-                RECOMPUTED: dg.MetadataValue.json([v.isoformat() for v in values]),
-                f"{aggregate.partition_column}_values_recomputed": len(values),
-                "every_value_recomputed": all_days,
-                "rows_in_recomputed_partitions": rows,
-                "dagster/row_count": total_records(session, identifier),
-                "seconds": round(time.monotonic() - started, 1),
-                "batches": ", ".join(batches),
-                "dagster/table_name": f"{storage.aggregates_database}.{aggregate.name}",
-                "path": dg.MetadataValue.path(iceberg.location()),
-            },
-        )
-        if dg.AssetCheckKey(aggregate_key(aggregate), CHECK) in context.selected_asset_check_keys:
-            connection = postgres.connect()
-            try:
-                rows_of_spark = partition_rows(iceberg, aggregate, values)
-                comparison = compare_with_reference(connection, aggregate, postgres.schema_name, values, rows_of_spark)
-                if not comparison.equal:
-                    _retry_while_inputs_move(
-                        context, session, storage, connection, postgres.schema_name, migrated, read_at
-                    )
-            finally:
-                connection.close()
-            yield _check_result(aggregate, comparison)
+    selected = [a.name for a in selected_tables(context, list(AGGREGATES.values()), aggregate_key)]
+    request = stage_request(context, storage, "aggregate", selected, context.partition_keys)
+    for result in spark.run_stage(context, storage, request):
+        yield result
+        if not isinstance(result, dg.MaterializeResult) or result.asset_key is None:
+            continue
+        aggregate = AGGREGATES[result.asset_key.path[-1]]
+        if dg.AssetCheckKey(result.asset_key, CHECK) in context.selected_asset_check_keys:
+            yield _check(context, storage, postgres, aggregate, result.metadata or {})
 
 
-def _snapshots(session: SparkSession, migrated: dict[str, str]) -> dict[str, int | None]:
-    return {name: current_snapshot_id(session, identifier) for name, identifier in migrated.items()}
+def _check(
+    context: dg.AssetExecutionContext,
+    storage: StorageResource,
+    postgres: PostgresResource,
+    aggregate: Aggregate,
+    metadata: Mapping[str, object],
+) -> dg.AssetCheckResult:
+    values = [dt.date.fromisoformat(v) for v in _value(metadata[RECOMPUTED])]
+    iceberg = storage.data.iceberg_table(storage.aggregates_database, aggregate.name)
+    connection = postgres.connect()
+    try:
+        comparison = compare_with_reference(
+            connection, aggregate, postgres.schema_name, values, partition_rows(iceberg, aggregate, values)
+        )
+        if not comparison.equal:
+            _retry_while_inputs_move(
+                context, storage, connection, postgres.schema_name, _value(metadata[SNAPSHOTS_READ])
+            )
+    finally:
+        connection.close()
+    return _check_result(aggregate, comparison)
+
+
+def _value(entry: object) -> Any:
+    return entry.value if isinstance(entry, dg.MetadataValue) else entry
+
+
+def _snapshots(storage: StorageResource) -> dict[str, str | None]:
+    now = {}
+    for name in TABLES:
+        snapshot = storage.data.iceberg_table(storage.migrated_database, name).current_snapshot()
+        now[name] = str(snapshot.snapshot_id) if snapshot else None
+    return now
 
 
 def _retry_while_inputs_move(
     context: dg.AssetExecutionContext,
-    session: SparkSession,
     storage: StorageResource,
     connection,  # noqa: ANN001 - psycopg2 connection
     schema: str,
-    migrated: dict[str, str],
-    read_at: dict[str, int | None],
+    read_at: dict[str, str | None],
 ) -> None:
-    """A difference means nothing while another run is writing: when a migrated table changed after this step
+    """A difference means nothing while another run is writing: when a migrated table changed after the stage
     read it, or another run has migrated a batch and not yet exported it (the reference SQL reads the
     exports), the step runs again once they have settled. Otherwise the difference stands."""
-    now = _snapshots(session, migrated)
-    lagging = [name for name in migrated if now[name] != read_at[name]] or [
+    now = _snapshots(storage)
+    lagging = [name for name in TABLES if now[name] != read_at.get(name)] or [
         name
         for name, table in TABLES.items()
-        if fingerprint_of_rows(table, migrated_rows(storage.iceberg_table(storage.migrated_database, name), table))
+        if fingerprint_of_rows(table, migrated_rows(storage.data.iceberg_table(storage.migrated_database, name), table))
         != postgres_fingerprint(connection, table, schema)
     ]
     if lagging:
@@ -212,7 +188,7 @@ def postgres_aggregates(
 ) -> Iterator[dg.MaterializeResult]:
     for aggregate in selected_tables(context, list(AGGREGATES.values()), postgres_key):
         values = [dt.date.fromisoformat(v) for v in _recomputed(context, aggregate)]
-        source = storage.iceberg_table(storage.aggregates_database, aggregate.name)
+        source = storage.data.iceberg_table(storage.aggregates_database, aggregate.name)
         connection = postgres.connect()
         try:
             rows = partition_rows(source, aggregate, values)

@@ -72,7 +72,7 @@ def postgres_snapshots(
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     for table in selected_tables(context, DIMENSIONS, postgres_key):
         sent = [Fingerprint()]
-        source = storage.iceberg_table(storage.migrated_database, table.name)
+        source = storage.data.iceberg_table(storage.migrated_database, table.name)
         rows = fingerprinted(table, migrated_rows(source, table), sent)
         connection = postgres.connect()
         try:
@@ -90,10 +90,10 @@ def postgres_batches(
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     batches = list(context.partition_keys)
     for table in selected_tables(context, FACTS, postgres_key):
-        files = [uri for b in batches for uri in storage.converted_or_fail(table.name, b).uris]
+        files = [uri for b in batches for uri in storage.data.converted_or_fail(table.name, b).uris]
         keys, dates = batch_keys(table, files)
         sent = [Fingerprint()]
-        source = storage.iceberg_table(storage.migrated_database, table.name)
+        source = storage.data.iceberg_table(storage.migrated_database, table.name)
         rows = fingerprinted(table, migrated_rows(source, table, keys, dates), sent)
         connection = postgres.connect()
         try:

@@ -6,8 +6,10 @@ from collections.abc import Callable, Sequence
 
 import dagster as dg
 
+from resources.storage import StorageResource
 from teem_assets.catalogue import Table
 from teem_assets.partitions import batch_partitions
+from teem_assets.stages.request import StageRequest
 
 # In a run of every layer, snapshot stages run before batch stages (the executor picks higher first).
 SNAPSHOTS_FIRST = {"dagster/priority": "10"}
@@ -64,4 +66,19 @@ def stage(
         op_tags=None if facts else SNAPSHOTS_FIRST,
         pool=pool_of(name),
         retry_policy=retry_policy,
+    )
+
+
+def stage_request(
+    context: dg.AssetExecutionContext,
+    storage: StorageResource,
+    stage_name: str,
+    tables: Sequence[str],
+    batches: Sequence[str],
+    settings: dict[str, float | int] | None = None,
+) -> StageRequest:
+    """The request of a stage for this step: its data root, selected tables, batches and checks."""
+    checks = [f"{key.asset_key.to_user_string()}:{key.name}" for key in context.selected_asset_check_keys]
+    return StageRequest(
+        stage_name, storage.data.settings(), list(tables), list(batches), sorted(checks), settings or {}
     )

@@ -39,3 +39,11 @@ def parquet_dataset(uris: list[str]) -> ds.Dataset:
     """Parquet files given by path or URI (all on one filesystem) as one Arrow dataset."""
     filesystem, _ = resolve(uris[0])
     return ds.dataset([resolve(uri)[1] for uri in uris], format="parquet", filesystem=filesystem)
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    """`s3://bucket/key` as (bucket, key)."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"{uri!r} is not an s3:// URI")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return bucket, key

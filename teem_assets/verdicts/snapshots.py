@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+SHRINK = "snapshot_not_shrunk"
+
 
 @dataclass(frozen=True)
 class ShrinkVerdict:

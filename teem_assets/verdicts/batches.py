@@ -5,7 +5,10 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from teem_assets.checks.history import batch_companies, batch_rows, previous_batches
+from teem_assets.verdicts.history import batch_companies, batch_rows, previous_batches
+
+VOLUME = "volume_vs_trailing_median"
+COMPANIES = "companies_still_present"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,291 @@
+"""Amazon EMR as a Dagster resource: each stage a step on a transient cluster, through Dagster Pipes
+(`PipesEMRClient`, messages through S3), a cluster that always terminates (DESIGN §4).
+
+The cluster ends itself when its one step ends (`KeepJobFlowAliveWhenNoSteps=False`, `ActionOnFailure=
+TERMINATE_CLUSTER`); on any failure or cancel of the Dagster step, `terminate_job_flows` runs in a `finally`
+as well, so no failure path leaves a cluster running. Every setting is checked before a cluster starts.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import boto3
+import dagster as dg
+from botocore.exceptions import ClientError
+from dagster_aws.pipes import PipesEMRClient, PipesS3MessageReader
+from dagster_aws.pipes.clients.utils import emr_inject_pipes_env_vars
+
+from resources.stage_results import StageResult
+from teem_assets.data_root import DataRoot
+from teem_assets.stages.entry import REQUEST_EXTRA
+from teem_assets.stages.request import StageRequest
+from teem_assets.unload.location import split_s3
+
+RELEASE = re.compile(r"^emr-(\d+)\.(\d+)\.(\d+)$")
+# Spark 3.5 with Iceberg 1.x: what the project's local Spark is pinned to (DESIGN §4).
+OLDEST_MAJOR_RELEASE = 7
+# Where the bootstrap action unpacks the archive `teem package` built (teem_assets/packaging.py).
+CLUSTER_HOME = "/home/hadoop/teem"
+FAILED_STEP_STATES = {"FAILED", "CANCELLED", "INTERRUPTED"}
+
+
+class EmrSettingError(ValueError):
+    """A setting of the EMR resource that would fail the cluster, found before one is started."""
+
+
+def console_url(region: str, cluster_id: str) -> str:
+    return f"https://{region}.console.aws.amazon.com/emr/home?region={region}#/clusterDetails/{cluster_id}"
+
+
+def merge_configurations(base: list[dict[str, Any]], extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """EMR configurations merged by classification, nested ones too; `extra`'s properties win.
+    (`dagster_aws`'s own merge keeps only one side's properties of a shared classification: DESIGN §11.)"""
+    merged = [dict(c) for c in base]
+    for item in extra:
+        same = next((c for c in merged if c.get("Classification") == item.get("Classification")), None)
+        if same is None:
+            merged.append(dict(item))
+            continue
+        same["Properties"] = {**same.get("Properties", {}), **item.get("Properties", {})}
+        inner = merge_configurations(same.get("Configurations", []), item.get("Configurations", []))
+        if inner:
+            same["Configurations"] = inner
+    return merged
+
+
+class TransientEMRClient(PipesEMRClient):
+    """PipesEMRClient that fails fast on a failed step, terminates the cluster on every way out but a clean
+    end, and reports the cluster's state reason and instance-hours with its id and console link."""
+
+    def __init__(self, message_reader: dg.PipesMessageReader, client: Any, poll_seconds: float) -> None:
+        super().__init__(message_reader=message_reader, client=client, forward_termination=True)
+        self.poll_seconds = poll_seconds
+        self.cluster_id: str | None = None
+        self._ended_cleanly = False
+
+    def run(self, *, context: Any, run_job_flow_params: Any, extras: dict[str, Any] | None = None) -> Any:
+        try:
+            return super().run(context=context, run_job_flow_params=run_job_flow_params, extras=extras)
+        finally:
+            if self.cluster_id is not None and not self._ended_cleanly:
+                context.log.warning(f"terminating EMR cluster {self.cluster_id}")
+                self.client.terminate_job_flows(JobFlowIds=[self.cluster_id])
+
+    def _enrich_params(self, session: Any, params: Any) -> Any:
+        ours = params.pop("Configurations", [])
+        params = super()._enrich_params(session, params)
+        params["Configurations"] = merge_configurations(
+            emr_inject_pipes_env_vars(session, [], emr_flavor="standard"), ours
+        )
+        return params
+
+    def _start(self, context: Any, session: Any, params: Any) -> Any:
+        response = super()._start(context, session, params)
+        self.cluster_id = response["JobFlowId"]
+        context.log.info(f"EMR cluster {self.cluster_id}: {console_url(self.client.meta.region_name, self.cluster_id)}")
+        return response
+
+    def _wait_for_completion(self, context: Any, response: Any) -> Any:
+        cluster_id = response["JobFlowId"]
+        while True:
+            cluster = self.client.describe_cluster(ClusterId=cluster_id)
+            status = cluster["Cluster"]["Status"]
+            steps = self.client.list_steps(ClusterId=cluster_id)["Steps"]
+            failed = [s for s in steps if s["Status"]["State"] in FAILED_STEP_STATES]
+            where = f"EMR cluster {cluster_id} ({console_url(self.client.meta.region_name, cluster_id)})"
+            if failed:
+                raise dg.Failure(f"{where}: {_describe_step(failed[0])}")
+            if status["State"] == "TERMINATED_WITH_ERRORS" or (
+                status["State"] == "TERMINATED" and any(s["Status"]["State"] != "COMPLETED" for s in steps)
+            ):
+                raise dg.Failure(f"{where} ended {status['State']}: {_reason(status)}")
+            if status["State"] == "TERMINATED":
+                self._ended_cleanly = True
+                return cluster
+            time.sleep(self.poll_seconds)
+
+    def _read_application_logs(self, context: Any, session: Any, response: Any) -> None:
+        try:
+            super()._read_application_logs(context, session, response)
+        except KeyError:  # dagster_aws indexes `Contents`, which an empty S3 listing does not have
+            context.log.warning(f"no application logs of EMR cluster {response['Cluster']['Id']} under its LogUri")
+
+    def _extract_dagster_metadata(self, response: Any) -> Any:
+        metadata = dict(super()._extract_dagster_metadata(response))
+        cluster = response["Cluster"]
+        metadata["AWS EMR State Reason"] = _reason(cluster["Status"])
+        metadata["AWS EMR Normalized Instance Hours"] = int(cluster.get("NormalizedInstanceHours", 0))
+        return metadata
+
+
+def _reason(status: dict[str, Any]) -> str:
+    reason = status.get("StateChangeReason", {})
+    return f"{reason.get('Code', '')}: {reason.get('Message', '')}".strip(": ") or status["State"]
+
+
+def _describe_step(step: dict[str, Any]) -> str:
+    details = step["Status"].get("FailureDetails", {})
+    where = f" (log {details['LogFile']})" if details.get("LogFile") else ""
+    why = (
+        details.get("Message")
+        or details.get("Reason")
+        or step["Status"].get("StateChangeReason", {}).get("Message")
+        or "no reason given"
+    )
+    return f"step {step['Name']!r} {step['Status']['State']}: {why}{where}"
+
+
+class EmrResource(dg.ConfigurableResource):
+    """A transient EMR cluster per stage. Settings come from TEEM_EMR_* (README); AWS credentials only from
+    AWS's default chain (profile, SSO, instance role), never from here."""
+
+    release_label: str = "emr-7.12.0"
+    master_instance_type: str = "m6i.xlarge"
+    core_instance_type: str = "m6i.2xlarge"
+    core_instance_count: int = 2
+    subnet_id: str | None = None
+    service_role: str = "EMR_DefaultRole"
+    instance_profile: str = "EMR_EC2_DefaultRole"
+    log_uri: str | None = None
+    tags: dict[str, str] = {}  # noqa: RUF012 - pydantic copies field defaults
+    # After the one that installs the archive: [{"name": ..., "path": "s3://...", "args": [...]}]
+    bootstrap_actions: list[dict[str, Any]] = []  # noqa: RUF012
+    spark_conf: dict[str, str] = {}  # noqa: RUF012
+    archive_uri: str | None = None  # built and uploaded by `teem package`
+    messages_bucket: str | None = None  # Dagster Pipes' messages; default: the data root's bucket
+    cluster_python: str = "python3.11"
+    poll_seconds: float = 30.0
+    region: str | None = None
+    aws_endpoint_url: str | None = None
+
+    def _client(self, service: str) -> Any:
+        options = {k: v for k, v in (("region_name", self.region), ("endpoint_url", self.aws_endpoint_url)) if v}
+        return boto3.client(service, **options)
+
+    def bootstrap_script_uri(self) -> str:
+        return f"{self.archive_uri}.bootstrap.sh"
+
+    def validate(self, root: DataRoot) -> None:
+        """Every setting a cluster would fail on, checked against AWS before one is started."""
+        if not root.is_s3:
+            raise EmrSettingError(f"TEEM_ROOT is {root.root!r}: an EMR cluster reads and writes the data root on S3")
+        if not self.subnet_id:
+            raise EmrSettingError("subnet_id (TEEM_EMR_SUBNET_ID) is not set: the cluster's VPC subnet")
+        match = RELEASE.match(self.release_label)
+        if not match or int(match.group(1)) < OLDEST_MAJOR_RELEASE:
+            raise EmrSettingError(
+                f"release_label (TEEM_EMR_RELEASE_LABEL) {self.release_label!r}: an emr-7.x.y release is needed "
+                "(Spark 3.5 and Iceberg, as the project's local Spark)"
+            )
+        if self.release_label not in self._release_labels():
+            raise EmrSettingError(
+                f"release_label (TEEM_EMR_RELEASE_LABEL) {self.release_label!r} is not an EMR release in "
+                f"{self._client('emr').meta.region_name}"
+            )
+        if self.log_uri and not self.log_uri.startswith("s3://"):
+            raise EmrSettingError(f"log_uri (TEEM_EMR_LOG_URI) {self.log_uri!r} is not an s3:// URI")
+        if not self.archive_uri:
+            raise EmrSettingError("archive_uri (TEEM_EMR_ARCHIVE_URI) is not set: run `teem package --upload URI`")
+        for uri in (self.archive_uri, self.bootstrap_script_uri()):
+            if not self._exists(uri):
+                raise EmrSettingError(
+                    f"archive_uri (TEEM_EMR_ARCHIVE_URI): {uri} does not exist; run `teem package --upload "
+                    f"{self.archive_uri}`"
+                )
+
+    def _release_labels(self) -> set[str]:
+        client, labels, token = self._client("emr"), set(), None
+        while True:
+            page = client.list_release_labels(**({"NextToken": token} if token else {}))
+            labels.update(page.get("ReleaseLabels", []))
+            token = page.get("NextToken")
+            if not token:
+                return labels
+
+    def _exists(self, uri: str) -> bool:
+        bucket, key = split_s3(uri)
+        try:
+            self._client("s3").head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def job_flow(self, request: StageRequest, run_id: str) -> dict[str, Any]:
+        """The `run_job_flow` request of one stage (Dagster Pipes adds its environment and tags to it)."""
+        python = self.cluster_python
+        submit = ["spark-submit", "--deploy-mode", "client"]
+        for key, value in {"spark.pyspark.python": python, "spark.pyspark.driver.python": python}.items():
+            submit += ["--conf", f"{key}={value}"]
+        step = {
+            "Name": f"teem {request.stage} {','.join(request.tables)}",
+            "ActionOnFailure": "TERMINATE_CLUSTER",
+            "HadoopJarStep": {"Jar": "command-runner.jar", "Args": [*submit, f"{CLUSTER_HOME}/teem_stage.py"]},
+        }
+        install = {
+            "Name": "install teem-pipelines",
+            "ScriptBootstrapAction": {"Path": self.bootstrap_script_uri(), "Args": [self.archive_uri, python]},
+        }
+        extra_actions = [
+            {"Name": a["name"], "ScriptBootstrapAction": {"Path": a["path"], "Args": list(a.get("args", []))}}
+            for a in self.bootstrap_actions
+        ]
+        params: dict[str, Any] = {
+            "Name": f"teem-{request.stage}-{run_id[:8]}",
+            "ReleaseLabel": self.release_label,
+            "Applications": [{"Name": "Spark"}],
+            "Instances": {
+                "InstanceGroups": [
+                    {
+                        "Name": "primary",
+                        "InstanceRole": "MASTER",
+                        "InstanceType": self.master_instance_type,
+                        "InstanceCount": 1,
+                    },
+                    {
+                        "Name": "core",
+                        "InstanceRole": "CORE",
+                        "InstanceType": self.core_instance_type,
+                        "InstanceCount": self.core_instance_count,
+                    },
+                ],
+                "Ec2SubnetId": self.subnet_id,
+                "KeepJobFlowAliveWhenNoSteps": False,
+                "TerminationProtected": False,
+            },
+            "Steps": [step],
+            "BootstrapActions": [install, *extra_actions],
+            "Configurations": [
+                {"Classification": "spark-defaults", "Properties": dict(self.spark_conf)},
+                {"Classification": "iceberg-defaults", "Properties": {"iceberg.enabled": "true"}},
+                {
+                    "Classification": "spark-env",
+                    "Configurations": [
+                        {"Classification": "export", "Properties": {"PYSPARK_PYTHON": python, "TZ": "UTC"}}
+                    ],
+                },
+            ],
+            "JobFlowRole": self.instance_profile,
+            "ServiceRole": self.service_role,
+            "VisibleToAllUsers": True,
+            "Tags": [{"Key": k, "Value": v} for k, v in {"teem:stage": request.stage, **self.tags}.items()],
+        }
+        if self.log_uri:
+            params["LogUri"] = self.log_uri
+        return params
+
+    def run_stage(self, context: dg.AssetExecutionContext, request: StageRequest, root: DataRoot) -> list[StageResult]:
+        self.validate(root)
+        bucket = self.messages_bucket or split_s3(root.root)[0]
+        reader = PipesS3MessageReader(bucket=bucket, client=self._client("s3"), interval=5)
+        client = TransientEMRClient(reader, self._client("emr"), self.poll_seconds)
+        invocation = client.run(
+            context=context,
+            run_job_flow_params=self.job_flow(request, context.run.run_id),  # type: ignore[arg-type]
+            extras={REQUEST_EXTRA: request.to_json()},
+        )
+        return list(invocation.get_results())

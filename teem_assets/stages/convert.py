@@ -1,0 +1,135 @@
+"""The convert stage: each selected unload to the typed Parquet layer in one Spark job, with the checks that
+read what the conversion recorded (snapshot shrink; batch volume and companies)."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from pyspark.sql import SparkSession
+
+from teem_assets.catalogue import TABLES, Table
+from teem_assets.conversion import Conversion, ConversionRequest, convert
+from teem_assets.data_root import DataRoot
+from teem_assets.stages.metadata import column_schema, preview
+from teem_assets.stages.report import AssetReport, CheckReport, StageReport, json_value, markdown, metadata, path
+from teem_assets.stages.request import StageRequest
+from teem_assets.verdicts.batches import COMPANIES, VOLUME, missing_companies, volume_verdict
+from teem_assets.verdicts.snapshots import SHRINK, shrink_verdict
+
+MALFORMED_LOGGED = 10
+log = logging.getLogger("teem.convert")
+
+
+def asset_key(table: Table) -> str:
+    return f"parquet/{table.name}"
+
+
+def _asset_report(table: Table, done: list[Conversion]) -> AssetReport:
+    reasons: Counter[str] = Counter()
+    notes = []
+    for conversion in done:
+        item = conversion.result
+        reasons.update(item.malformed_by_reason)
+        source = "manifest" if item.unload.manifest else "newest parts by last-modified time"
+        ignored = f"; ignored {', '.join(item.unload.ignored)}" if item.unload.ignored else ""
+        notes.append(f"{conversion.request.batch}: {len(item.unload.parts)} parts from the {source}{ignored}")
+    rows = sum(c.result.rows for c in done)
+    first = done[0].request
+    return AssetReport(
+        asset_key(table),
+        metadata(
+            **{
+                "dagster/column_schema": column_schema(table),
+                "dagster/row_count": rows,
+                "rows_read": sum(c.result.records for c in done),
+                "rows_written": rows,
+                "rows_quarantined": sum(c.result.malformed for c in done),
+                "quarantined_by_reason": json_value(dict(reasons)),
+                "files": sum(len(c.result.unload.parts) for c in done),
+                "bytes": sum(c.result.bytes_read for c in done),
+                "batches": ", ".join(c.request.batch for c in done),
+                "unloads": markdown("\n".join(f"- {n}" for n in notes)),
+                "path": path(first.parquet.rsplit("/", 1)[0]),
+                "quarantine": path(first.quarantine.rsplit("/", 1)[0]),
+                "preview": preview(done[-1].batch.uris),
+            }
+        ),
+    )
+
+
+def _shrink_checks(root: DataRoot, request: StageRequest, done: list[Conversion]) -> list[CheckReport]:
+    threshold = float(request.settings.get("snapshot_shrink_threshold", 0.9))
+    checks = []
+    for item in done:
+        key = asset_key(item.request.table)
+        if not request.wants(key, SHRINK):
+            continue
+        verdict = shrink_verdict(item.batch.rows, root.migrated_row_count(item.request.table.name), threshold)
+        current = verdict.current_rows if verdict.current_rows is not None else "no table yet"
+        checks.append(
+            CheckReport(
+                key,
+                SHRINK,
+                verdict.passed,
+                metadata(
+                    snapshot_rows=verdict.snapshot_rows,
+                    current_rows=current,
+                    threshold=threshold,
+                    verdict=verdict.describe(),
+                ),
+            )
+        )
+    return checks
+
+
+def _batch_checks(root: DataRoot, request: StageRequest, tables: list[Table]) -> list[CheckReport]:
+    window = int(request.settings.get("trailing_batches", 7))
+    threshold = float(request.settings.get("volume_threshold", 0.95))
+    checks = []
+    for table in tables:
+        key, folder = asset_key(table), root.parquet_table(table.name)
+        if request.wants(key, VOLUME):
+            verdicts = [volume_verdict(folder, batch, window, threshold) for batch in request.batches]
+            short = [v.batch for v in verdicts if not v.passed]
+            details = markdown("\n".join(f"- {v.describe()}" for v in verdicts))
+            checks.append(
+                CheckReport(
+                    key,
+                    VOLUME,
+                    not short,
+                    metadata(threshold=threshold, short_batches=", ".join(short) or "none", batches=details),
+                )
+            )
+        if request.wants(key, COMPANIES):
+            found = {batch: missing_companies(folder, batch, window) for batch in request.batches}
+            missing = {batch: [str(c) for c in companies] for batch, companies in found.items() if companies}
+            checks.append(
+                CheckReport(
+                    key,
+                    COMPANIES,
+                    not missing,
+                    metadata(missing_companies=json_value(missing), batches_with_missing_companies=len(missing)),
+                    severity="WARN",
+                )
+            )
+    return checks
+
+
+def run(spark: SparkSession, root: DataRoot, request: StageRequest) -> StageReport:
+    tables = [TABLES[name] for name in request.tables]
+    requests = [
+        ConversionRequest(t, b, root.raw(t.name, b), root.parquet(t.name, b), root.quarantine(t.name, b))
+        for t in tables
+        for b in request.batches
+    ]
+    done = convert(spark, requests)
+    for item in done:
+        for bad in item.result.malformed_sample[:MALFORMED_LOGGED]:
+            log.warning(f"quarantined {bad.describe()}")
+    report = StageReport([_asset_report(t, [c for c in done if c.request.table is t]) for t in tables])
+    if request.batches == ["snapshot"]:
+        report.checks = _shrink_checks(root, request, done)
+    else:
+        report.checks = _batch_checks(root, request, tables)
+    return report

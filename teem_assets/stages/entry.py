@@ -1,0 +1,96 @@
+"""The driver program of a stage where Spark is not the Dagster process's: `spark-submit` to a cluster's
+master, or an EMR step. Started by Dagster Pipes, it reads its request from the Pipes extras and reports each
+materialization and check back (through S3 on EMR); started by hand, it reads `--request` and writes
+`--report` as JSON. The only module of the logic that imports `dagster_pipes`, and nothing of `dagster`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from dagster_pipes import (
+    PipesContext,
+    PipesDefaultMessageWriter,
+    PipesEnvVarParamsLoader,
+    PipesMessageWriter,
+    PipesS3MessageWriter,
+    open_dagster_pipes,
+)
+
+from teem_assets.spark_session import build_spark_session
+from teem_assets.stages import run_stage
+from teem_assets.stages.report import StageReport
+from teem_assets.stages.request import StageRequest
+
+REQUEST_EXTRA = "request"
+# What spark-submit and an EMR step run: a file of its own, so that no folder of the package lands on sys.path.
+DRIVER_SCRIPT = "from teem_assets.stages.entry import main\n\nraise SystemExit(main())\n"
+
+
+class _ToPipes(logging.Handler):
+    """The stages' log lines (logger `teem`) to the Dagster run's log."""
+
+    def __init__(self, pipes: PipesContext) -> None:
+        super().__init__(logging.INFO)
+        self.pipes = pipes
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.pipes.log.log(record.levelno, self.format(record))
+
+
+def _message_writer() -> PipesMessageWriter:
+    """S3 when the orchestrator reads messages from a bucket (EMR), else its file or stdio."""
+    if "bucket" in PipesEnvVarParamsLoader().load_messages_params():
+        import boto3
+
+        return PipesS3MessageWriter(client=boto3.client("s3"), interval=5)
+    return PipesDefaultMessageWriter()
+
+
+def _run(request: StageRequest) -> StageReport:
+    spark = build_spark_session(f"teem-{request.stage}", master=None, jars=[])
+    try:
+        return run_stage(spark, request)
+    finally:
+        spark.stop()
+
+
+def report_through_pipes(pipes: PipesContext, report: StageReport) -> None:
+    for item in report.materializations:
+        pipes.report_asset_materialization(asset_key=item.asset_key, metadata=item.metadata)
+    for check in report.checks:
+        pipes.report_asset_check(
+            check_name=check.check_name,
+            passed=check.passed,
+            severity=check.severity,  # type: ignore[arg-type]
+            metadata=check.metadata,
+            asset_key=check.asset_key,
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--request", help="a StageRequest as a JSON file (without Dagster Pipes)")
+    parser.add_argument("--report", help="where to write the StageReport (without Dagster Pipes)")
+    args, _ = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    if PipesEnvVarParamsLoader().is_dagster_pipes_process():
+        with open_dagster_pipes(message_writer=_message_writer()) as pipes:
+            logging.getLogger("teem").addHandler(_ToPipes(pipes))
+            request = StageRequest.from_json(pipes.get_extra(REQUEST_EXTRA))
+            report_through_pipes(pipes, _run(request))
+        return 0
+    if not args.request:
+        parser.error("--request is needed outside Dagster Pipes")
+    with open(args.request) as source:
+        report = _run(StageRequest.from_json(source.read()))
+    output = open(args.report, "w") if args.report else sys.stdout
+    json.dump(report.to_dict(), output, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

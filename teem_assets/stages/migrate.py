@@ -1,0 +1,65 @@
+"""The migrate stage: the Parquet layer into the migrated Iceberg tables (snapshot replace or batch MERGE)."""
+
+from __future__ import annotations
+
+import logging
+
+from pyspark.sql import SparkSession
+
+from teem_assets.catalogue import TABLES, Table
+from teem_assets.data_root import DataRoot
+from teem_assets.migration import MigrationReport, migrate_batches, replace_snapshot
+from teem_assets.stages.metadata import column_schema, preview_rows
+from teem_assets.stages.report import AssetReport, StageReport, metadata, path, text
+from teem_assets.stages.request import StageRequest
+
+log = logging.getLogger("teem.migrate")
+
+
+def asset_key(table: Table) -> str:
+    return f"migrated/{table.name}"
+
+
+def _asset_report(root: DataRoot, table: Table, report: MigrationReport, **extra: object) -> AssetReport:
+    iceberg = root.iceberg_table(root.migrated_database, table.name)
+    snapshot = iceberg.current_snapshot()
+    return AssetReport(
+        asset_key(table),
+        metadata(
+            **{
+                "dagster/column_schema": column_schema(table),
+                "dagster/row_count": report.table_rows,
+                "rows_read": report.rows_in,
+                "rows_quarantined": report.rows_rejected,
+                "keys_updated": report.keys_updated,
+                "duplicates_dropped": report.duplicates_dropped,
+                "partitions_written": len(report.partitions),
+                "rows_in_partitions_written": report.rows_in_partitions,
+                "created_dates": text(", ".join(report.partitions[:50])),
+                "dagster/table_name": f"{root.migrated_database}.{table.name}",
+                "snapshot_id": str(snapshot.snapshot_id) if snapshot else "none",
+                "path": path(iceberg.location()),
+                "preview": preview_rows(iceberg.scan(limit=5).to_arrow()),
+                **extra,
+            }
+        ),
+    )
+
+
+def run(spark: SparkSession, root: DataRoot, request: StageRequest) -> StageReport:
+    report = StageReport()
+    batches = request.batches
+    for table in [TABLES[name] for name in request.tables]:
+        identifier = root.migrated_table(spark, table.name)
+        if table.is_dimension:
+            files = root.converted_or_fail(table.name, "snapshot").uris
+            done = replace_snapshot(
+                spark, table, files, identifier, root.quarantine(table.name, "migrate-snapshot"), log=log.warning
+            )
+            report.materializations.append(_asset_report(root, table, done))
+        else:
+            files = [uri for batch in batches for uri in root.converted_or_fail(table.name, batch).uris]
+            quarantine = root.quarantine(table.name, f"migrate-{batches[0]}-{batches[-1]}")
+            done = migrate_batches(spark, table, files, identifier, quarantine, log=log.warning)
+            report.materializations.append(_asset_report(root, table, done, batches=", ".join(batches)))
+    return report
