@@ -11,7 +11,7 @@ import time
 def main(master: str, zone: str) -> None:
     from test_aggregate_rules import hourly_world, spark_hourly, spark_weekly, week_world
 
-    from resources.spark import build_spark_session
+    from teem_assets.spark_session import build_spark_session
 
     spark = build_spark_session(
         "aggregate-child",

@@ -14,11 +14,11 @@ from dagster_helpers import run_job
 from pyspark.sql import SparkSession
 from servers import free_port, running, wait_for
 
-from resources.spark import build_spark_session
 from teem_assets.aggregates.outputs import AGGREGATES
 from teem_assets.catalogue import TABLES
 from teem_assets.sample.generate import UnloadOptions, generate_sample
 from teem_assets.sample.spec import SampleSpec
+from teem_assets.spark_session import build_spark_session
 
 # moto's credentials and region for the whole session, set before the test session's JVM starts (a JVM reads
 # its environment once): the JVM's S3 and Glue clients find them through AWS's default chain.

@@ -60,3 +60,30 @@ def wait_for(check: Callable[[], object], timeout: float, what: str, interval: f
             last_error = error
         time.sleep(interval)
     raise TimeoutError(f"{what} did not happen within {timeout:.0f} s (last error: {last_error})")
+
+
+@contextlib.contextmanager
+def spark_standalone_cluster(folder: str, env: dict[str, str], worker_tz: str) -> Iterator[str]:
+    """A Spark standalone master and one worker from the pyspark installation (DESIGN §11), the worker in
+    time zone `worker_tz`; yields the master URL. Executors' folders land in `folder`/work."""
+    import pyspark
+    import requests
+
+    spark_class = os.path.join(os.path.dirname(pyspark.__file__), "bin", "spark-class")
+    port, ui = free_port(), free_port()
+    master = f"spark://127.0.0.1:{port}"
+    base = {**env, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_NO_DAEMONIZE": "1"}
+    master_command = [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port",
+                      str(port), "--webui-port", str(ui)]  # fmt: skip
+    worker_command = [spark_class, "org.apache.spark.deploy.worker.Worker", master, "--host", "127.0.0.1",
+                      "--cores", "2", "--memory", "6g", "--webui-port", str(free_port()),
+                      "--work-dir", os.path.join(folder, "work")]  # fmt: skip
+    with running(master_command, base, folder, os.path.join(folder, "master.log")):
+        wait_for(lambda: requests.get(f"http://127.0.0.1:{ui}/json/", timeout=2).ok, 120, "the Spark master")
+        with running(worker_command, {**base, "TZ": worker_tz}, folder, os.path.join(folder, "worker.log")):
+
+            def alive() -> bool:
+                return requests.get(f"http://127.0.0.1:{ui}/json/", timeout=2).json().get("aliveworkers", 0) == 1
+
+            wait_for(alive, 120, "the Spark worker to register")
+            yield master

@@ -24,9 +24,7 @@ def main() -> int:
     if dates:
         first, last = dates if len(dates) == 2 else (dates[0], dates[0])
         tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
-    result = job.execute_in_process(
-        instance=instance(), tags=tags, raise_on_error=False, resources=defs.resources
-    )
+    result = job.execute_in_process(instance=instance(), tags=tags, raise_on_error=False, resources=defs.resources)
     return 0 if result.success else 1
 
 

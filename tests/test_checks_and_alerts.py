@@ -26,11 +26,11 @@ from resources.alerts import EmailAlerts, SlackAlerts
 from teem_assets import converted, layout
 from teem_assets.assets.parquet import VOLUME
 from teem_assets.catalogue import TABLES
-from teem_assets.checks.batch_checks import missing_companies, volume_verdict
 from teem_assets.checks.freshness import freshness
 from teem_assets.conversion import distinct_values
 from teem_assets.sample.generate import UnloadOptions, batch_rows, generate_sample
 from teem_assets.sample.spec import SampleSpec
+from teem_assets.verdicts.batches import missing_companies, volume_verdict
 
 SPEC = SampleSpec(start=dt.date(2019, 9, 1), days=4, seed=7)
 DAYS = [d.isoformat() for d in SPEC.batch_dates]

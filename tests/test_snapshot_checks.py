@@ -14,9 +14,9 @@ from tables import iceberg_rows, sorted_rows
 
 from teem_assets import layout
 from teem_assets.catalogue import TABLES
-from teem_assets.checks.snapshot_checks import shrink_verdict
 from teem_assets.sample.generate import snapshot_rows
 from teem_assets.sample.unload_writer import write_unload
+from teem_assets.verdicts.snapshots import shrink_verdict
 
 SPACES = TABLES["dim_space"]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from resources.storage import StorageResource
 from teem_assets import converted
+from teem_assets.data_root import DataRoot
 from teem_assets.unload.location import s3_filesystem
 
 
@@ -24,7 +24,7 @@ def _keys(s3, prefix: str) -> set[str]:
 
 
 def test_a_batch_pointer_on_s3_swaps_whole_conversions(s3):
-    storage = StorageResource(root="s3://teem/root")
+    storage = DataRoot("s3://teem/root")
     folder = storage.parquet("fact_attendance", "2019-09-01")
     assert folder == "s3://teem/root/parquet/fact_attendance/batch_date=2019-09-01"
     assert storage.converted("fact_attendance", "2019-09-01") is None

@@ -8,8 +8,8 @@ import time
 
 
 def main(folder: str, table: str, zone: str, work: str) -> None:
-    from resources.spark import build_spark_session
     from teem_assets.catalogue import TABLES
+    from teem_assets.spark_session import build_spark_session
     from teem_assets.unload.spark_reader import read_unload
 
     # The caller asks for its own zone everywhere; the Spark resource must pin UTC anyway.

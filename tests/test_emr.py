@@ -1,0 +1,293 @@
+"""EMR through Dagster Pipes on moto's AWS: the cluster request carries every setting, a failed step and a run
+cancelled from Dagster both end with the cluster terminated, bad settings fail before any cluster starts, and
+no credential reaches the request, the logs or the metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster_pipes import decode_param
+from dagster_ui import graphql_client, loaded_location
+from emr_world import ARCHIVE_URI, CANARY_KEY_ID, CANARY_SECRET, REGION, moto_aws
+from servers import free_port, running, wait_for
+
+from resources.emr import EmrResource, EmrSettingError
+from resources.spark import SparkResource
+from resources.spark_submit import spark_submit_path
+from resources.storage import StorageResource
+from teem_assets.assets.parquet import parquet_snapshots
+from teem_assets.catalogue import DIMENSIONS
+from teem_assets.spark_session import project_jars
+from teem_assets.stages.entry import DRIVER_SCRIPT
+from teem_assets.stages.request import StageRequest
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = {
+    "release_label": "emr-7.12.0",
+    "master_instance_type": "m6i.xlarge",
+    "core_instance_type": "r6i.2xlarge",
+    "core_instance_count": 3,
+    "subnet_id": "subnet-0teem1234",
+    "service_role": "TeemEmrService",
+    "instance_profile": "TeemEmrInstance",
+    "log_uri": "s3://teem-logs/emr/",
+    "tags": {"team": "data", "cost-center": "analytics"},
+    "bootstrap_actions": [{"name": "corporate certificates", "path": "s3://teem-artifacts/certs.sh", "args": ["-q"]}],
+    "spark_conf": {"spark.executor.memory": "12g", "spark.sql.shuffle.partitions": "400"},
+    "archive_uri": ARCHIVE_URI,
+    "poll_seconds": 0.2,
+}
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    with moto_aws() as aws:
+        for name, value in (("AWS_ENDPOINT_URL", aws.endpoint), ("AWS_ACCESS_KEY_ID", CANARY_KEY_ID),
+                            ("AWS_SECRET_ACCESS_KEY", CANARY_SECRET), ("AWS_DEFAULT_REGION", REGION),
+                            ("AWS_REGION", REGION)):  # fmt: skip
+            monkeypatch.setenv(name, value)
+        # moto writes no step logs: Pipes' log readers would wait a minute for them at every run's end
+        monkeypatch.setattr("dagster._core.pipes.utils.WAIT_FOR_LOGS_TIMEOUT", 1)
+        yield aws
+
+
+def _resources(aws, **changes) -> dict:
+    emr = EmrResource(**{**SETTINGS, **changes}, region=REGION, aws_endpoint_url=aws.endpoint)
+    storage = StorageResource(root="s3://teem/root", aws_endpoint_url=aws.endpoint, aws_region=REGION)
+    return {"spark": SparkResource(where="emr", emr=emr), "storage": storage}
+
+
+class Materializing(threading.Thread):
+    """parquet/dim_* materialized in the background, as a run's step waits on its cluster."""
+
+    def __init__(self, resources: dict) -> None:
+        super().__init__(daemon=True)
+        self.resources, self.result = resources, None
+
+    def run(self) -> None:
+        self.result = dg.materialize([parquet_snapshots], resources=self.resources, raise_on_error=False)
+
+    def finish(self) -> dg.ExecuteInProcessResult:
+        self.join(120)
+        assert not self.is_alive(), "the step did not end after its cluster's step failed"
+        return self.result
+
+
+def _user_error(result: dg.ExecuteInProcessResult):
+    """The error the step raised, inside Dagster's wrapper of it."""
+    error = result.get_step_failure_events()[0].event_specific_data.error
+    return error.cause or error
+
+
+def _by_classification(configurations: list[dict]) -> dict[str, dict]:
+    return {c["Classification"]: c for c in configurations}
+
+
+def test_the_cluster_request_carries_every_setting_and_a_failed_step_terminates_it(aws):
+    run = Materializing(_resources(aws))
+    run.start()
+    cluster_id = aws.wait_for_cluster()
+    emr = aws.client("emr")
+    cluster = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]
+    assert cluster["ReleaseLabel"] == "emr-7.12.0"
+    assert cluster["Ec2InstanceAttributes"]["Ec2SubnetId"] == "subnet-0teem1234"
+    assert cluster["Ec2InstanceAttributes"]["IamInstanceProfile"] == "TeemEmrInstance"
+    assert cluster["ServiceRole"] == "TeemEmrService"
+    assert cluster["LogUri"] == "s3://teem-logs/emr/"
+    assert cluster["AutoTerminate"] is True  # KeepJobFlowAliveWhenNoSteps=False
+    assert cluster["TerminationProtected"] is False
+    assert [a["Name"] for a in cluster["Applications"]] == ["Spark"]
+    tags = {t["Key"]: t["Value"] for t in cluster["Tags"]}
+    assert {"team": "data", "cost-center": "analytics", "teem:stage": "convert"}.items() <= tags.items()
+
+    configurations = _by_classification(cluster["Configurations"])
+    spark_defaults = configurations["spark-defaults"]["Properties"]
+    assert spark_defaults["spark.executor.memory"] == "12g"  # ours and Pipes' merged, neither lost
+    assert spark_defaults["spark.sql.shuffle.partitions"] == "400"
+    assert "spark.yarn.appMasterEnv.DAGSTER_PIPES_CONTEXT" in spark_defaults
+    assert configurations["iceberg-defaults"]["Properties"] == {"iceberg.enabled": "true"}
+    export = _by_classification(configurations["spark-env"]["Configurations"])["export"]["Properties"]
+    assert export["PYSPARK_PYTHON"] == "python3.11" and export["TZ"] == "UTC"
+    pipes_context = decode_param(export["DAGSTER_PIPES_CONTEXT"])["data"]  # injected directly
+    request = StageRequest.from_json(pipes_context["extras"]["request"])
+    assert (request.stage, request.tables, request.batches) == ("convert", [t.name for t in DIMENSIONS], ["snapshot"])
+    assert request.root["root"] == "s3://teem/root"
+    assert decode_param(export["DAGSTER_PIPES_MESSAGES"])["bucket"] == "teem"  # the data root's bucket
+
+    groups = emr.list_instance_groups(ClusterId=cluster_id)["InstanceGroups"]
+    assert sorted((g["InstanceGroupType"], g["InstanceType"], g["RequestedInstanceCount"]) for g in groups) == [
+        ("CORE", "r6i.2xlarge", 3),
+        ("MASTER", "m6i.xlarge", 1),
+    ]
+    actions = emr.list_bootstrap_actions(ClusterId=cluster_id)["BootstrapActions"]
+    assert [(a["Name"], a["ScriptPath"], a["Args"]) for a in actions] == [
+        ("install teem-pipelines", f"{ARCHIVE_URI}.bootstrap.sh", [ARCHIVE_URI, "python3.11"]),
+        ("corporate certificates", "s3://teem-artifacts/certs.sh", ["-q"]),
+    ]
+    [step] = emr.list_steps(ClusterId=cluster_id)["Steps"]
+    assert step["ActionOnFailure"] == "TERMINATE_CLUSTER"
+    assert step["Config"]["Jar"] == "command-runner.jar"
+    assert step["Config"]["Args"][:3] == ["spark-submit", "--deploy-mode", "client"]
+    assert step["Config"]["Args"][-1] == "/home/hadoop/teem/teem_stage.py"
+
+    aws.fail_step(cluster_id, "the driver exited with code 1")
+    result = run.finish()
+    assert not result.success
+    assert aws.cluster_state(cluster_id) == "TERMINATED"
+    assert tags["dagster/run-id"] == result.run_id  # Pipes' tags: the cluster names its Dagster run
+    failure = _user_error(result).message
+    assert cluster_id in failure and "FAILED: the driver exited with code 1" in failure
+
+    seen = json.dumps([cluster, groups, actions, step], default=str)
+    seen += "\n".join(str(e.message) for e in result.all_events)
+    seen += json.dumps([str(e.event_specific_data) for e in result.all_events], default=str)
+    for secret in (CANARY_KEY_ID, CANARY_SECRET):
+        assert secret not in seen
+
+
+@pytest.mark.parametrize(
+    ("changes", "setting"),
+    [
+        ({"subnet_id": None}, "subnet_id (TEEM_EMR_SUBNET_ID)"),
+        ({"release_label": "emr-7.99.0"}, "release_label (TEEM_EMR_RELEASE_LABEL) 'emr-7.99.0' is not an EMR release"),
+        ({"release_label": "emr-6.15.0"}, "release_label (TEEM_EMR_RELEASE_LABEL) 'emr-6.15.0': an emr-7.x.y"),
+        ({"archive_uri": "s3://teem-artifacts/packages/missing.tar.gz"}, "missing.tar.gz does not exist"),
+        ({"archive_uri": None}, "archive_uri (TEEM_EMR_ARCHIVE_URI) is not set"),
+    ],
+)
+def test_bad_settings_fail_before_any_cluster_starts(aws, changes, setting):
+    result = dg.materialize([parquet_snapshots], resources=_resources(aws, **changes), raise_on_error=False)
+    assert not result.success
+    error = _user_error(result)
+    assert error.cls_name == EmrSettingError.__name__
+    assert setting in error.message
+    assert aws.client("emr").list_clusters()["Clusters"] == []
+
+
+def test_a_folder_root_is_refused_for_emr(aws, tmp_path):
+    resources = {**_resources(aws), "storage": StorageResource(root=str(tmp_path))}
+    result = dg.materialize([parquet_snapshots], resources=resources, raise_on_error=False)
+    assert "TEEM_ROOT" in _user_error(result).message
+    assert aws.client("emr").list_clusters()["Clusters"] == []
+
+
+def _environment_of(cluster: dict) -> dict[str, str]:
+    """The variables EMR exports to a step's spark-submit (the spark-env classification)."""
+    configurations = _by_classification(cluster["Configurations"])
+    return _by_classification(configurations["spark-env"]["Configurations"])["export"]["Properties"]
+
+
+@pytest.mark.slow
+def test_the_driver_started_as_emr_starts_it_reports_back_through_s3(aws, sample_root, tmp_path):
+    s3 = aws.client("s3")
+    for path in sorted((sample_root / "csv").rglob("*")):
+        if path.is_file() and "/snapshot/" in path.as_posix():
+            s3.upload_file(str(path), "teem", f"root/{path.relative_to(sample_root).as_posix()}")
+    run = Materializing(_resources(aws))
+    run.start()
+    cluster_id = aws.wait_for_cluster()
+    emr = aws.client("emr")
+    cluster = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]
+    [step] = emr.list_steps(ClusterId=cluster_id)["Steps"]
+    # The step's own spark-submit, with this machine's Python, jars and a local master for the cluster's
+    driver = tmp_path / "teem_stage.py"
+    driver.write_text(DRIVER_SCRIPT)
+    arguments = [a.replace("python3.11", sys.executable) for a in step["Config"]["Args"][1:-1]]
+    command = [spark_submit_path(), "--master", "local[2]", "--jars", ",".join(project_jars()), *arguments, str(driver)]
+    exported = {**_environment_of(cluster), "PYSPARK_PYTHON": sys.executable}
+    finished = subprocess.run(command, env={**os.environ, **exported}, cwd=tmp_path, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr[-4000:]
+    aws.finish_cluster(cluster_id, instance_hours=24)
+
+    result = run.finish()
+    assert result.success
+    emr_metadata = {
+        "AWS EMR Cluster ID": cluster_id,
+        "AWS EMR State Reason": "Steps completed",
+        "AWS EMR Normalized Instance Hours": 24,
+    }
+    in_process = _in_process_snapshots(sample_root, tmp_path / "local")
+    materialized = result.get_asset_materialization_events()
+    assert len(materialized) == len(DIMENSIONS)
+    for event in materialized:
+        materialization = event.step_materialization_data.materialization
+        metadata = {k: v.value for k, v in materialization.metadata.items()}
+        key = materialization.asset_key.to_user_string()
+        assert emr_metadata.items() <= metadata.items()
+        assert metadata["AWS EMR Cluster"].endswith(f"#/clusterDetails/{cluster_id}")
+        for name in ("dagster/row_count", "rows_read", "rows_quarantined", "files", "bytes", "preview"):
+            assert metadata[name] == in_process[key][name], (key, name)
+        assert metadata["dagster/row_count"] > 0
+    checks = result.get_asset_check_evaluations()
+    assert sorted(c.asset_key.to_user_string() for c in checks if c.passed) == sorted(in_process)
+
+
+def _in_process_snapshots(sample_root: Path, root: Path) -> dict[str, dict[str, object]]:
+    shutil.copytree(sample_root / "csv", root / "csv")
+    resources = {"spark": SparkResource(), "storage": StorageResource(root=str(root))}
+    result = dg.materialize([parquet_snapshots], resources=resources)
+    return {
+        e.step_materialization_data.materialization.asset_key.to_user_string(): {
+            k: v.value for k, v in e.step_materialization_data.materialization.metadata.items()
+        }
+        for e in result.get_asset_materialization_events()
+    }
+
+
+LAUNCH = """
+mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+    __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+} }
+"""
+TERMINATE = "mutation($id: String!) { terminateRun(runId: $id) { __typename ... on PythonError { message } } }"
+STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+LOGS = """query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
+    __typename ... on MessageEvent { message } } } } }"""
+
+
+@pytest.mark.slow
+def test_a_run_cancelled_from_dagster_terminates_its_cluster(aws, tmp_path, postgres_url):
+    port = free_port()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+        "TEEM_ENV": "aws",
+        "TEEM_ROOT": "s3://teem/root",
+        "TEEM_HOME": str(tmp_path / "teem"),
+        "TEEM_POSTGRES_URL": postgres_url,
+        "TEEM_EMR_SUBNET_ID": SETTINGS["subnet_id"],
+        "TEEM_EMR_ARCHIVE_URI": ARCHIVE_URI,
+        "TEEM_EMR_LOG_URI": SETTINGS["log_uri"],
+        "TEEM_EMR_POLL_SECONDS": "0.5",
+    }
+    os.makedirs(env["DAGSTER_HOME"])
+    dagster = str(Path(sys.executable).parent / "dagster")
+    graphql = graphql_client(port)
+    command = [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
+    with running(command, env, str(ROOT), str(tmp_path / "dagster-dev.log")):
+        location = loaded_location(graphql)
+        repository = location["locationOrLoadError"]["repositories"][0]
+        selector = {"repositoryLocationName": location["name"], "repositoryName": repository["name"]}
+        launched = graphql(LAUNCH, params={"selector": {**selector, "jobName": "snapshot_job"}})["launchRun"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        run_id = launched["run"]["runId"]
+        cluster_id = aws.wait_for_cluster(timeout=240)
+        assert graphql(TERMINATE, id=run_id)["terminateRun"]["__typename"] == "TerminateRunSuccess"
+
+        def ended() -> str | None:
+            status = graphql(STATUS, id=run_id)["runOrError"]["status"]
+            return status if status in ("CANCELED", "FAILURE", "SUCCESS") else None
+
+        assert wait_for(ended, 240, "the run to end", interval=1) == "CANCELED"
+        assert aws.cluster_state(cluster_id) == "TERMINATED"
+        messages = [e.get("message", "") for e in graphql(LOGS, id=run_id)["logsForRun"]["events"]]
+        assert any(cluster_id in m for m in messages)  # the step said which cluster it started
+        assert not any(CANARY_SECRET in m or CANARY_KEY_ID in m for m in messages)
