@@ -22,6 +22,7 @@ class PostgresUnavailable(Exception):
 def _embedded_uri() -> str:
     import pgserver
 
+    state_dir().mkdir(parents=True, exist_ok=True)  # a fresh worker's TEEM_HOME may not exist yet
     server = pgserver.get_server(state_dir() / "postgres")
     return server.get_uri()
 
