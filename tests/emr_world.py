@@ -19,7 +19,7 @@ from servers import free_port
 REGION = "us-east-1"
 ARCHIVE_URI = "s3://teem-artifacts/packages/teem-cluster.tar.gz"
 # Credentials that must never appear in a request, a log line or metadata.
-CANARY_KEY_ID = "AKIATEEMCANARY0000001"
+CANARY_KEY_ID = "teem-canary-key-id"
 CANARY_SECRET = "teem-canary-secret-never-logged"
 
 
