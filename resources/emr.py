@@ -154,6 +154,8 @@ class EmrResource(dg.ConfigurableResource):
     # After the one that installs the archive: [{"name": ..., "path": "s3://...", "args": [...]}]
     bootstrap_actions: list[dict[str, Any]] = []  # noqa: RUF012
     spark_conf: dict[str, str] = {}  # noqa: RUF012
+    # EMR's own Iceberg (the Glue catalog itself is the data root's, set by each stage from its request)
+    iceberg_conf: dict[str, str] = {"iceberg.enabled": "true"}  # noqa: RUF012
     archive_uri: str | None = None  # built and uploaded by `teem package`
     messages_bucket: str | None = None  # Dagster Pipes' messages; default: the data root's bucket
     cluster_python: str = "python3.11"
@@ -261,7 +263,7 @@ class EmrResource(dg.ConfigurableResource):
             "BootstrapActions": [install, *extra_actions],
             "Configurations": [
                 {"Classification": "spark-defaults", "Properties": dict(self.spark_conf)},
-                {"Classification": "iceberg-defaults", "Properties": {"iceberg.enabled": "true"}},
+                {"Classification": "iceberg-defaults", "Properties": dict(self.iceberg_conf)},
                 {
                     "Classification": "spark-env",
                     "Configurations": [

@@ -48,6 +48,7 @@ EMR_SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "tags": ("TEEM_EMR_TAGS", json.loads),
     "bootstrap_actions": ("TEEM_EMR_BOOTSTRAP_ACTIONS", json.loads),
     "spark_conf": ("TEEM_EMR_SPARK_CONF", json.loads),
+    "iceberg_conf": ("TEEM_EMR_ICEBERG_CONF", json.loads),
 }
 
 

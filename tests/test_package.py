@@ -4,16 +4,28 @@ look for, and what its bootstrap action installs."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
 import tarfile
 import zipfile
+from pathlib import Path
 
+import py4j
+import pyspark
+import pytest
 from emr_world import REGION, moto_aws
 
 from resources.emr import EmrResource
+from resources.spark_submit import spark_submit_path
 from teem_assets.cli import main
 from teem_assets.data_root import DataRoot
 from teem_assets.packaging import BOOTSTRAP_SCRIPT, NOT_ON_THE_CLUSTER, build_archive, cluster_requirements
+from teem_assets.spark_session import project_jars
 from teem_assets.stages.entry import DRIVER_SCRIPT
+from teem_assets.stages.report import StageReport
+from teem_assets.stages.request import StageRequest
 
 
 def test_the_cluster_requirements_are_the_pins_a_stage_needs_without_dagster_or_spark():
@@ -55,3 +67,45 @@ def test_teem_package_uploads_what_the_emr_resource_checks_for(tmp_path, monkeyp
         emr.validate(root)  # nothing missing now
         script = aws.client("s3").get_object(Bucket="teem-artifacts", Key="releases/teem-cluster.tar.gz.bootstrap.sh")
         assert script["Body"].read().decode() == BOOTSTRAP_SCRIPT
+
+
+@pytest.mark.slow
+def test_the_archive_installs_offline_and_its_driver_runs_a_stage(sample_root, tmp_path):
+    """What the bootstrap action does on a node, then a stage from that environment alone: the archive's
+    wheels and the Spark EMR provides (pyspark and py4j), nothing of the Dagster side's."""
+    archive = build_archive(tmp_path / "dist")  # the cluster requirements' wheels, from PyPI
+    node = tmp_path / "node"
+    with tarfile.open(archive.path) as tar:
+        tar.extractall(node, filter="data")
+    subprocess.run([sys.executable, "-m", "venv", str(node / "python")], check=True)
+    python = str(node / "python" / "bin" / "python")
+    pip = [python, "-m", "pip", "install", "--quiet", "--no-index", "--find-links", str(node / "wheels")]
+    subprocess.run([*pip, "-r", str(node / "requirements.txt")], check=True)
+    subprocess.run([*pip, "--no-deps", *map(str, (node / "wheels").glob("teem_pipelines-*.whl"))], check=True)
+    provided = tmp_path / "emr-provides"
+    provided.mkdir()
+    for package in (pyspark, py4j):
+        (provided / package.__name__).symlink_to(Path(package.__file__).parent)
+    site = subprocess.run([python, "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+    Path(site, "emr-provides.pth").write_text(f"{provided}\n")
+    assert subprocess.run([python, "-c", "import dagster"], capture_output=True).returncode != 0  # not shipped
+
+    root = DataRoot(str(tmp_path / "root"))
+    shutil.copytree(sample_root / "csv", Path(root.root) / "csv")
+    request = StageRequest("convert", root.settings(), ["dim_space", "dim_company"], ["snapshot"],
+                           ["parquet/dim_space:snapshot_not_shrunk"])  # fmt: skip
+    (tmp_path / "request.json").write_text(request.to_json())
+    command = [spark_submit_path(), "--master", "local[2]", "--jars", ",".join(project_jars()),
+               "--conf", f"spark.pyspark.python={python}", "--conf", f"spark.pyspark.driver.python={python}",
+               str(node / "teem_stage.py"), "--request", "request.json", "--report", "report.json"]  # fmt: skip
+    finished = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr[-4000:]
+    report = StageReport.from_dict(json.loads((tmp_path / "report.json").read_text()))
+    rows = {m.asset_key: m.metadata["dagster/row_count"]["raw_value"] for m in report.materializations}
+    assert rows == {f"parquet/{t}": root.converted(t, "snapshot").rows for t in ("dim_space", "dim_company")}
+    assert all(count > 0 for count in rows.values())
+    assert [(c.asset_key, c.check_name, c.passed) for c in report.checks] == [
+        ("parquet/dim_space", "snapshot_not_shrunk", True)
+    ]
+    assert "|" in report.materializations[0].metadata["preview"]["raw_value"]  # markdown by tabulate
