@@ -4,9 +4,6 @@ master URL, or on a transient EMR cluster through Dagster Pipes. The same entry 
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
@@ -20,32 +17,11 @@ from resources.stage_results import StageResult, results_of
 from resources.storage import StorageResource
 from teem_assets.spark_session import build_spark_session
 from teem_assets.stages import run_stage
+from teem_assets.stages.logs import forwarding_stage_logs
 from teem_assets.stages.request import StageRequest
 
 IN_PROCESS = "in-process"
 EMR = "emr"
-
-
-class _ToDagster(logging.Handler):
-    """The stages' log lines (logger `teem`) into the step's log, as the Pipes driver forwards them."""
-
-    def __init__(self, log: Any) -> None:
-        super().__init__(logging.INFO)
-        self.log = log
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.log.log(record.levelno, record.getMessage())
-
-
-@contextmanager
-def _forwarding_logs(log: Any) -> Iterator[None]:
-    handler, logger = _ToDagster(log), logging.getLogger("teem")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
 
 
 class SparkResource(LazyPySparkResource):
@@ -82,7 +58,7 @@ class SparkResource(LazyPySparkResource):
     ) -> list[StageResult]:
         """Run a stage where this resource says, and return its materializations and check results."""
         if self.where == IN_PROCESS:
-            with _forwarding_logs(context.log):
+            with forwarding_stage_logs(context.log):
                 return results_of(run_stage(self.session(), request, storage.data))
         if self.where == EMR:
             return self.emr.run_stage(context, request, storage.data)

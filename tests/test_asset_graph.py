@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dagster as dg
 import psycopg2
 import pyarrow.parquet as pq
 from conftest import SAMPLE_DAYS
@@ -33,10 +34,14 @@ def test_every_layer_for_a_range_with_a_corrupted_part(monkeypatch, tmp_path: Pa
     bad = _corrupt(Path(layout.raw_batch(str(root), "fact_attendance", DAYS[1])) / "fact_attendance_0000_part_00")
     defs = definitions(monkeypatch, root, postgres_url, pg_schema)
     defs.resolve_job_def("migration_job")  # the job `teem run` uses
-    result = run_job(defs, "migration_job", DAYS[0], DAYS[-1])
+    instance = dg.DagsterInstance.ephemeral()
+    result = run_job(defs, "migration_job", DAYS[0], DAYS[-1], instance=instance)
     assert result.success
     found = materializations(result)
     assert set(found) == EVERY_ASSET
+    # the convert stage's own log lines reach the step's log
+    logged = [e.user_message for e in instance.all_logs(result.run_id) if "quarantined" in e.user_message]
+    assert len([m for m in logged if "fact_attendance_0000_part_00" in m]) == len(bad), logged
     assert all(e.passed for e in result.get_asset_check_evaluations())
 
     attendance = found["parquet/fact_attendance"]

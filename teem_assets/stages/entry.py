@@ -22,23 +22,13 @@ from dagster_pipes import (
 
 from teem_assets.spark_session import build_spark_session
 from teem_assets.stages import run_stage
+from teem_assets.stages.logs import forwarding_stage_logs
 from teem_assets.stages.report import StageReport
 from teem_assets.stages.request import StageRequest
 
 REQUEST_EXTRA = "request"
 # What spark-submit and an EMR step run: a file of its own, so that no folder of the package lands on sys.path.
 DRIVER_SCRIPT = "from teem_assets.stages.entry import main\n\nraise SystemExit(main())\n"
-
-
-class _ToPipes(logging.Handler):
-    """The stages' log lines (logger `teem`) to the Dagster run's log."""
-
-    def __init__(self, pipes: PipesContext) -> None:
-        super().__init__(logging.INFO)
-        self.pipes = pipes
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.pipes.log.log(record.levelno, self.format(record))
 
 
 def _message_writer() -> PipesMessageWriter:
@@ -78,8 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, _ = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     if PipesEnvVarParamsLoader().is_dagster_pipes_process():
-        with open_dagster_pipes(message_writer=_message_writer()) as pipes:
-            logging.getLogger("teem").addHandler(_ToPipes(pipes))
+        with open_dagster_pipes(message_writer=_message_writer()) as pipes, forwarding_stage_logs(pipes.log):
             request = StageRequest.from_json(pipes.get_extra(REQUEST_EXTRA))
             report_through_pipes(pipes, _run(request))
         return 0
