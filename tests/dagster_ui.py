@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import requests
-from servers import wait_for
+from servers import free_port, running, wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
 
 LOCATIONS = """
 { workspaceOrError { ... on Workspace { locationEntries {
@@ -34,3 +40,16 @@ def loaded_location(graphql: Callable[..., dict], timeout: float = 180) -> dict:
         return entries[0] if entries and entries[0]["loadStatus"] == "LOADED" else None
 
     return wait_for(loaded, timeout, "the code location to load")
+
+
+@contextlib.contextmanager
+def dagster_dev(env: dict[str, str], folder: Path) -> Iterator[tuple[Callable[..., dict], dict]]:
+    """`dagster dev` on the project's workspace with `env` (its DAGSTER_HOME created), until the code location
+    has loaded; yields the GraphQL client and the location."""
+    os.makedirs(env["DAGSTER_HOME"], exist_ok=True)
+    port = free_port()
+    dagster = str(Path(sys.executable).parent / "dagster")
+    command = [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
+    graphql = graphql_client(port)
+    with running(command, env, str(ROOT), str(folder / "dagster-dev.log")):
+        yield graphql, loaded_location(graphql)

@@ -15,9 +15,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from dagster_pipes import decode_param
-from dagster_ui import graphql_client, loaded_location
+from dagster_ui import dagster_dev
 from emr_world import ARCHIVE_URI, CANARY_KEY_ID, CANARY_SECRET, REGION, moto_aws
-from servers import free_port, running, wait_for
+from servers import wait_for
 
 from resources.emr import EmrResource, EmrSettingError
 from resources.spark import SparkResource
@@ -29,7 +29,6 @@ from teem_assets.spark_session import project_jars
 from teem_assets.stages.entry import DRIVER_SCRIPT
 from teem_assets.stages.request import StageRequest
 
-ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {
     "release_label": "emr-7.12.0",
     "master_instance_type": "m6i.xlarge",
@@ -255,7 +254,6 @@ LOGS = """query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { ev
 
 @pytest.mark.slow
 def test_a_run_cancelled_from_dagster_terminates_its_cluster(aws, tmp_path, postgres_url):
-    port = free_port()
     env = {
         **os.environ,
         "DAGSTER_HOME": str(tmp_path / "dagster"),
@@ -268,12 +266,7 @@ def test_a_run_cancelled_from_dagster_terminates_its_cluster(aws, tmp_path, post
         "TEEM_EMR_LOG_URI": SETTINGS["log_uri"],
         "TEEM_EMR_POLL_SECONDS": "0.5",
     }
-    os.makedirs(env["DAGSTER_HOME"])
-    dagster = str(Path(sys.executable).parent / "dagster")
-    graphql = graphql_client(port)
-    command = [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
-    with running(command, env, str(ROOT), str(tmp_path / "dagster-dev.log")):
-        location = loaded_location(graphql)
+    with dagster_dev(env, tmp_path) as (graphql, location):
         repository = location["locationOrLoadError"]["repositories"][0]
         selector = {"repositoryLocationName": location["name"], "repositoryName": repository["name"]}
         launched = graphql(LAUNCH, params={"selector": {**selector, "jobName": "snapshot_job"}})["launchRun"]

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from dagster_helpers import SMALL_SPEC, small_sample
-from dagster_ui import graphql_client, loaded_location
-from servers import free_port, running, wait_for
+from dagster_ui import dagster_dev
+from servers import wait_for
 from tables import iceberg_rows
-
-ROOT = Path(__file__).resolve().parents[1]
 
 LAUNCH = """
 mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
@@ -32,7 +29,6 @@ query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {
 
 def test_materialization_launched_through_graphql(tmp_path: Path, postgres_url: str, pg_schema: str):
     root = small_sample(tmp_path / "root")
-    port = free_port()
     env = {
         **os.environ,
         "DAGSTER_HOME": str(tmp_path / "dagster"),
@@ -41,13 +37,7 @@ def test_materialization_launched_through_graphql(tmp_path: Path, postgres_url: 
         "TEEM_POSTGRES_URL": postgres_url,
         "TEEM_PG_SCHEMA": pg_schema,
     }
-    os.makedirs(env["DAGSTER_HOME"])
-    dagster = str(Path(sys.executable).parent / "dagster")
-
-    graphql = graphql_client(port)
-    command = [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
-    with running(command, env, str(ROOT), str(tmp_path / "dagster-dev.log")):
-        location = loaded_location(graphql)
+    with dagster_dev(env, tmp_path) as (graphql, location):
         repository = location["locationOrLoadError"]["repositories"][0]
         assert {"snapshot_job", "batch_job", "migration_job"} <= {j["name"] for j in repository["jobs"]}
 
