@@ -5,6 +5,7 @@ tables through it; nothing about a table lives on a worker.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import sqlite3
@@ -251,3 +252,42 @@ def current_snapshot_id(spark: SparkSession, identifier: str) -> int | None:
 
 def total_records(spark: SparkSession, identifier: str) -> int:
     return int(snapshot_summary(spark, identifier).get("total-records", 0))
+
+
+def is_current_ancestor(spark: SparkSession, identifier: str, snapshot_id: int) -> bool:
+    """Whether the snapshot is in the table's current history (not expired, not on a rolled-back branch)."""
+    rows = spark.sql(
+        f"SELECT 1 FROM {identifier}.history WHERE snapshot_id = {int(snapshot_id)} AND is_current_ancestor"
+    ).collect()
+    return bool(rows)
+
+
+def changelog(spark: SparkSession, identifier: str, since: int | None, until: int, view: str) -> str:
+    """Register, as the temporary view `view`, the rows the commits after `since` (None: from the first) up to
+    `until` changed: old versions as DELETE, new ones as INSERT, rows a copy-on-write commit only carried over
+    left out. Reads the files those commits removed and added, nothing else. Returns the view's name."""
+    catalog, relative = identifier.split(".", 1)
+    options = {"end-snapshot-id": str(until)} | ({"start-snapshot-id": str(since)} if since is not None else {})
+    pairs = ", ".join(f"'{k}', '{v}'" for k, v in options.items())
+    spark.sql(
+        f"CALL {catalog}.system.create_changelog_view(table => '{relative}', changelog_view => '{view}', "
+        f"options => map({pairs}))"
+    )
+    return view
+
+
+SNAPSHOTS_ALWAYS_KEPT = 10
+
+
+def expire_snapshots(spark: SparkSession, identifier: str, retention: dt.timedelta) -> None:
+    """Iceberg's expire_snapshots: the snapshots older than `retention` go, the newest SNAPSHOTS_ALWAYS_KEPT
+    stay, and so do the files a kept snapshot references. Keeps a table's metadata and storage flat in
+    history; a run still reading an expired snapshot would have to have run for longer than `retention`."""
+    catalog, relative = identifier.split(".", 1)
+    older_than = (dt.datetime.now(dt.UTC) - retention).strftime("%Y-%m-%d %H:%M:%S")
+    retry_conflicts(
+        lambda: spark.sql(
+            f"CALL {catalog}.system.expire_snapshots(table => '{relative}', "
+            f"older_than => TIMESTAMP_LTZ '{older_than}', retain_last => {SNAPSHOTS_ALWAYS_KEPT})"
+        ).collect()
+    )

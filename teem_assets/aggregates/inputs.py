@@ -43,8 +43,11 @@ class MissingInput(Exception):
     """A migrated table the aggregates read has never been materialized."""
 
 
-def read_warehouse(spark: SparkSession, identifiers: Mapping[str, str]) -> Warehouse:
-    """The migrated tables, by name -> Iceberg identifier, each read at its current snapshot."""
+def read_warehouse(
+    spark: SparkSession, identifiers: Mapping[str, str], snapshots: Mapping[str, int | None] | None = None
+) -> Warehouse:
+    """The migrated tables, by name -> Iceberg identifier, each read at its snapshot in `snapshots` (by name)
+    or else its current one."""
 
     def read(name: str) -> DataFrame:
         identifier = identifiers[name]
@@ -52,7 +55,9 @@ def read_warehouse(spark: SparkSession, identifiers: Mapping[str, str]) -> Wareh
             hint = "snapshot_job" if TABLES[name].is_dimension else "batch_job"
             raise MissingInput(f"the Iceberg table {identifier} does not exist: materialize migrated/{name} ({hint})")
         columns = [field.name for field in migrated_schema(TABLES[name]).fields]
-        return spark.table(identifier).select(*columns)
+        snapshot = (snapshots or {}).get(name)
+        source = f"{identifier} VERSION AS OF {int(snapshot)}" if snapshot is not None else identifier
+        return spark.sql(f"SELECT * FROM {source}").select(*columns)
 
     return Warehouse(
         read("fact_event_by_day"),

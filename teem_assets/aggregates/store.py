@@ -1,10 +1,12 @@
 """Aggregate tables in Iceberg, partitioned by their partition column: the recomputed values replaced in one
-commit, which also records the dimension snapshots they were computed from."""
+commit, which also records the snapshots they were computed from: the dimensions' (a token) and the fact
+tables' (where the next computation's changelog starts)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Callable, Iterator, Mapping
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
@@ -16,6 +18,7 @@ from teem_assets.redshift_types import arrow_schema
 from teem_assets.spark_types import spark_schema
 
 DIMENSIONS_TOKEN = "teem.dimensions-token"
+FACTS_READ = "teem.fact-snapshots"
 
 
 def ensure_aggregate_table(spark: SparkSession, aggregate: Aggregate, identifier: str) -> None:
@@ -27,12 +30,19 @@ def last_dimensions_token(spark: SparkSession, identifier: str) -> str | None:
     return snapshot_summary(spark, identifier).get(DIMENSIONS_TOKEN)
 
 
+def last_fact_snapshots(spark: SparkSession, identifier: str) -> dict[str, int | None] | None:
+    """The fact tables' snapshots the table's current snapshot was computed from (None: not recorded)."""
+    recorded = snapshot_summary(spark, identifier).get(FACTS_READ)
+    return json.loads(recorded) if recorded else None
+
+
 def write_partitions(
     result: DataFrame,
     aggregate: Aggregate,
     identifier: str,
     values: list[dt.date],
     dimensions_token: str,
+    fact_snapshots: Mapping[str, int | None],
     log: Callable[[str], None] | None = None,
 ) -> int:
     """Replace the rows of `values` (the result's rows must lie in them) in one commit; a value left without
@@ -46,11 +56,20 @@ def write_partitions(
         lambda: (
             rows.writeTo(identifier)
             .option(f"snapshot-property.{DIMENSIONS_TOKEN}", dimensions_token)
+            .option(f"snapshot-property.{FACTS_READ}", json.dumps(dict(fact_snapshots), sort_keys=True))
             .overwrite(condition)
         ),
         log=log,
     )
     return spark.table(identifier).where(condition).count() if values else 0
+
+
+def stored_values(spark: SparkSession, aggregate: Aggregate, identifier: str) -> list[dt.date]:
+    """The partition values the table holds rows of (from its metadata), none when it does not exist."""
+    if not spark.catalog.tableExists(identifier):
+        return []
+    rows = spark.sql(f"SELECT partition.`{aggregate.partition_column}` FROM {identifier}.partitions").collect()
+    return [row[0] for row in rows]
 
 
 def partition_rows(iceberg_table, aggregate: Aggregate, values: list[dt.date]) -> Iterator[pa.RecordBatch]:  # noqa: ANN001

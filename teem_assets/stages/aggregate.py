@@ -1,8 +1,10 @@
-"""The aggregate stage: agg_hourly_space and week_people_count recomputed for the values a run's batches
-touch (all of them after a new dimension snapshot), each written in one commit."""
+"""The aggregate stage: agg_hourly_space and week_people_count recomputed for the values whose rows the fact
+tables' commits changed since each was last computed (all of them after a new dimension snapshot), each
+written in one commit."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -11,8 +13,8 @@ from pyspark.sql import SparkSession
 from teem_assets.aggregates.compute import compute, scope_values
 from teem_assets.aggregates.inputs import read_warehouse
 from teem_assets.aggregates.outputs import AGGREGATES, Aggregate
-from teem_assets.aggregates.scope import batch_scope, dimensions_token
-from teem_assets.aggregates.store import last_dimensions_token, write_partitions
+from teem_assets.aggregates.scope import Scope, dimensions_token, every_day, scope_since
+from teem_assets.aggregates.store import last_dimensions_token, last_fact_snapshots, stored_values, write_partitions
 from teem_assets.catalogue import FACTS, TABLES
 from teem_assets.data_root import DataRoot
 from teem_assets.iceberg import current_snapshot_id, table_exists, total_records
@@ -29,36 +31,46 @@ def asset_key(aggregate: Aggregate) -> str:
     return f"aggregates/{aggregate.name}"
 
 
-def _batch_files(root: DataRoot, batches: list[str]) -> dict[str, list[str]]:
-    """The Parquet files of each fact table's converted batches among `batches`."""
-    files: dict[str, list[str]] = {}
-    for table in FACTS:
-        found = [root.converted(table.name, b) for b in batches]
-        files[table.name] = [uri for batch in found if batch is not None for uri in batch.uris]
-    return files
+def _last_computed(spark: SparkSession, identifier: str, token: str) -> str | dict[str, int | None] | None:
+    """Why every day is due (a string), or the fact snapshots the table was last computed from."""
+    if not table_exists(spark, identifier):
+        return "the first computation"
+    if last_dimensions_token(spark, identifier) != token:
+        return "a new dimension snapshot"
+    return last_fact_snapshots(spark, identifier)
 
 
 def run(spark: SparkSession, root: DataRoot, request: StageRequest) -> StageReport:
     migrated = {name: root.migrated_table(spark, name) for name in TABLES}
     read_at = {name: current_snapshot_id(spark, identifier) for name, identifier in migrated.items()}
-    warehouse = read_warehouse(spark, migrated)
+    facts_at = {table.name: read_at[table.name] for table in FACTS}
+    warehouse = read_warehouse(spark, migrated, read_at)
     selected = [AGGREGATES[name] for name in request.tables]
-    identifiers = {a.name: root.aggregate_table(spark, a.name) for a in selected}
     token = dimensions_token(spark, migrated)
-    all_days = any(
-        not table_exists(spark, identifiers[a.name]) or last_dimensions_token(spark, identifiers[a.name]) != token
-        for a in selected
-    )
-    every_version = _batch_files(root, sorted({d for t in FACTS for d in root.converted_dates(t.name)}))
-    scope = batch_scope(spark, _batch_files(root, request.batches), every_version, warehouse, all_days)
+    scopes: dict[str, Scope] = {}  # both aggregates last computed from the same snapshots share one scope
     report = StageReport()
     for aggregate in selected:
         started = time.monotonic()
+        identifier = root.aggregate_table(spark, aggregate.name)
+        last = _last_computed(spark, identifier, token)
+        key = json.dumps(last, sort_keys=True)
+        if key not in scopes:
+            due = isinstance(last, str)
+            scopes[key] = every_day(warehouse, last) if due else scope_since(spark, warehouse, migrated, last, facts_at)
+        scope = scopes[key]
         values = scope_values(aggregate, scope)
-        identifier = identifiers[aggregate.name]
+        if scope.all_days:  # and the values that lost every row since: emptied in the table and in PostgreSQL
+            values = sorted(set(values) | set(stored_values(spark, aggregate, identifier)))
         rows = write_partitions(
-            compute(aggregate, warehouse, scope), aggregate, identifier, values, token, log=log.warning
+            compute(aggregate, warehouse, scope),
+            aggregate,
+            identifier,
+            values,
+            token,
+            facts_at,
+            log=log.warning,
         )
+        root.expire_snapshots(spark, identifier)
         iceberg = root.iceberg_table(root.aggregates_database, aggregate.name)
         report.materializations.append(
             AssetReport(
@@ -67,7 +79,8 @@ def run(spark: SparkSession, root: DataRoot, request: StageRequest) -> StageRepo
                     **{
                         RECOMPUTED: json_value([v.isoformat() for v in values]),
                         f"{aggregate.partition_column}_values_recomputed": len(values),
-                        "every_value_recomputed": all_days,
+                        "every_value_recomputed": scope.all_days,
+                        "why_recomputed": scope.reason,
                         "rows_in_recomputed_partitions": rows,
                         "dagster/row_count": total_records(spark, identifier),
                         "seconds": round(time.monotonic() - started, 1),
