@@ -31,6 +31,7 @@ from teem_assets.conversion import distinct_values
 from teem_assets.sample.generate import UnloadOptions, batch_rows, generate_sample
 from teem_assets.sample.spec import SampleSpec
 from teem_assets.verdicts.batches import missing_companies, volume_verdict
+from teem_assets.verdicts.history import LOOKBACK_DAYS, previous_batches
 
 SPEC = SampleSpec(start=dt.date(2019, 9, 1), days=4, seed=7)
 DAYS = [d.isoformat() for d in SPEC.batch_dates]
@@ -185,3 +186,18 @@ def test_freshness_counts_from_the_end_of_the_newest_batch_day() -> None:
     assert freshness("2019-09-04", now, 24).age_hours == 12 and freshness("2019-09-04", now, 24).passed
     assert freshness("2019-09-02", now, 48).age_hours == 60 and not freshness("2019-09-02", now, 48).passed
     assert not freshness(None, now, 48).passed
+
+
+def test_the_trailing_batches_are_looked_up_by_date_within_a_bounded_window(tmp_path: Path) -> None:
+    _batch(tmp_path, "2019-07-01", [9], 1000)  # more than LOOKBACK_DAYS before: outside the window
+    for day in ["2019-08-20", "2019-08-22", "2019-08-27"]:  # days without a batch in between are skipped
+        _batch(tmp_path, day, [1, 2], 10)
+    _batch(tmp_path, "2019-08-29", [5], 10)  # after the batch checked: never part of its window
+    folder = layout.parquet_table(str(tmp_path), EVENTS.name)
+    verdict = volume_verdict(folder, "2019-08-28", 7, 0.95)
+    assert (verdict.rows, verdict.trailing_median) == (0, 20)
+    assert missing_companies(folder, "2019-08-28", 7) == [1, 2]
+    window = [b.folder.rsplit("=", 1)[1] for b in previous_batches(folder, "2019-08-28", 2)]
+    assert window == ["2019-08-22", "2019-08-27"]
+    assert len(previous_batches(folder, "2019-08-28", 7)) == 3
+    assert LOOKBACK_DAYS < (dt.date(2019, 8, 28) - dt.date(2019, 7, 1)).days

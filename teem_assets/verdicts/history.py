@@ -4,8 +4,13 @@ whatever order the batches were run."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from teem_assets import converted
 from teem_assets.unload.location import join
+
+# How far back the trailing batches are looked for: `count` batches within this many days of calendar time.
+LOOKBACK_DAYS = 31
 
 
 def _batch(table_folder: str, batch: str) -> converted.ConvertedBatch | None:
@@ -13,12 +18,15 @@ def _batch(table_folder: str, batch: str) -> converted.ConvertedBatch | None:
 
 
 def previous_batches(table_folder: str, batch: str, count: int) -> list[converted.ConvertedBatch]:
-    """The `count` converted batches before `batch`, oldest first."""
+    """The `count` converted batches before `batch` (days without one skipped, at most LOOKBACK_DAYS or
+    `count` days back, whichever is further), oldest first. Reads their pointers only, never lists the
+    table's folder: the cost is the same after any length of history."""
     found: list[converted.ConvertedBatch] = []
-    for day in reversed([d for d in converted.converted_dates(table_folder) if d < batch]):
+    day = dt.date.fromisoformat(batch)
+    for back in range(1, max(LOOKBACK_DAYS, count) + 1):
         if len(found) == count:
             break
-        earlier = _batch(table_folder, day)
+        earlier = _batch(table_folder, (day - dt.timedelta(days=back)).isoformat())
         if earlier is not None:
             found.append(earlier)
     return found[::-1]
