@@ -19,6 +19,7 @@ class StorageResource(dg.ConfigurableResource):
     aggregates_database: str = "aggregates"
     aws_endpoint_url: str | None = None
     aws_region: str | None = None
+    snapshot_retention_days: float = 7.0
 
     _data: DataRoot | None = PrivateAttr(default=None)
 
@@ -32,5 +33,6 @@ class StorageResource(dg.ConfigurableResource):
                 self.aggregates_database,
                 self.aws_endpoint_url or None,
                 self.aws_region or None,
+                self.snapshot_retention_days,
             )
         return self._data

@@ -6,6 +6,7 @@ a fresh worker, a spark-submit driver and an EMR step compute exactly what a war
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -13,7 +14,7 @@ from pyiceberg.catalog import Catalog
 from pyspark.sql import SparkSession
 
 from teem_assets import converted, layout
-from teem_assets.iceberg import CatalogSettings, python_catalog, use_catalog
+from teem_assets.iceberg import CatalogSettings, expire_snapshots, python_catalog, use_catalog
 
 
 class MissingTable(Exception):
@@ -29,6 +30,9 @@ class DataRoot:
     aggregates_database: str = "aggregates"
     aws_endpoint_url: str | None = None
     aws_region: str | None = None
+    # How long a table's old snapshots (and the files only they hold) are kept; the aggregates' changelog
+    # reads from the snapshot they were last computed from, so a longer pause recomputes every day once.
+    snapshot_retention_days: float = 7.0
 
     _catalog: Catalog | None = field(default=None, init=False, repr=False, compare=False)
     _registered_in: SparkSession | None = field(default=None, init=False, repr=False, compare=False)
@@ -110,6 +114,11 @@ class DataRoot:
                 f"the Iceberg table {database}.{name} does not exist in the catalog of {self.root}: materialize "
                 f"{'migrated' if database == self.migrated_database else 'aggregates'}/{name} first"
             ) from None
+
+    def expire_snapshots(self, spark: SparkSession, identifier: str) -> None:
+        """Drop the table's snapshots older than the retention (the newest few always stay) and the files
+        only they referenced."""
+        expire_snapshots(spark, identifier, dt.timedelta(days=self.snapshot_retention_days))
 
     def migrated_row_count(self, table: str) -> int | None:
         """Rows of the migrated table's current snapshot, None when the table does not exist yet."""

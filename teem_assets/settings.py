@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -46,6 +47,17 @@ def unload_settle_seconds() -> float:
 def sensor_interval_seconds() -> int:
     """How often the unload sensors look (TEEM_SENSOR_INTERVAL_SECONDS)."""
     return int(os.environ.get("TEEM_SENSOR_INTERVAL_SECONDS", "30"))
+
+
+def sweep_interval() -> dt.timedelta:
+    """How often the batch unload sensor lists every date, to notice old unloads uploaded again
+    (TEEM_SENSOR_SWEEP_HOURS)."""
+    return dt.timedelta(hours=float(os.environ.get("TEEM_SENSOR_SWEEP_HOURS", "24")))
+
+
+def snapshot_retention_days() -> float:
+    """How long the Iceberg tables keep old snapshots (TEEM_SNAPSHOT_RETENTION_DAYS)."""
+    return float(os.environ.get("TEEM_SNAPSHOT_RETENTION_DAYS", "7"))
 
 
 def webserver_url() -> str:

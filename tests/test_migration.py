@@ -17,7 +17,8 @@ from teem_assets import layout
 from teem_assets.catalogue import TABLES
 from teem_assets.conversion import ConversionRequest, convert
 from teem_assets.converted import read
-from teem_assets.iceberg import CatalogSettings, use_catalog
+from teem_assets.data_root import DataRoot
+from teem_assets.iceberg import SNAPSHOTS_ALWAYS_KEPT, CatalogSettings, use_catalog
 from teem_assets.migration import CREATED_DATE, migrate_batches, replace_snapshot
 from teem_assets.sample.generate import snapshot_rows
 
@@ -161,3 +162,21 @@ def test_writers_of_one_table_at_once_converge(spark, parquet_root, tmp_path, ta
     assert not errors
     assert read_table(table, target) == sorted(newest_by_key(table).values(), key=repr)
     assert len(iceberg(target, "migrated", table).snapshots()) >= 4
+
+
+def test_expiry_keeps_the_newest_snapshots_and_drops_the_files_only_older_ones_held(spark, tmp_path: Path) -> None:
+    root = DataRoot(str(tmp_path), snapshot_retention_days=0)
+    identifier = root.migrated_table(spark, "expiry")
+    spark.sql(f"CREATE TABLE {identifier} (id bigint, value string) USING iceberg")
+    for n in range(SNAPSHOTS_ALWAYS_KEPT + 3):
+        spark.sql(f"INSERT OVERWRITE {identifier} VALUES ({n}, 'version {n}')")
+    data = tmp_path / "warehouse" / "migrated" / "expiry" / "data"
+    assert len(list(data.glob("*.parquet"))) == SNAPSHOTS_ALWAYS_KEPT + 3
+    root.expire_snapshots(spark, identifier)
+    assert spark.sql(f"SELECT count(*) FROM {identifier}.snapshots").first()[0] == SNAPSHOTS_ALWAYS_KEPT
+    assert len(list(data.glob("*.parquet"))) == SNAPSHOTS_ALWAYS_KEPT  # each kept snapshot's own file
+    assert [tuple(r) for r in spark.table(identifier).collect()] == [(12, "version 12")]
+    for n in range(3):
+        spark.sql(f"INSERT OVERWRITE {identifier} VALUES ({n}, 'again')")
+    DataRoot(str(tmp_path)).expire_snapshots(spark, identifier)  # the default retention: every snapshot is younger
+    assert spark.sql(f"SELECT count(*) FROM {identifier}.snapshots").first()[0] == SNAPSHOTS_ALWAYS_KEPT + 3
