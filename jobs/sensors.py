@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from jobs.batch_jobs import batch_job, snapshot_job
 from resources.storage import StorageResource
-from teem_assets.arrivals import complete_batches, complete_snapshots
+from teem_assets.arrivals import DateUnloads, batch_unloads, complete_snapshots
+from teem_assets.batch_watch import WINDOW_DAYS, WatchState, tick
 from teem_assets.catalogue import DIMENSIONS, FACTS
 from teem_assets.partitions import FIRST_BATCH_DATE
-from teem_assets.settings import sensor_interval_seconds, unload_settle_seconds
+from teem_assets.settings import sensor_interval_seconds, sweep_interval, unload_settle_seconds
 
 
 def _client(storage: StorageResource, s3: S3Resource) -> object | None:
@@ -31,26 +31,34 @@ def _is_batch_date(name: str, today: dt.date) -> bool:
 @dg.sensor(
     job=batch_job,
     minimum_interval_seconds=sensor_interval_seconds(),
-    description="Lists csv/<fact>/incremental/ and requests one batch_job run per batch date whose unloads are "
-    "complete (a manifest, or no new part for TEEM_UNLOAD_SETTLE_SECONDS). The run key names the unload's "
-    "content, so a re-uploaded unload runs again and an unchanged one never does.",
+    description="Requests one batch_job run per batch date whose unloads under csv/<fact>/incremental/ are "
+    "complete (a manifest, or no new part for TEEM_UNLOAD_SETTLE_SECONDS). Each tick lists only the dates from "
+    f"{WINDOW_DAYS} days before the newest one; a sweep every TEEM_SENSOR_SWEEP_HOURS lists them all and notices "
+    "older unloads uploaded again. The run key names the unload's content, so a re-uploaded unload runs again "
+    "and an unchanged one never does.",
 )
 def batch_unload_sensor(
     context: dg.SensorEvaluationContext, storage: StorageResource, s3: S3Resource
 ) -> dg.SensorResult:
     now = dt.datetime.now(dt.UTC)
     settle = dt.timedelta(seconds=unload_settle_seconds())
-    found = complete_batches(storage.root, [t.name for t in FACTS], now, settle, _client(storage, s3))
-    ignored = sorted(day for day in found if not _is_batch_date(day, now.date()))
-    if ignored:
-        context.log.warning(f"folders that are not batch dates since {FIRST_BATCH_DATE}: {', '.join(ignored)}")
-    seen = json.loads(context.cursor) if context.cursor else {}
+    tables = [t.name for t in FACTS]
+    client = _client(storage, s3)
+
+    def listing(first_date: str | None) -> dict[str, DateUnloads]:
+        return batch_unloads(storage.root, tables, now, settle, client, first_date)
+
+    state = WatchState.from_cursor(context.cursor)
+    found = tick(state, listing, lambda day: _is_batch_date(day, now.date()), now, sweep_interval())
+    if found.ignored:
+        context.log.warning(f"folders that are not batch dates since {FIRST_BATCH_DATE}: {', '.join(found.ignored)}")
+    if found.given_up:
+        context.log.warning(f"incomplete unloads no longer followed, too old: {', '.join(found.given_up)}")
     requests = [
         dg.RunRequest(run_key=f"batch-{day}-{content[:16]}", partition_key=day, tags={"teem/unload": content[:16]})
-        for day, content in found.items()
-        if day not in ignored and seen.get(day) != content
+        for day, content in found.requests
     ]
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps({**seen, **found}, sort_keys=True))
+    return dg.SensorResult(run_requests=requests, cursor=found.state.to_cursor())
 
 
 @dg.sensor(

@@ -29,13 +29,19 @@ def _split_s3(root: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
-def list_objects(root: str, relative: str, s3_client: object | None = None) -> Iterator[StoredObject]:
-    """Every object under root/relative; S3 pages of 1,000 keys are followed to the end."""
+def list_objects(
+    root: str, relative: str, s3_client: object | None = None, first_folder: str | None = None
+) -> Iterator[StoredObject]:
+    """Every object under root/relative (a folder, ending in "/"), or with `first_folder` only those in its
+    subfolders named `first_folder` or later (S3's StartAfter: the keys before are never listed). S3 pages of
+    1,000 keys are followed to the end."""
     if root.startswith("s3://"):
         bucket, prefix = _split_s3(root)
         start = f"{prefix}/" if prefix else ""
-        pages = s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=start + relative)
-        for page in pages:
+        where = {"Bucket": bucket, "Prefix": start + relative}
+        if first_folder:
+            where["StartAfter"] = start + relative + first_folder  # its own keys follow: "<folder>/..."
+        for page in s3_client.get_paginator("list_objects_v2").paginate(**where):
             for item in page.get("Contents", []):
                 key = item["Key"][len(start) :]
                 yield StoredObject(key, item["Size"], item["LastModified"], item["ETag"].strip('"'))
@@ -43,6 +49,9 @@ def list_objects(root: str, relative: str, s3_client: object | None = None) -> I
     base = os.path.join(root, relative)
     for folder, subfolders, files in os.walk(base):
         subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+        if first_folder and folder == base:
+            subfolders[:] = [d for d in subfolders if d >= first_folder]
+            files = []
         for name in files:
             stat = os.stat(os.path.join(folder, name))
             key = os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/")
@@ -62,21 +71,36 @@ def fingerprint(objects: list[StoredObject]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def complete_batches(
-    root: str, tables: list[str], now: dt.datetime, settle: dt.timedelta, s3_client: object | None = None
-) -> dict[str, str]:
-    """Batch date -> fingerprint of the dates whose unloads (one folder per fact table that has one) are all
-    complete."""
+@dataclass(frozen=True)
+class DateUnloads:
+    """The fact tables' unloads of one batch date, as listed."""
+
+    complete: bool  # every fact table's folder of that date is complete
+    fingerprint: str
+    modified: dt.datetime  # the newest object's last modification
+
+
+def batch_unloads(
+    root: str,
+    tables: list[str],
+    now: dt.datetime,
+    settle: dt.timedelta,
+    s3_client: object | None = None,
+    first_date: str | None = None,
+) -> dict[str, DateUnloads]:
+    """Batch date (folder name) -> its unloads, for every date folder under csv/<table>/incremental/, or only
+    those named `first_date` or later."""
     folders: dict[str, dict[str, list[StoredObject]]] = defaultdict(lambda: defaultdict(list))
     for table in tables:
         incremental = layout.raw_incremental("", table).lstrip("/") + "/"
-        for item in list_objects(root, incremental, s3_client):
+        for item in list_objects(root, incremental, s3_client, first_date):
             day = item.key[len(incremental) :].split("/", 1)[0]
             folders[day][table].append(item)
     found = {}
     for day, by_table in sorted(folders.items()):
-        if all(is_complete(objects, now, settle) for objects in by_table.values()):
-            found[day] = fingerprint([o for objects in by_table.values() for o in objects])
+        objects = [o for listed in by_table.values() for o in listed]
+        complete = all(is_complete(listed, now, settle) for listed in by_table.values())
+        found[day] = DateUnloads(complete, fingerprint(objects), max(o.modified for o in objects))
     return found
 
 

@@ -138,8 +138,9 @@ def s3(monkeypatch: pytest.MonkeyPatch, s3_endpoint: str):
     client.create_bucket(Bucket="teem")
     yield client
     for page in client.get_paginator("list_objects_v2").paginate(Bucket="teem"):
-        for item in page.get("Contents", []):
-            client.delete_object(Bucket="teem", Key=item["Key"])
+        if page.get("Contents"):
+            keys = [{"Key": item["Key"]} for item in page["Contents"]]
+            client.delete_objects(Bucket="teem", Delete={"Objects": keys, "Quiet": True})
     client.delete_bucket(Bucket="teem")
     glue = boto3.client("glue")  # the tables the bucket's Iceberg files were registered as go with them
     for database in glue.get_databases()["DatabaseList"]:

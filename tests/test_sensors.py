@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 import pytest
@@ -10,6 +12,8 @@ from dagster_aws.s3 import S3Resource
 
 from jobs.sensors import batch_unload_sensor, snapshot_unload_sensor
 from resources.storage import StorageResource
+from teem_assets.arrivals import DateUnloads, batch_unloads
+from teem_assets.batch_watch import LAST_SECOND_KEPT, WINDOW_DAYS, WatchState, tick
 from teem_assets.catalogue import DIMENSIONS
 
 ROOT = "s3://teem/warehouse"
@@ -76,7 +80,7 @@ def test_fifteen_hundred_keys_are_paged_through(s3, tmp_path, settle) -> None:
         put(s3, manifest("fact_attendance", day))
     result = evaluate(batch_unload_sensor, tmp_path)
     assert [p for p, _ in requested(result)] == days  # the last day's keys lie past the first page of 1,000
-    assert set(json.loads(result.cursor)) == set(days)
+    assert set(json.loads(result.cursor)["seen"]) == set(days)
 
 
 def test_a_reuploaded_unload_is_noticed(s3, tmp_path, settle) -> None:
@@ -109,3 +113,80 @@ def test_a_new_dimension_snapshot_is_noticed(s3, tmp_path, settle) -> None:
     put(s3, f"csv/{last}/snapshot/{last}_0000_part_00", b'"new"\n')
     again = evaluate(snapshot_unload_sensor, tmp_path, first.cursor)
     assert len(again.run_requests) == 1 and again.run_requests[0].run_key != first.run_requests[0].run_key
+
+
+THREE_YEARS = [(dt.date(2021, 1, 1) + dt.timedelta(days=n)).isoformat() for n in range(3 * 365)]
+FACT_TABLES = ("fact_event_by_day", "fact_attendance")
+CURSOR_LIMIT = 2048  # bytes, whatever the history
+
+
+def put_all(s3, keys: list[str], body: bytes = b'"1"|"x"\n') -> None:
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda key: put(s3, key, body), keys))
+
+
+def unload(day: str) -> list[str]:
+    return [key for table in FACT_TABLES for key in (part(table, day), manifest(table, day))]
+
+
+@pytest.fixture
+def three_years(s3, settle) -> list[str]:
+    put_all(s3, [key for day in THREE_YEARS for key in unload(day)])
+    return THREE_YEARS
+
+
+def test_three_years_of_unloads_a_new_day_and_an_old_one_uploaded_again(s3, tmp_path, three_years, monkeypatch):
+    first = evaluate(batch_unload_sensor, tmp_path)  # the first tick sees everything: every date, once
+    assert [p for p, _ in requested(first)] == three_years
+    assert len(first.cursor) < CURSOR_LIMIT
+    assert requested(evaluate(batch_unload_sensor, tmp_path, first.cursor)) == []
+
+    new_day = "2024-01-01"
+    put(s3, part("fact_event_by_day", new_day))  # half arrived: not yet
+    waiting = evaluate(batch_unload_sensor, tmp_path, first.cursor)
+    assert requested(waiting) == []
+    put_all(s3, unload(new_day))
+    arrived = evaluate(batch_unload_sensor, tmp_path, waiting.cursor)
+    assert [p for p, _ in requested(arrived)] == [new_day]
+    assert len(arrived.cursor) < CURSOR_LIMIT
+
+    old_day = "2022-05-05"
+    put(s3, part("fact_attendance", old_day), b'"2"|"corrected"\n')  # re-uploaded long after
+    fast = evaluate(batch_unload_sensor, tmp_path, arrived.cursor)
+    assert requested(fast) == []  # a tick between sweeps does not look that far back
+    monkeypatch.setenv("TEEM_SENSOR_SWEEP_HOURS", "0")  # the sweep is due
+    swept = evaluate(batch_unload_sensor, tmp_path, fast.cursor)
+    # the one new run key is the re-upload's; a bulk upload's last second may be requested again with its
+    # old run keys (LAST_SECOND_KEPT), which Dagster drops
+    before = {key for result in (first, arrived) for _, key in requested(result)}
+    [(partition, _)] = [request for request in requested(swept) if request[1] not in before]
+    assert partition == old_day
+    assert len(swept.cursor) < CURSOR_LIMIT
+    assert requested(evaluate(batch_unload_sensor, tmp_path, swept.cursor)) == []  # the next sweep: nothing new
+
+
+def test_a_tick_between_sweeps_lists_only_the_window(s3, three_years) -> None:
+    now = dt.datetime.now(dt.UTC)
+    listed: list[tuple[str | None, int]] = []
+
+    def listing(first_date: str | None) -> dict[str, DateUnloads]:
+        found = batch_unloads(ROOT, list(FACT_TABLES), now, dt.timedelta(hours=1), s3, first_date)
+        listed.append((first_date, len(found)))
+        return found
+
+    first = tick(WatchState(), listing, lambda day: True, now, dt.timedelta(hours=24))
+    assert first.swept and len(first.requests) == len(three_years)
+    put_all(s3, unload("2024-01-01"))
+    second = tick(first.state, listing, lambda day: True, now + dt.timedelta(minutes=1), dt.timedelta(hours=24))
+    assert not second.swept and [day for day, _ in second.requests] == ["2024-01-01"]
+    assert listed == [(None, len(three_years)), ("2023-12-24", WINDOW_DAYS + 2)]  # 2023-12-24 .. 2024-01-01
+    assert second.state.newest == "2024-01-01"
+    window = {day for day in second.state.seen if day >= "2023-12-24"}
+    assert len(window) == WINDOW_DAYS + 2 and len(second.state.seen) <= len(window) + LAST_SECOND_KEPT
+
+
+def test_the_first_sensors_cursor_is_read() -> None:
+    old = json.dumps({"2019-09-01": "a" * 64, "2019-09-20": "b" * 64, "2019-09-21": "c" * 64})
+    state = WatchState.from_cursor(old)
+    assert state.newest == "2019-09-21" and state.seen == {"2019-09-20": "b" * 16, "2019-09-21": "c" * 16}
+    assert state.swept_at is None  # so the next tick sweeps once
