@@ -1,8 +1,14 @@
-"""Alerts: every failed run, and the weekly snapshot's success, by email and on Slack, with the run's link."""
+"""Alerts by email and on Slack, with the run's link: every failed run, every failed warning check (once per
+check and partition), and the weekly snapshot's success."""
 
 from __future__ import annotations
 
+import json
+
 import dagster as dg
+from dagster._core.event_api import EventRecordsFilter
+from dagster._core.events import DagsterEventType
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from jobs.batch_jobs import snapshot_job
 from resources.alerts import EmailAlerts, SlackAlerts
@@ -57,4 +63,71 @@ def snapshot_success_alerts(context: dg.RunStatusSensorContext, email: EmailAler
     deliver(context.log, email, slack, subject, f"The dimension snapshots are migrated.\n{run_link(run.run_id)}")
 
 
-alert_sensors = [run_failure_alerts, snapshot_success_alerts]
+def partitions_of(run: dg.DagsterRun) -> str:
+    """The partition, or range of partitions, a run covered ("" for none)."""
+    if "dagster/partition" in run.tags:
+        return run.tags["dagster/partition"]
+    start, end = run.tags.get("dagster/asset_partition_range_start"), run.tags.get("dagster/asset_partition_range_end")
+    return f"{start}...{end}" if start and start != end else start or ""
+
+
+def _text(value: object) -> str:
+    raw = getattr(value, "value", value)
+    return raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True, default=str)
+
+
+def _alerted_before(instance: dg.DagsterInstance, record: dg.EventLogRecord, partitions: str) -> bool:
+    """Whether an earlier failed evaluation of the same check covered the same partitions (and so alerted)."""
+    evaluation = record.event_log_entry.dagster_event.event_specific_data
+    earlier = instance.event_log_storage.get_asset_check_execution_history(
+        evaluation.asset_check_key, limit=50, status={AssetCheckExecutionRecordStatus.FAILED}
+    )
+    now = record.event_log_entry.timestamp
+    run_ids = [e.run_id for e in earlier if e.event is not None and e.event.timestamp < now]
+    runs = instance.get_runs(dg.RunsFilter(run_ids=run_ids)) if run_ids else []
+    return any(partitions_of(run) == partitions for run in runs)
+
+
+WARNINGS_PER_TICK = 200
+
+
+@dg.sensor(
+    name="check_warning_alerts",
+    description="Emails and posts to Slack each failed warning check (companies_still_present, "
+    "newest_batch_is_fresh) with its metadata, once per check and partition.",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+)
+def check_warning_alerts(
+    context: dg.SensorEvaluationContext, email: EmailAlerts, slack: SlackAlerts
+) -> dg.SkipReason | None:
+    instance = context.instance
+    events = EventRecordsFilter(DagsterEventType.ASSET_CHECK_EVALUATION)
+    if context.cursor is None:  # a new sensor starts from now, not with every warning of the past
+        newest = instance.event_log_storage.get_event_records(events, limit=1, ascending=False)
+        context.update_cursor(str(newest[0].storage_id if newest else 0))
+        return dg.SkipReason("started: warnings from now on")
+    after = int(context.cursor)
+    records = instance.event_log_storage.get_event_records(
+        EventRecordsFilter(DagsterEventType.ASSET_CHECK_EVALUATION, after_cursor=after),
+        limit=WARNINGS_PER_TICK,
+        ascending=True,
+    )
+    for record in records:
+        evaluation = record.event_log_entry.dagster_event.event_specific_data
+        if evaluation.passed or evaluation.severity != dg.AssetCheckSeverity.WARN:
+            continue
+        run = instance.get_run_by_id(record.run_id)
+        partitions = partitions_of(run) if run else ""
+        if _alerted_before(instance, record, partitions):
+            continue
+        check = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+        subject = f"teem-pipelines: warning {check} failed" + (f" for {partitions}" if partitions else "")
+        details = "\n".join(f"{name}: {_text(value)}" for name, value in sorted(evaluation.metadata.items()))
+        deliver(context.log, email, slack, subject, f"{details}\n{run_link(record.run_id)}")
+    if records:
+        context.update_cursor(str(records[-1].storage_id))
+    return None
+
+
+alert_sensors = [run_failure_alerts, check_warning_alerts, snapshot_success_alerts]

@@ -75,7 +75,7 @@ def fingerprint(objects: list[StoredObject]) -> str:
 class DateUnloads:
     """The fact tables' unloads of one batch date, as listed."""
 
-    complete: bool  # every fact table's folder of that date is complete
+    complete: bool  # every fact table has a folder of that date, and each is complete
     fingerprint: str
     modified: dt.datetime  # the newest object's last modification
 
@@ -99,7 +99,7 @@ def batch_unloads(
     found = {}
     for day, by_table in sorted(folders.items()):
         objects = [o for listed in by_table.values() for o in listed]
-        complete = all(is_complete(listed, now, settle) for listed in by_table.values())
+        complete = all(is_complete(by_table.get(table, []), now, settle) for table in tables)
         found[day] = DateUnloads(complete, fingerprint(objects), max(o.modified for o in objects))
     return found
 

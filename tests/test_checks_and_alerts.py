@@ -21,7 +21,7 @@ from aiosmtpd.controller import Controller
 from dagster_helpers import definitions, materializations, replace_raw_batch, run_job
 from servers import free_port
 
-from jobs.alerts import run_failure_alerts, snapshot_success_alerts
+from jobs.alerts import check_warning_alerts, run_failure_alerts, snapshot_success_alerts
 from resources.alerts import EmailAlerts, SlackAlerts
 from teem_assets import converted, layout
 from teem_assets.assets.parquet import VOLUME
@@ -201,3 +201,47 @@ def test_the_trailing_batches_are_looked_up_by_date_within_a_bounded_window(tmp_
     assert window == ["2019-08-22", "2019-08-27"]
     assert len(previous_batches(folder, "2019-08-28", 7)) == 3
     assert LOOKBACK_DAYS < (dt.date(2019, 8, 28) - dt.date(2019, 7, 1)).days
+
+
+def test_a_failed_warning_check_alerts_once_per_partition(
+    tmp_path: Path, monkeypatch, postgres_url, pg_schema, spark, smtp, slack
+) -> None:
+    root = tmp_path / "root"
+    generate_sample(str(root), SPEC, UnloadOptions())
+    defs = definitions(monkeypatch, root, postgres_url, pg_schema)
+    instance = dg.DagsterInstance.ephemeral()
+    assert run_job(defs, "migration_job", DAYS[0], DAYS[2], instance=instance).success
+    rows = list(batch_rows(SPEC, EVENTS.name, SPEC.batch_dates[3]))
+    company = EVENTS.column_names.index("edw_event_by_day_company_id")
+    companies = sorted({row[company] for row in rows})
+    kept = [row for row in rows if row[company] != companies[0]]  # one company is missing from the batch
+    replace_raw_batch(root, EVENTS, DAYS[3], kept)
+    monkeypatch.setenv("TEEM_VOLUME_THRESHOLD", "0")  # a smaller batch, on purpose: only the warning fails
+
+    def tick(cursor: str | None) -> str | None:
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=_resources())
+        check_warning_alerts(context)
+        return context.cursor
+
+    cursor = tick(None)  # a new sensor starts from now: the warnings of the runs before are not sent
+    assert smtp.messages == [] and slack == []
+    first = run_job(defs, "batch_job", DAYS[3], instance=instance)
+    assert first.success  # a warning blocks nothing
+    [companies_check] = [e for e in first.get_asset_check_evaluations() if e.check_name == "companies_still_present"]
+    assert not companies_check.passed
+    cursor = tick(cursor)
+    [email] = smtp.messages
+    check = "parquet/fact_event_by_day:companies_still_present"
+    assert email["subject"] == f"teem-pipelines: warning {check} failed for {DAYS[3]}"
+    body = email.get_content()
+    assert f'missing_companies: {{"{DAYS[3]}": ["{companies[0]}"]}}' in body and f"/runs/{first.run_id}" in body
+    [post] = slack
+    assert str(companies[0]) in post["body"] and "companies_still_present" in post["body"]
+
+    again = run_job(defs, "batch_job", DAYS[3], instance=instance)  # the same partition, evaluated again
+    assert again.success
+    assert [e.passed for e in again.get_asset_check_evaluations() if e.check_name == "companies_still_present"] == [
+        False
+    ]
+    tick(cursor)
+    assert len(smtp.messages) == 1 and len(slack) == 1

@@ -56,7 +56,26 @@ def test_a_complete_unload_yields_one_run_and_only_once(s3, tmp_path, settle) ->
     assert requested(second) == []
 
 
+def complete_unload(s3, table: str, day: str) -> None:
+    put(s3, part(table, day))
+    put(s3, manifest(table, day))
+
+
+def test_one_fact_table_complete_and_the_other_absent_requests_nothing(s3, tmp_path, settle) -> None:
+    complete_unload(s3, "fact_event_by_day", "2019-09-05")
+    waiting = evaluate(batch_unload_sensor, tmp_path)
+    assert requested(waiting) == []
+    put(s3, part("fact_attendance", "2019-09-05"))  # arriving, no manifest yet
+    still = evaluate(batch_unload_sensor, tmp_path, waiting.cursor)
+    assert requested(still) == []
+    put(s3, manifest("fact_attendance", "2019-09-05"))
+    both = evaluate(batch_unload_sensor, tmp_path, still.cursor)
+    assert [p for p, _ in requested(both)] == ["2019-09-05"]
+    assert requested(evaluate(batch_unload_sensor, tmp_path, both.cursor)) == []
+
+
 def test_a_half_written_unload_waits_until_it_completes(s3, tmp_path, settle) -> None:
+    complete_unload(s3, "fact_attendance", "2019-09-02")
     put(s3, part("fact_event_by_day", "2019-09-02", 0))
     put(s3, part("fact_event_by_day", "2019-09-02", 1))
     waiting = evaluate(batch_unload_sensor, tmp_path)
@@ -69,6 +88,7 @@ def test_a_half_written_unload_waits_until_it_completes(s3, tmp_path, settle) ->
 def test_an_unload_settles_without_a_manifest(s3, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TEEM_UNLOAD_SETTLE_SECONDS", "0")
     put(s3, part("fact_attendance", "2019-09-03"))
+    put(s3, part("fact_event_by_day", "2019-09-03"))
     assert [p for p, _ in requested(evaluate(batch_unload_sensor, tmp_path))] == ["2019-09-03"]
 
 
@@ -78,12 +98,14 @@ def test_fifteen_hundred_keys_are_paged_through(s3, tmp_path, settle) -> None:
         for n in range(500):
             put(s3, part("fact_attendance", day, n), b"")
         put(s3, manifest("fact_attendance", day))
+        complete_unload(s3, "fact_event_by_day", day)
     result = evaluate(batch_unload_sensor, tmp_path)
     assert [p for p, _ in requested(result)] == days  # the last day's keys lie past the first page of 1,000
     assert set(json.loads(result.cursor)["seen"]) == set(days)
 
 
 def test_a_reuploaded_unload_is_noticed(s3, tmp_path, settle) -> None:
+    complete_unload(s3, "fact_attendance", "2019-09-04")
     put(s3, part("fact_event_by_day", "2019-09-04"))
     put(s3, manifest("fact_event_by_day", "2019-09-04"))
     first = evaluate(batch_unload_sensor, tmp_path)
