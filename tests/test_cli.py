@@ -137,3 +137,16 @@ def test_definitions_validate():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "All code locations passed validation" in result.stderr + result.stdout
+
+
+def test_check_unload_jsonl_prints_decimals_plainly_at_their_scale(tmp_path: Path):
+    unload = tmp_path / "decimals.txt"
+    unload.write_text("0|0\n12.5|-3\n-0.0000000001|99999999\n1234567890123456789012345678.1234567890|7\n")
+    result = _teem("check-unload", str(unload), "--jsonl", "--columns", "x:decimal(38,10),y:decimal(10,0)")
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [
+        {"x": "0.0000000000", "y": "0"},
+        {"x": "12.5000000000", "y": "-3"},
+        {"x": "-0.0000000001", "y": "99999999"},
+        {"x": "1234567890123456789012345678.1234567890", "y": "7"},
+    ]

@@ -1,4 +1,5 @@
-"""Decoded rows as JSON values: timestamps ISO-8601, decimals as strings, non-finite floats as strings."""
+"""Decoded rows as JSON values: timestamps ISO-8601, decimals as strings in plain notation at their column's
+scale, non-finite floats as strings."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ def _float(value: float, single: bool) -> float | str:
 def json_value(value: Any, arrow_type: pa.DataType) -> Any:
     if value is None:
         return None
-    if isinstance(value, Decimal):
-        return str(value)
+    if isinstance(value, Decimal):  # str() would print a zero of scale 10 as 0E-10
+        return f"{value:.{arrow_type.scale}f}" if pa.types.is_decimal(arrow_type) else format(value, "f")
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
     if isinstance(value, float):
