@@ -268,3 +268,56 @@ def test_the_postgres_reference_follows_every_rule(
     weekly.load_postgres(postgres_url, pg_schema)
     got = {tuple(r) for r in reference_rows(pg, WEEK_PEOPLE_COUNT, pg_schema, [D(2019, 12, 23), D(2019, 12, 30)])}
     assert got == week_expected(), _report(got, week_expected())
+
+
+class CrowdWorld(World):
+    """The hand-made world with 20 more people (calendars 101..120)."""
+
+    def tables(self) -> dict[str, list[dict]]:
+        crowd = [{"calendar_pk": 100 + n, "calendar_uuid": f"person-{n}"} for n in range(1, 21)]
+        return {**super().tables(), "dim_calendar": [*super().tables()["dim_calendar"], *crowd]}
+
+
+# people at one event -> (1_3, 4_5, 6_9, 10_17, 18_plus) minutes of its half hour, written out from the spec's
+# bucket bounds: each edge of each bucket once
+BUCKETS_BY_PEOPLE = {
+    3: (30, 0, 0, 0, 0),
+    4: (0, 30, 0, 0, 0),
+    5: (0, 30, 0, 0, 0),
+    6: (0, 0, 30, 0, 0),
+    9: (0, 0, 30, 0, 0),
+    10: (0, 0, 0, 30, 0),
+    17: (0, 0, 0, 30, 0),
+    18: (0, 0, 0, 0, 30),
+}
+
+
+def bucket_world() -> World:
+    w = CrowdWorld()
+    for n, people in enumerate(BUCKETS_BY_PEOPLE):
+        day = D(2019, 10, 1) + dt.timedelta(days=n)
+        w.event(40 + n, day, T(day.year, day.month, day.day, 10), T(day.year, day.month, day.day, 10, 30))
+        for person in range(1, people + 1):
+            w.attend(40 + n, 100 + person)
+    return w
+
+
+def bucket_expected() -> set[tuple]:
+    rows = set()
+    for n, (people, buckets) in enumerate(BUCKETS_BY_PEOPLE.items()):
+        day = D(2019, 10, 1) + dt.timedelta(days=n)
+        # one event-slot, max people both ways, 30 scheduled and 0 actual minutes, 60 available, booked a day ahead
+        rows.add((*LA_1000, day, 10, True, 1, 1, people, people, *buckets, 30, 0, 60, 1, 1))
+    return rows
+
+
+def test_every_people_bucket_at_both_of_its_edges(
+    spark: SparkSession, postgres_url: str, pg_schema: str, pg: psycopg2.extensions.connection
+) -> None:
+    world = bucket_world()
+    got = spark_hourly(spark, world)
+    assert got == bucket_expected(), _report(got, bucket_expected())
+    world.load_postgres(postgres_url, pg_schema)
+    days = [D(2019, 10, 1) + dt.timedelta(days=n) for n in range(len(BUCKETS_BY_PEOPLE))]
+    got = {tuple(r) for r in reference_rows(pg, AGG_HOURLY_SPACE, pg_schema, days)}
+    assert got == bucket_expected(), _report(got, bucket_expected())
