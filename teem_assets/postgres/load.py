@@ -4,9 +4,11 @@ transaction, so a failed or killed load leaves the table as it was."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
+import psycopg2
 import pyarrow as pa
 from psycopg2 import sql
 
@@ -101,6 +103,30 @@ def postgres_fingerprint(connection, table: Table, schema: str) -> Fingerprint: 
         return table_fingerprint(cursor, table, schema)
 
 
+class LoadFailed(Exception):
+    """A load that failed part way: the transaction is rolled back, the table is as it was before."""
+
+
+class _Progress:
+    step = "connecting"
+
+
+@contextmanager
+def _named_failures(connection, schema: str, table: Table) -> Iterator[_Progress]:  # noqa: ANN001
+    """Turn a server error into one naming the server, the table and the step (never the password)."""
+    info = connection.info
+    server = f"{info.host}:{info.port}/{info.dbname}"
+    progress = _Progress()
+    try:
+        yield progress
+    except psycopg2.Error as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise LoadFailed(
+            f"loading {schema}.{table.name} on PostgreSQL {server} failed while {progress.step}, and the table is "
+            f"unchanged (the transaction rolled back): {reason}"
+        ) from error
+
+
 @dataclass(frozen=True)
 class LoadReport:
     rows_sent: int
@@ -114,17 +140,20 @@ def upsert(connection, table: Table, schema: str, batches: Iterable[pa.RecordBat
     names = sql.SQL(", ").join(map(sql.Identifier, columns))
     target = qualified(schema, table.name)
     updated = sql.Identifier(table.updated_at)
-    with connection, connection.cursor() as cursor:
+    with _named_failures(connection, schema, table) as progress, connection, connection.cursor() as cursor:
+        progress.step = "creating the table"
         added = ensure_table(cursor, table, schema)
         cursor.execute(
             sql.SQL("CREATE TEMP TABLE teem_stage (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(target)
         )
+        progress.step = "copying the rows (COPY)"
         sent = copy_batches(cursor, "pg_temp", "teem_stage", arrow_schema(table.typed_columns), batches)
         assignments = sql.SQL(", ").join(
             sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
             for c in columns
             if c not in table.primary_key
         )
+        progress.step = "upserting the rows"
         cursor.execute(
             sql.SQL(
                 "INSERT INTO {target} AS t ({names}) SELECT {names} FROM pg_temp.teem_stage "
@@ -137,17 +166,22 @@ def upsert(connection, table: Table, schema: str, batches: Iterable[pa.RecordBat
                 updated=updated,
             )
         )
-        return LoadReport(sent, cursor.rowcount, added)
+        written = cursor.rowcount
+        progress.step = "committing"
+    return LoadReport(sent, written, added)
 
 
 def replace(connection, table: Table, schema: str, batches: Iterable[pa.RecordBatch]) -> LoadReport:  # noqa: ANN001
     """Load a new table beside the old one and swap it in: readers see the old table until the commit."""
     loading, old = f"{table.name}__loading", f"{table.name}__replaced"
-    with connection, connection.cursor() as cursor:
+    with _named_failures(connection, schema, table) as progress, connection, connection.cursor() as cursor:
+        progress.step = "creating the table"
         added = ensure_table(cursor, table, schema)
         cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(qualified(schema, loading)))
         cursor.execute(create_table_sql(table, schema, loading))
+        progress.step = "copying the rows (COPY)"
         sent = copy_batches(cursor, schema, loading, arrow_schema(table.typed_columns), batches)
+        progress.step = "swapping the new table in"
         cursor.execute(
             sql.SQL("ALTER TABLE {} RENAME TO {}").format(qualified(schema, table.name), sql.Identifier(old))
         )
@@ -160,4 +194,5 @@ def replace(connection, table: Table, schema: str, batches: Iterable[pa.RecordBa
                 qualified(schema, f"{loading}_pkey"), sql.Identifier(f"{table.name}_pkey")
             )
         )
-        return LoadReport(sent, sent, added)
+        progress.step = "committing"
+    return LoadReport(sent, sent, added)

@@ -1,0 +1,183 @@
+"""A PostgreSQL backend terminated while loading (pg_terminate_backend, as a failover or an operator would):
+during the COPY, during the upsert and during the dimension swap. The table stays as it was, the error names
+the server and the table (never the password), and loading again completes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+import psycopg2
+import pyarrow as pa
+import pytest
+
+from teem_assets.catalogue import TABLES, Table
+from teem_assets.postgres.load import LoadFailed, replace, upsert
+from teem_assets.redshift_types import arrow_schema
+
+ATTENDANCE, COMPANY = TABLES["fact_attendance"], TABLES["dim_company"]
+LOADER = "teem-fault-test-loader"
+CANARY_PASSWORD = "canary-pg-password-7f3a"
+
+
+def _rows(table: Table, keys: range, updated: dt.datetime) -> pa.Table:
+    key = table.primary_key[0]
+    rows = [{key: k, table.created_at: dt.datetime(2019, 9, 1), table.updated_at: updated} for k in keys]
+    return pa.Table.from_pylist(rows, schema=arrow_schema(table.typed_columns))
+
+
+def _contents(url: str, schema: str, table: Table) -> list[tuple]:
+    connection = psycopg2.connect(url)
+    with connection, connection.cursor() as cursor:
+        cursor.execute(f'SELECT * FROM "{schema}"."{table.name}" ORDER BY 1')
+        found = cursor.fetchall()
+    connection.close()
+    return found
+
+
+def _loader(url: str) -> psycopg2.extensions.connection:
+    return psycopg2.connect(url, application_name=LOADER, password=CANARY_PASSWORD)
+
+
+def _terminate(watcher: psycopg2.extensions.connection, query_prefix: str, waiting_on_lock: bool) -> None:
+    """Terminate the loader's backend once it runs a statement starting with `query_prefix`."""
+    condition = "wait_event_type = 'Lock'" if waiting_on_lock else "true"
+    deadline = time.monotonic() + 60
+    with watcher.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                f"SELECT pid FROM pg_stat_activity WHERE application_name = %s AND state = 'active' "
+                f"AND query ILIKE %s AND {condition}",
+                (LOADER, f"{query_prefix}%"),
+            )
+            found = cursor.fetchone()
+            if found:
+                cursor.execute("SELECT pg_terminate_backend(%s)", (found[0],))
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"the loader never ran {query_prefix}")
+
+
+def _load_in_thread(load: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            load()
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, errors
+
+
+def _assert_clear(errors: list[BaseException], schema: str, table: Table, url: str, step: str) -> None:
+    [error] = errors
+    assert isinstance(error, LoadFailed), error
+    message = str(error)
+    connection = psycopg2.connect(url)
+    server = f"{connection.info.host}:{connection.info.port}/{connection.info.dbname}"
+    connection.close()
+    assert f"loading {schema}.{table.name} on PostgreSQL {server} failed while {step}" in message
+    assert "the table is unchanged" in message and "terminat" in message.lower()
+    assert CANARY_PASSWORD not in message and CANARY_PASSWORD not in repr(error.__cause__)
+
+
+@pytest.fixture
+def watcher(postgres_url: str) -> Iterator[psycopg2.extensions.connection]:
+    """Sees pg_stat_activity afresh at each look (autocommit: a transaction would keep its first snapshot)."""
+    connection = psycopg2.connect(postgres_url)
+    connection.autocommit = True
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def reader(postgres_url: str) -> Iterator[psycopg2.extensions.connection]:
+    """Another session, whose open transaction holds a lock on the table being loaded."""
+    connection = psycopg2.connect(postgres_url)
+    yield connection
+    connection.rollback()
+    connection.close()
+
+
+def _loaded(postgres_url: str, pg_schema: str) -> list[tuple]:
+    connection = _loader(postgres_url)
+    upsert(connection, ATTENDANCE, pg_schema, _rows(ATTENDANCE, range(1, 101), dt.datetime(2019, 9, 1)).to_batches())
+    connection.close()
+    return _contents(postgres_url, pg_schema, ATTENDANCE)
+
+
+NEWER = dt.datetime(2019, 9, 2)
+
+
+def _newer_batch() -> pa.Table:
+    return _rows(ATTENDANCE, range(50, 5001), NEWER)  # half updates, the rest new keys
+
+
+def _retry_completes(postgres_url: str, pg_schema: str) -> None:
+    connection = _loader(postgres_url)
+    report = upsert(connection, ATTENDANCE, pg_schema, _newer_batch().to_batches(1000))
+    connection.close()
+    assert report.rows_sent == report.rows_written == 4951
+    after = _contents(postgres_url, pg_schema, ATTENDANCE)
+    updated = ATTENDANCE.column_names.index(ATTENDANCE.updated_at)
+    assert len(after) == 5000 and sum(row[updated] == NEWER for row in after) == 4951
+
+
+def test_a_backend_terminated_during_the_copy(postgres_url: str, pg_schema: str, watcher) -> None:
+    before = _loaded(postgres_url, pg_schema)
+    terminated = threading.Event()
+
+    def slow_batches() -> Iterable[pa.RecordBatch]:
+        batches = _newer_batch().to_batches(1000)
+        yield batches[0]
+        terminated.wait(60)  # the COPY is under way, waiting for more rows
+        yield from batches[1:]
+
+    connection = _loader(postgres_url)
+    thread, errors = _load_in_thread(lambda: upsert(connection, ATTENDANCE, pg_schema, slow_batches()))
+    _terminate(watcher, "COPY", waiting_on_lock=False)
+    terminated.set()
+    thread.join(60)
+    _assert_clear(errors, pg_schema, ATTENDANCE, postgres_url, "copying the rows (COPY)")
+    assert _contents(postgres_url, pg_schema, ATTENDANCE) == before
+    _retry_completes(postgres_url, pg_schema)
+
+
+def test_a_backend_terminated_during_the_upsert(postgres_url: str, pg_schema: str, watcher, reader) -> None:
+    before = _loaded(postgres_url, pg_schema)
+    with reader.cursor() as cursor:  # a reader's SHARE lock holds the upsert at its INSERT
+        cursor.execute(f'LOCK TABLE "{pg_schema}".fact_attendance IN SHARE MODE')
+    connection = _loader(postgres_url)
+    thread, errors = _load_in_thread(lambda: upsert(connection, ATTENDANCE, pg_schema, _newer_batch().to_batches()))
+    _terminate(watcher, "INSERT INTO", waiting_on_lock=True)
+    thread.join(60)
+    reader.rollback()
+    _assert_clear(errors, pg_schema, ATTENDANCE, postgres_url, "upserting the rows")
+    assert _contents(postgres_url, pg_schema, ATTENDANCE) == before
+    _retry_completes(postgres_url, pg_schema)
+
+
+def test_a_backend_terminated_during_the_dimension_swap(postgres_url: str, pg_schema: str, watcher, reader) -> None:
+    first = _loader(postgres_url)
+    replace(first, COMPANY, pg_schema, _rows(COMPANY, range(1, 11), dt.datetime(2019, 9, 1)).to_batches())
+    first.close()
+    before = _contents(postgres_url, pg_schema, COMPANY)
+    with reader.cursor() as cursor:  # a reader holds the table: the swap's RENAME waits for it
+        cursor.execute(f'SELECT count(*) FROM "{pg_schema}".dim_company')
+    snapshot = _rows(COMPANY, range(1, 21), dt.datetime(2019, 9, 8))
+    connection = _loader(postgres_url)
+    thread, errors = _load_in_thread(lambda: replace(connection, COMPANY, pg_schema, snapshot.to_batches()))
+    _terminate(watcher, "ALTER TABLE", waiting_on_lock=True)
+    thread.join(60)
+    reader.rollback()
+    _assert_clear(errors, pg_schema, COMPANY, postgres_url, "swapping the new table in")
+    assert _contents(postgres_url, pg_schema, COMPANY) == before
+    again = _loader(postgres_url)
+    assert replace(again, COMPANY, pg_schema, snapshot.to_batches()).rows_sent == 20
+    again.close()
+    assert [row[0] for row in _contents(postgres_url, pg_schema, COMPANY)] == list(range(1, 21))
