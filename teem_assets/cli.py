@@ -60,7 +60,12 @@ def _check_unload(args: argparse.Namespace) -> int:
         print(f"ignored: {note}", file=report)
     for part in unload.parts:
         part_records = part_malformed = 0
-        for chunk, _ in decode_part(part, columns, options):
+        try:
+            chunks = list(decode_part(part, columns, options))
+        except UnloadError as error:
+            print(f"teem check-unload: {error}", file=sys.stderr)
+            return 2
+        for chunk, _ in chunks:
             part_records += chunk.records
             rows += chunk.table.num_rows
             part_malformed += len(chunk.malformed)

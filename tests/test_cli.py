@@ -150,3 +150,17 @@ def test_check_unload_jsonl_prints_decimals_plainly_at_their_scale(tmp_path: Pat
         {"x": "-0.0000000001", "y": "99999999"},
         {"x": "1234567890123456789012345678.1234567890", "y": "7"},
     ]
+
+
+def test_check_unload_names_an_unreadable_part_without_a_traceback(tmp_path: Path):
+    import gzip
+
+    data = bytearray(gzip.compress(b'"1"|"a"\n"2"|"b"\n'))
+    data[-6] ^= 0xFF  # the checksum no longer matches: corrupt, not truncated
+    part = tmp_path / "fact_0000_part_00.gz"
+    part.write_bytes(bytes(data))
+    result = _teem("check-unload", str(part), "--columns", "id:int,name:varchar(8)")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"teem check-unload: {part}: cannot read the file: ")
+    assert "Traceback" not in result.stderr and "incorrect data check" in result.stderr

@@ -92,3 +92,27 @@ def test_memory_mapped_blocks_end_only_at_unescaped_line_feeds(tmp_path):
         blocks = [bytes(b) for b in _mapped_blocks(str(path), size)]
         assert b"".join(blocks) == data
         assert all(not decode_records(b, TEXT, file="f").malformed for b in blocks[:-1]), size
+
+
+def test_a_nul_byte_in_text_is_quarantined_with_its_raw_bytes_and_the_rows_around_it_kept():
+    data = b'"a"|"before"\n"b"|"x\x00y"\n"c"|"after"\n'
+    chunk = decode_records(data, TEXT, file="f")
+    assert chunk.table.to_pylist() == [{"a": "a", "b": "before"}, {"a": "c", "b": "after"}]
+    [bad] = chunk.malformed
+    assert (bad.line, bad.record, bad.reason, bad.detail) == (2, 2, "bad_value", "a NUL byte in column b")
+    assert bad.raw == b'"b"|"x\x00y"'
+
+
+def test_a_byte_order_mark_opens_a_part_without_becoming_data(tmp_path):
+    from teem_assets.unload.convert import decode_part
+    from teem_assets.unload.parts import find_parts
+
+    path = tmp_path / "t_0000_part_00"
+    path.write_bytes(b'\xef\xbb\xbf"1"|"a"\n"2"|"\xef\xbb\xbfb"\n')  # a BOM inside a value stays: it is data there
+    [part] = find_parts(str(path)).parts
+    chunks = [chunk for chunk, _ in decode_part(part, TEXT, DecodeOptions())]
+    assert [row for chunk in chunks for row in chunk.table.to_pylist()] == [
+        {"a": "1", "b": "a"},
+        {"a": "2", "b": "\ufeffb"},
+    ]
+    assert not [m for chunk in chunks for m in chunk.malformed]

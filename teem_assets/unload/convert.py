@@ -101,13 +101,18 @@ def _blocks(part: Part, block_size: int) -> Iterator[memoryview]:
         raise UnloadError(f"{part.uri}: cannot read the file: {error}") from error
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def decode_part(
     part: Part, columns: Columns, options: DecodeOptions, block_size: int = BLOCK_SIZE
 ) -> Iterator[tuple[DecodedChunk, int]]:
-    """Decode a part block by block; yields each decoded block with the count of decoded bytes."""
+    """Decode a part block by block; yields each decoded block with the count of decoded bytes. A UTF-8 byte
+    order mark at the start of the part (a file saved again by an editor; Redshift writes none) is not data."""
     line, record = 1, 1
     for block in _blocks(part, block_size):
-        chunk = decode_records(block, columns, file=part.uri, first_line=line, first_record=record, options=options)
+        data = block[len(UTF8_BOM) :] if record == 1 and bytes(block[: len(UTF8_BOM)]) == UTF8_BOM else block
+        chunk = decode_records(data, columns, file=part.uri, first_line=line, first_record=record, options=options)
         line += chunk.lines
         record += chunk.records
         yield chunk, len(block)

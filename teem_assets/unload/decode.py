@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from teem_assets.redshift_types import RedshiftType, arrow_schema
 from teem_assets.unload import scanner
@@ -144,6 +145,10 @@ def decode_records(
         typed, bad = to_typed(text, rtype)
         for row in bad:
             bad_rows.setdefault(row, f"invalid {rtype} value {text[row].as_py()!r} in column {name}")
+        if rtype.is_text:  # neither Redshift's VARCHAR nor PostgreSQL's text holds a NUL character
+            nul = pc.fill_null(pc.match_substring(text, "\x00"), False).to_numpy(zero_copy_only=False)
+            for row in np.flatnonzero(nul):
+                bad_rows.setdefault(int(row), f"a NUL byte in column {name}")
         arrays.append(typed)
     table = pa.Table.from_arrays(arrays, schema=arrow_schema(columns))
     if bad_rows:
