@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from dagster_aws.pipes import PipesEMRClient, PipesS3MessageReader
 from dagster_aws.pipes.clients.utils import emr_inject_pipes_env_vars
 
-from resources.stage_results import StageResult
+from resources.stage_results import StageResult, failures_in
 from teem_assets.data_root import DataRoot
 from teem_assets.stages.entry import REQUEST_EXTRA
 from teem_assets.stages.request import StageRequest
@@ -280,7 +280,10 @@ class EmrResource(dg.ConfigurableResource):
             params["LogUri"] = self.log_uri
         return params
 
-    def run_stage(self, context: dg.AssetExecutionContext, request: StageRequest, root: DataRoot) -> list[StageResult]:
+    def run_stage(
+        self, context: dg.AssetExecutionContext, request: StageRequest, root: DataRoot
+    ) -> tuple[list[StageResult], list[str]]:
+        """The stage's results, and what it could not do, from one transient cluster."""
         self.validate(root)
         bucket = self.messages_bucket or split_s3(root.root)[0]
         reader = PipesS3MessageReader(bucket=bucket, client=self._client("s3"), interval=5)
@@ -290,4 +293,5 @@ class EmrResource(dg.ConfigurableResource):
             run_job_flow_params=self.job_flow(request, context.run.run_id),  # type: ignore[arg-type]
             extras={REQUEST_EXTRA: request.to_json()},
         )
-        return list(invocation.get_results())
+        results = invocation.get_results(implicit_materializations=False)  # a table it could not do stays undone
+        return list(results), failures_in(invocation.get_custom_messages())

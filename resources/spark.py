@@ -4,6 +4,7 @@ master URL, or on a transient EMR cluster through Dagster Pipes. The same entry 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
@@ -13,7 +14,7 @@ from pyspark.sql import SparkSession
 
 from resources.emr import EmrResource
 from resources.spark_submit import run_spark_submit
-from resources.stage_results import StageResult, results_of
+from resources.stage_results import StageResult, results_of, then_fail
 from resources.storage import StorageResource
 from teem_assets.spark_session import build_spark_session
 from teem_assets.stages import run_stage
@@ -55,18 +56,24 @@ class SparkResource(LazyPySparkResource):
 
     def run_stage(
         self, context: dg.AssetExecutionContext, storage: StorageResource, request: StageRequest
-    ) -> list[StageResult]:
-        """Run a stage where this resource says, and return its materializations and check results."""
+    ) -> Iterator[StageResult]:
+        """Run a stage where this resource says; yield its materializations and check results, then fail
+        naming what it could not do (an unreadable unload), if anything."""
         if self.where == IN_PROCESS:
             with forwarding_stage_logs(context.log):
-                return results_of(run_stage(self.session(), request, storage.data))
+                report = run_stage(self.session(), request, storage.data)
+            yield from then_fail(results_of(report), report.failures)
+            return
         if self.where == EMR:
-            return self.emr.run_stage(context, request, storage.data)
+            yield from then_fail(*self.emr.run_stage(context, request, storage.data))
+            return
         conf = dict(self.spark_config)
         if storage.aws_endpoint_url:  # executors' Python reads unload parts from the same endpoint
             conf["spark.executorEnv.AWS_ENDPOINT_URL"] = storage.aws_endpoint_url
-        return run_spark_submit(
-            context, request, self.where, self.driver_memory, conf, self.messages_bucket, storage.aws_endpoint_url
+        yield from then_fail(
+            *run_spark_submit(
+                context, request, self.where, self.driver_memory, conf, self.messages_bucket, storage.aws_endpoint_url
+            )
         )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:

@@ -15,7 +15,7 @@ import dagster as dg
 import pyspark
 from dagster_aws.pipes import PipesS3MessageReader
 
-from resources.stage_results import StageResult
+from resources.stage_results import StageResult, failures_in
 from teem_assets.spark_session import project_jars
 from teem_assets.stages.entry import DRIVER_SCRIPT, REQUEST_EXTRA
 from teem_assets.stages.request import StageRequest
@@ -63,7 +63,7 @@ def run_spark_submit(
     conf: dict[str, str],
     messages_bucket: str | None = None,
     endpoint_url: str | None = None,
-) -> list[StageResult]:
+) -> tuple[list[StageResult], list[str]]:
     """Run the stage's driver under spark-submit and return what it reported; a failed driver fails the step."""
     with tempfile.TemporaryDirectory(prefix="teem-driver-") as folder:
         driver = os.path.join(folder, "teem_stage.py")
@@ -83,4 +83,5 @@ def run_spark_submit(
                     f"stage {request.stage} failed under spark-submit to {master} (exit {finished.returncode}); "
                     "its driver's output is in the step's logs"
                 )
-        return list(session.get_results())
+        results = session.get_results(implicit_materializations=False)  # a table it could not do stays undone
+        return list(results), failures_in(session.get_custom_messages())

@@ -29,7 +29,7 @@ class ConversionRequest:
 class Conversion:
     request: ConversionRequest
     result: ConvertedUnload
-    batch: converted.ConvertedBatch
+    batch: converted.ConvertedBatch | None  # None: it could not be read (`result.errors`), nothing committed
 
 
 def distinct_values(uris: list[str], column: str) -> list[int]:
@@ -41,7 +41,8 @@ def distinct_values(uris: list[str], column: str) -> list[int]:
 
 
 def convert(spark: SparkSession, requests: list[ConversionRequest]) -> list[Conversion]:
-    """Convert every unload in one Spark job into a new attempt folder each, then point each batch at it."""
+    """Convert every unload in one Spark job into a new attempt folder each, then point each batch that was
+    read whole at it; an unload that could not be read keeps its previous conversion, if any."""
     attempts = [converted.new_attempt() for _ in requests]
     conversions = [
         UnloadConversion(r.raw, r.table.typed_columns, join(r.parquet, a), join(r.quarantine, a))
@@ -50,6 +51,9 @@ def convert(spark: SparkSession, requests: list[ConversionRequest]) -> list[Conv
     results = convert_unloads(spark, conversions)
     done = []
     for request, attempt, result in zip(requests, attempts, results):
+        if result.errors:
+            done.append(Conversion(request, result, None))
+            continue
         files = converted.files_of(request.parquet, attempt)
         column = request.table.company_column
         batch = converted.ConvertedBatch(

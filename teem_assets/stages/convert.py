@@ -127,9 +127,16 @@ def run(spark: SparkSession, root: DataRoot, request: StageRequest) -> StageRepo
     for item in done:
         for bad in item.result.malformed_sample[:MALFORMED_LOGGED]:
             log.warning(f"quarantined {bad.describe()}")
-    report = StageReport([_asset_report(t, [c for c in done if c.request.table is t]) for t in tables])
+    unreadable = {item.request.table.name for item in done if item.batch is None}
+    whole = [t for t in tables if t.name not in unreadable]
+    report = StageReport([_asset_report(t, [c for c in done if c.request.table is t]) for t in whole])
     if request.batches == ["snapshot"]:
-        report.checks = _shrink_checks(root, request, done)
+        report.checks = _shrink_checks(root, request, [c for c in done if c.request.table in whole])
     else:
-        report.checks = _batch_checks(root, request, tables)
+        report.checks = _batch_checks(root, request, whole)
+    report.failures = [
+        f"parquet/{item.request.table.name} {item.request.batch}: {error}"
+        for item in done
+        for error in item.result.errors
+    ]
     return report

@@ -23,7 +23,7 @@ from dagster_pipes import (
 from teem_assets.spark_session import build_spark_session
 from teem_assets.stages import run_stage
 from teem_assets.stages.logs import forwarding_stage_logs
-from teem_assets.stages.report import StageReport
+from teem_assets.stages.report import FAILURES, StageReport
 from teem_assets.stages.request import StageRequest
 
 REQUEST_EXTRA = "request"
@@ -59,6 +59,8 @@ def report_through_pipes(pipes: PipesContext, report: StageReport) -> None:
             metadata=check.metadata,
             asset_key=check.asset_key,
         )
+    if report.failures:
+        pipes.report_custom_message({FAILURES: report.failures})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -54,10 +54,15 @@ class CheckReport:
     severity: str = "ERROR"  # or "WARN"
 
 
+FAILURES = "teem_failures"  # the key of the Pipes custom message that carries a report's failures
+
+
 @dataclass
 class StageReport:
     materializations: list[AssetReport] = field(default_factory=list)
     checks: list[CheckReport] = field(default_factory=list)
+    # What could not be done, each naming its table, batch, file and reason; the rest is reported above.
+    failures: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,4 +72,5 @@ class StageReport:
         return cls(
             [AssetReport(**m) for m in data.get("materializations", [])],
             [CheckReport(**c) for c in data.get("checks", [])],
+            list(data.get("failures", [])),
         )

@@ -16,7 +16,7 @@ from teem_assets.spark_types import spark_schema
 from teem_assets.unload.convert import PARQUET_OPTIONS, PartResult, convert_part
 from teem_assets.unload.decode import Columns, DecodeOptions, Malformed, arrow_schema
 from teem_assets.unload.location import join, resolve
-from teem_assets.unload.parts import Part, UnloadParts, find_parts
+from teem_assets.unload.parts import Part, UnloadError, UnloadParts, find_parts
 
 EMPTY_OUTPUT = "empty.parquet"
 
@@ -39,6 +39,7 @@ class ConvertedUnload:
     conversion: UnloadConversion
     unload: UnloadParts
     results: list[PartResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # unreadable parts, a bad manifest: nothing of it is kept
 
     @property
     def records(self) -> int:
@@ -75,12 +76,26 @@ class UnloadRead(ConvertedUnload):
     dataframe: DataFrame | None = None
 
 
-def _convert_task(item: tuple[int, Part], conversions: list[UnloadConversion]) -> tuple[int, PartResult]:
+def _convert_task(
+    item: tuple[int, Part], conversions: list[UnloadConversion]
+) -> tuple[int, PartResult | None, str | None]:
+    """One part's conversion, or the reason it cannot be read: one bad part stops its own unload only."""
     index, part = item
     conversion = conversions[index]
-    return index, convert_part(
-        part, conversion.columns, conversion.out_dir, conversion.quarantine_dir, conversion.options
-    )
+    try:
+        result = convert_part(
+            part, conversion.columns, conversion.out_dir, conversion.quarantine_dir, conversion.options
+        )
+    except UnloadError as error:
+        return index, None, str(error)
+    return index, result, None
+
+
+def _find_parts(location: str) -> tuple[UnloadParts, str | None]:
+    try:
+        return find_parts(location), None
+    except UnloadError as error:
+        return UnloadParts([]), str(error)
 
 
 def _clear(location: str) -> None:
@@ -99,9 +114,13 @@ def convert_unloads(spark: SparkSession, conversions: list[UnloadConversion]) ->
     """Convert every part of every unload in one Spark job, a task a part, largest first.
 
     Each output and quarantine folder is emptied first; an unload without parts gets an empty Parquet
-    file, so that its folder always reads as a table with the right schema.
+    file, so that its folder always reads as a table with the right schema. An unload that cannot be read
+    (a part, its manifest) comes back with its errors, and the others convert all the same.
     """
-    converted = [ConvertedUnload(c, find_parts(c.location)) for c in conversions]
+    converted = []
+    for conversion in conversions:
+        unload, error = _find_parts(conversion.location)
+        converted.append(ConvertedUnload(conversion, unload, errors=[error] if error else []))
     for item in converted:
         _clear(item.conversion.out_dir)
         _clear(item.conversion.quarantine_dir)
@@ -114,8 +133,11 @@ def convert_unloads(spark: SparkSession, conversions: list[UnloadConversion]) ->
     )
     if tasks:
         run = functools.partial(_convert_task, conversions=list(conversions))
-        for index, result in spark.sparkContext.parallelize(tasks, len(tasks)).map(run).collect():
-            converted[index].results.append(result)
+        for index, result, error in spark.sparkContext.parallelize(tasks, len(tasks)).map(run).collect():
+            if error is not None:
+                converted[index].errors.append(error)
+            else:
+                converted[index].results.append(result)
     for item in converted:
         item.results.sort(key=lambda r: r.part)
     return converted
@@ -132,5 +154,7 @@ def read_unload(
     """Read the unload at `location` (a part, a folder of parts, or a manifest) into typed Parquet."""
     conversion = UnloadConversion(location, columns, out_dir, quarantine_dir, options)
     [converted] = convert_unloads(spark, [conversion])
+    if converted.errors:
+        raise UnloadError("; ".join(converted.errors))
     dataframe = spark.read.schema(spark_schema(columns)).parquet(out_dir)
     return UnloadRead(conversion, converted.unload, converted.results, dataframe)
