@@ -19,6 +19,16 @@ class PostgresUnavailable(Exception):
     """No connection to the server; the message names the server, never the password."""
 
 
+# What a server says when the settings themselves are wrong: trying again cannot help.
+PERMANENT = (
+    "password authentication failed",
+    "does not exist",  # the role or the database
+    "no pg_hba.conf entry",
+    "no password supplied",
+    "permission denied",
+)
+
+
 def _embedded_uri() -> str:
     import pgserver
 
@@ -84,8 +94,17 @@ class PostgresResource(dg.ConfigurableResource):
         return f"{parts.get('host')}:{parts.get('port', 5432)}/{parts.get('dbname')}"
 
     def connect(self) -> psycopg2.extensions.connection:
+        """A connection; a server that refuses or restarts raises PostgresUnavailable (the step's retry policy
+        tries again), settings that cannot work raise a Failure that is not retried and says what to fix."""
         try:
             return psycopg2.connect(self._dsn(), connect_timeout=10, application_name="teem-pipelines")
         except psycopg2.OperationalError as error:
             reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-            raise PostgresUnavailable(f"cannot connect to PostgreSQL at {self.server()}: {reason}") from None
+            message = f"cannot connect to PostgreSQL at {self.server()}: {reason}"
+            if any(sign in reason for sign in PERMANENT):
+                raise dg.Failure(
+                    description=f"{message}. Not retried: fix the server's settings (TEEM_POSTGRES_URL, or "
+                    "TEEM_PG_HOST, TEEM_PG_USER, TEEM_PG_DATABASE and TEEM_PG_PASSWORD) and run again.",
+                    allow_retries=False,
+                ) from None
+            raise PostgresUnavailable(message) from None
