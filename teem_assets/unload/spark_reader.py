@@ -157,4 +157,4 @@ def read_unload(
     if converted.errors:
         raise UnloadError("; ".join(converted.errors))
     dataframe = spark.read.schema(spark_schema(columns)).parquet(out_dir)
-    return UnloadRead(conversion, converted.unload, converted.results, dataframe)
+    return UnloadRead(conversion, converted.unload, converted.results, converted.errors, dataframe=dataframe)
