@@ -89,13 +89,21 @@ def _resources() -> dict[str, object]:
     return {"email": EmailAlerts.from_environment(), "slack": SlackAlerts.from_environment()}
 
 
-def test_a_short_batch_stops_before_the_aggregates_and_alerts_by_email_and_slack(
-    tmp_path: Path, monkeypatch, postgres_url, pg_schema, spark, smtp, slack
-) -> None:
+def _three_days_migrated(
+    tmp_path: Path, monkeypatch, postgres_url: str, pg_schema: str, instance: dg.DagsterInstance | None = None
+) -> tuple[Path, dg.Definitions]:
+    """The sample's root with its first three days run through every layer, and the definitions on it."""
     root = tmp_path / "root"
     generate_sample(str(root), SPEC, UnloadOptions())
     defs = definitions(monkeypatch, root, postgres_url, pg_schema)
-    assert run_job(defs, "migration_job", DAYS[0], DAYS[2]).success
+    assert run_job(defs, "migration_job", DAYS[0], DAYS[2], instance=instance).success
+    return root, defs
+
+
+def test_a_short_batch_stops_before_the_aggregates_and_alerts_by_email_and_slack(
+    tmp_path: Path, monkeypatch, postgres_url, pg_schema, spark, smtp, slack
+) -> None:
+    root, defs = _three_days_migrated(tmp_path, monkeypatch, postgres_url, pg_schema)
     earlier = [len(list(batch_rows(SPEC, EVENTS.name, d))) for d in SPEC.batch_dates[:3]]
     short = list(batch_rows(SPEC, EVENTS.name, SPEC.batch_dates[3]))[: int(0.8 * statistics.median(earlier))]
     replace_raw_batch(root, EVENTS, DAYS[3], short)
@@ -206,11 +214,8 @@ def test_the_trailing_batches_are_looked_up_by_date_within_a_bounded_window(tmp_
 def test_a_failed_warning_check_alerts_once_per_partition(
     tmp_path: Path, monkeypatch, postgres_url, pg_schema, spark, smtp, slack
 ) -> None:
-    root = tmp_path / "root"
-    generate_sample(str(root), SPEC, UnloadOptions())
-    defs = definitions(monkeypatch, root, postgres_url, pg_schema)
     instance = dg.DagsterInstance.ephemeral()
-    assert run_job(defs, "migration_job", DAYS[0], DAYS[2], instance=instance).success
+    root, defs = _three_days_migrated(tmp_path, monkeypatch, postgres_url, pg_schema, instance)
     rows = list(batch_rows(SPEC, EVENTS.name, SPEC.batch_dates[3]))
     company = EVENTS.column_names.index("edw_event_by_day_company_id")
     companies = sorted({row[company] for row in rows})
