@@ -37,6 +37,14 @@ def deliver(log: dg.DagsterLogManager, email: EmailAlerts, slack: SlackAlerts, s
     return sent
 
 
+def partitions_of(run: dg.DagsterRun) -> str:
+    """The partition, or range of partitions, a run covered ("" for none)."""
+    if "dagster/partition" in run.tags:
+        return run.tags["dagster/partition"]
+    start, end = run.tags.get("dagster/asset_partition_range_start"), run.tags.get("dagster/asset_partition_range_end")
+    return f"{start}...{end}" if start and start != end else start or ""
+
+
 @dg.run_failure_sensor(
     name="run_failure_alerts",
     description="Emails and posts to Slack every failed run of this code location, with the error and a link.",
@@ -44,7 +52,7 @@ def deliver(log: dg.DagsterLogManager, email: EmailAlerts, slack: SlackAlerts, s
 )
 def run_failure_alerts(context: dg.RunFailureSensorContext, email: EmailAlerts, slack: SlackAlerts) -> None:
     run = context.dagster_run
-    partition = run.tags.get("dagster/partition") or run.tags.get("dagster/asset_partition_range_start", "")
+    partition = partitions_of(run)
     subject = f"teem-pipelines: {run.job_name} failed (run {run.run_id})"
     body = f"{context.failure_event.message}\nPartition: {partition or 'none'}\n{run_link(run.run_id)}"
     deliver(context.log, email, slack, subject, body)
@@ -61,14 +69,6 @@ def snapshot_success_alerts(context: dg.RunStatusSensorContext, email: EmailAler
     run = context.dagster_run
     subject = f"teem-pipelines: {run.job_name} succeeded (run {run.run_id})"
     deliver(context.log, email, slack, subject, f"The dimension snapshots are migrated.\n{run_link(run.run_id)}")
-
-
-def partitions_of(run: dg.DagsterRun) -> str:
-    """The partition, or range of partitions, a run covered ("" for none)."""
-    if "dagster/partition" in run.tags:
-        return run.tags["dagster/partition"]
-    start, end = run.tags.get("dagster/asset_partition_range_start"), run.tags.get("dagster/asset_partition_range_end")
-    return f"{start}...{end}" if start and start != end else start or ""
 
 
 def _text(value: object) -> str:

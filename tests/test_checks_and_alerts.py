@@ -131,6 +131,7 @@ def test_a_short_batch_stops_before_the_aggregates_and_alerts_by_email_and_slack
     run_id = result.run_id
     [email] = smtp.messages
     assert f"batch_job failed (run {run_id})" in email["subject"] and f"/runs/{run_id}" in email.get_content()
+    assert f"Partition: {DAYS[3]}" in email.get_content().splitlines()
     [post] = slack
     assert post["path"] == "/api/chat.postMessage" and post["auth"] == "Bearer xoxb-test-token"
     assert run_id in post["body"] and f"/runs/{run_id}" in post["body"]
