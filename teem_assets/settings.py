@@ -18,12 +18,18 @@ def data_root() -> str:
 
 
 def volume_threshold() -> float:
-    """A batch must hold at least this share of the median of the batches before it (TEEM_VOLUME_THRESHOLD)."""
+    """A batch must hold at least this share of its baseline, the same weekday of the trailing weeks
+    (TEEM_VOLUME_THRESHOLD)."""
     return float(os.environ.get("TEEM_VOLUME_THRESHOLD", "0.95"))
 
 
+def trailing_weeks() -> int:
+    """How many weeks back the volume check looks for batches of the same weekday (TEEM_TRAILING_WEEKS)."""
+    return int(os.environ.get("TEEM_TRAILING_WEEKS", "4"))
+
+
 def trailing_batches() -> int:
-    """How many earlier batches the volume and companies checks compare with (TEEM_TRAILING_BATCHES)."""
+    """How many earlier batches the companies check compares with (TEEM_TRAILING_BATCHES)."""
     return int(os.environ.get("TEEM_TRAILING_BATCHES", "7"))
 
 
@@ -63,3 +69,8 @@ def snapshot_retention_days() -> float:
 def webserver_url() -> str:
     """Where the Dagster UI is served, for the links in alerts (TEEM_WEBSERVER_URL)."""
     return os.environ.get("TEEM_WEBSERVER_URL", "http://127.0.0.1:3000").rstrip("/")
+
+
+def orphan_sweep_days() -> float:
+    """How often, at most, each Iceberg table's orphan files are removed (TEEM_ORPHAN_SWEEP_DAYS)."""
+    return float(os.environ.get("TEEM_ORPHAN_SWEEP_DAYS", "7"))

@@ -79,13 +79,13 @@ def _day_minutes(root: Path, day: dt.date) -> int:
 
 
 def test_an_update_three_batches_later_changes_its_day(tmp_path: Path, monkeypatch, postgres_url, pg_schema, spark):
-    spec = SampleSpec(start=dt.date(2019, 9, 1), days=4, seed=7)
+    spec = SampleSpec(start=dt.date(2019, 9, 1), days=5, seed=7)
     generate_sample(str(tmp_path), spec, UnloadOptions())
     defs = definitions(monkeypatch, tmp_path, postgres_url, pg_schema)
-    first = run_job(defs, "migration_job", "2019-09-01", "2019-09-03")
+    first = run_job(defs, "migration_job", "2019-09-01", "2019-09-04")
     assert first.success
     assert materializations(first)["aggregates/agg_hourly_space"]["every_value_recomputed"] is True  # new dimensions
-    day = dt.date(2019, 9, 1)
+    day = dt.date(2019, 9, 2)  # a Monday: the sample's meetings are held on working days
     before = _day_minutes(tmp_path, day)
 
     # batch D+3 carries one row only: an event of day D, one hour longer, updated on D+3
@@ -101,11 +101,11 @@ def test_an_update_three_batches_later_changes_its_day(tmp_path: Path, monkeypat
     candidates = [r for r in candidates if r[column["event_by_day_cancelled_at"]] is None]
     updated = candidates[0]
     updated[end] += dt.timedelta(hours=1)
-    updated[column[table.updated_at]] = dt.datetime(2019, 9, 4, 12, 0, 0, 123456)
-    replace_raw_batch(tmp_path, table, "2019-09-04", [updated])
+    updated[column[table.updated_at]] = dt.datetime(2019, 9, 5, 12, 0, 0, 123456)
+    replace_raw_batch(tmp_path, table, "2019-09-05", [updated])
 
     monkeypatch.setenv("TEEM_VOLUME_THRESHOLD", "0")  # a batch of one row, on purpose
-    result = run_job(defs, "batch_job", "2019-09-04")
+    result = run_job(defs, "batch_job", "2019-09-05")
     assert result.success
     evaluations = result.get_asset_check_evaluations()
     assert all(e.passed for e in evaluations if e.check_name != "companies_still_present")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import statistics
 import threading
 from collections.abc import Iterator
 from email import message_from_bytes, policy
@@ -30,7 +29,7 @@ from teem_assets.checks.freshness import freshness
 from teem_assets.conversion import distinct_values
 from teem_assets.sample.generate import UnloadOptions, batch_rows, generate_sample
 from teem_assets.sample.spec import SampleSpec
-from teem_assets.verdicts.batches import missing_companies, volume_verdict
+from teem_assets.verdicts.batches import missing_companies, short_batches, volume_verdict
 from teem_assets.verdicts.history import LOOKBACK_DAYS, previous_batches
 
 SPEC = SampleSpec(start=dt.date(2019, 9, 1), days=4, seed=7)
@@ -89,32 +88,41 @@ def _resources() -> dict[str, object]:
     return {"email": EmailAlerts.from_environment(), "slack": SlackAlerts.from_environment()}
 
 
-def _three_days_migrated(
-    tmp_path: Path, monkeypatch, postgres_url: str, pg_schema: str, instance: dg.DagsterInstance | None = None
+def _migrated(
+    tmp_path: Path,
+    monkeypatch,
+    postgres_url: str,
+    pg_schema: str,
+    spec: SampleSpec = SPEC,
+    days: int = 3,
+    instance: dg.DagsterInstance | None = None,
 ) -> tuple[Path, dg.Definitions]:
-    """The sample's root with its first three days run through every layer, and the definitions on it."""
+    """The sample's root with its first `days` days run through every layer, and the definitions on it."""
     root = tmp_path / "root"
-    generate_sample(str(root), SPEC, UnloadOptions())
+    generate_sample(str(root), spec, UnloadOptions())
     defs = definitions(monkeypatch, root, postgres_url, pg_schema)
-    assert run_job(defs, "migration_job", DAYS[0], DAYS[2], instance=instance).success
+    dates = [d.isoformat() for d in spec.batch_dates]
+    assert run_job(defs, "migration_job", dates[0], dates[days - 1], instance=instance).success
     return root, defs
 
 
 def test_a_short_batch_stops_before_the_aggregates_and_alerts_by_email_and_slack(
     tmp_path: Path, monkeypatch, postgres_url, pg_schema, spark, smtp, slack
 ) -> None:
-    root, defs = _three_days_migrated(tmp_path, monkeypatch, postgres_url, pg_schema)
-    earlier = [len(list(batch_rows(SPEC, EVENTS.name, d))) for d in SPEC.batch_dates[:3]]
-    short = list(batch_rows(SPEC, EVENTS.name, SPEC.batch_dates[3]))[: int(0.8 * statistics.median(earlier))]
-    replace_raw_batch(root, EVENTS, DAYS[3], short)
+    week = SampleSpec(start=dt.date(2019, 9, 1), days=8, seed=7)  # Sunday to Sunday
+    day = week.batch_dates[7].isoformat()
+    root, defs = _migrated(tmp_path, monkeypatch, postgres_url, pg_schema, week, 7)
+    sunday_before = len(list(batch_rows(week, EVENTS.name, week.batch_dates[0])))  # the baseline
+    short = list(batch_rows(week, EVENTS.name, week.batch_dates[7]))[: int(0.8 * sunday_before)]
+    replace_raw_batch(root, EVENTS, day, short)
 
     instance = dg.DagsterInstance.ephemeral()
-    result = run_job(defs, "batch_job", DAYS[3], instance=instance, raise_on_error=False)
+    result = run_job(defs, "batch_job", day, instance=instance, raise_on_error=False)
 
     assert not result.success
     volume = {e.asset_key.path[-1]: e for e in result.get_asset_check_evaluations() if e.check_name == VOLUME}
     assert not volume["fact_event_by_day"].passed and volume["fact_attendance"].passed
-    assert volume["fact_event_by_day"].metadata["short_batches"].value == DAYS[3]
+    assert volume["fact_event_by_day"].metadata["short_batches"].value == day
     found = materializations(result)
     assert "parquet/fact_event_by_day" in found
     assert not [key for key in found if key.startswith(("aggregates/", "migrated/", "postgres/"))]
@@ -131,7 +139,7 @@ def test_a_short_batch_stops_before_the_aggregates_and_alerts_by_email_and_slack
     run_id = result.run_id
     [email] = smtp.messages
     assert f"batch_job failed (run {run_id})" in email["subject"] and f"/runs/{run_id}" in email.get_content()
-    assert f"Partition: {DAYS[3]}" in email.get_content().splitlines()
+    assert f"Partition: {day}" in email.get_content().splitlines()
     [post] = slack
     assert post["path"] == "/api/chat.postMessage" and post["auth"] == "Bearer xoxb-test-token"
     assert run_id in post["body"] and f"/runs/{run_id}" in post["body"]
@@ -170,21 +178,42 @@ def _batch(root: Path, day: str, companies: list[int], rows_each: int = 10) -> N
     converted.commit(converted.ConvertedBatch(folder, attempt, ["part.parquet"], len(ids), 0, "", companies_found))
 
 
-def test_volume_and_companies_against_the_batches_before(tmp_path: Path) -> None:
-    for day, companies, rows in [("2019-09-01", [1, 2, 3], 10), ("2019-09-02", [1, 2, 3], 12),
-                                 ("2019-09-03", [1, 2], 12), ("2019-09-04", [1, 2, 4], 9)]:  # fmt: skip
-        _batch(tmp_path, day, companies, rows)
+def test_volume_against_the_same_weekday_of_the_weeks_before(tmp_path: Path) -> None:
+    for day, rows in [("2019-08-19", 10), ("2019-08-25", 2), ("2019-08-26", 12), ("2019-08-27", 100)]:
+        _batch(tmp_path, day, [1, 2, 3], rows)  # Mon 30 rows, Sun 6, Mon 36, Tue 300
     folder = layout.parquet_table(str(tmp_path), EVENTS.name)
-    first = volume_verdict(folder, "2019-09-01", 7, 0.95)
-    assert first.passed and first.trailing_median is None  # nothing to compare with
-    # 2019-09-03: 24 rows against the median of 30 and 36 (33): 72.7%
-    third = volume_verdict(folder, "2019-09-03", 7, 0.95)
-    assert (third.rows, third.trailing_median, third.passed) == (24, 33, False)
-    assert volume_verdict(folder, "2019-09-03", 7, 0.7).passed
-    # 2019-09-04: 27 rows against the median of 30, 36, 24 (30) with a window of 7: 90%; of 24 with 1: 112.5%
-    assert not volume_verdict(folder, "2019-09-04", 7, 0.95).passed
-    assert volume_verdict(folder, "2019-09-04", 7, 0.9).passed
-    assert volume_verdict(folder, "2019-09-04", 1, 0.95).passed
+    first = volume_verdict(folder, "2019-08-19", 4, 0.95)
+    assert first.passed and first.baseline is None  # nothing to compare with
+
+    _batch(tmp_path, "2019-09-02", [1, 2, 3], 29 // 3 + 1)  # a Monday of 30 rows against Mondays of 30 and 36
+    monday = volume_verdict(folder, "2019-09-02", 4, 0.95)
+    assert (monday.rows, monday.baseline, monday.compared_with) == (30, 30, ("2019-08-19", "2019-08-26"))
+    assert monday.passed  # the Tuesday of 300 is not its baseline, nor the Sunday of 6
+    assert not volume_verdict(folder, "2019-09-02", 1, 0.95).passed  # the week before alone: 30 of 36, 83.3%
+    assert "83.3% of 36, the fewest of 2019-08-26" in volume_verdict(folder, "2019-09-02", 1, 0.95).describe()
+
+    # a Sunday of 6 rows passes against the Sunday before (6), where the working days' volume would fail it
+    _batch(tmp_path, "2019-09-01", [1, 2, 3], 2)
+    sunday = volume_verdict(folder, "2019-09-01", 4, 0.95)
+    assert (sunday.baseline, sunday.compared_with, sunday.passed) == (6, ("2019-08-25",), True)
+
+    # a Wednesday without an earlier Wednesday (the first week): nothing to compare with, however few its rows
+    _batch(tmp_path, "2019-08-28", [1, 2, 3], 1)
+    wednesday = volume_verdict(folder, "2019-08-28", 4, 0.95)
+    assert (wednesday.rows, wednesday.baseline, wednesday.compared_with, wednesday.passed) == (3, None, (), True)
+    assert "nothing to compare with" in wednesday.describe()
+
+    # the dates a run holds back: short in any table
+    other = layout.parquet_table(str(tmp_path), "other")
+    assert short_batches([folder], ["2019-08-28", "2019-09-01", "2019-09-02"], 4, 0.95) == []
+    assert short_batches([other, folder], ["2019-09-01", "2019-09-02"], 1, 0.95) == ["2019-09-02"]
+
+
+def test_companies_against_the_batches_before(tmp_path: Path) -> None:
+    for day, companies in [("2019-09-01", [1, 2, 3]), ("2019-09-02", [1, 2, 3]), ("2019-09-03", [1, 2]),
+                           ("2019-09-04", [1, 2, 4])]:  # fmt: skip
+        _batch(tmp_path, day, companies)
+    folder = layout.parquet_table(str(tmp_path), EVENTS.name)
     assert missing_companies(folder, "2019-09-04", 7) == [3]
     assert missing_companies(folder, "2019-09-04", 1) == []
     assert missing_companies(folder, "2019-09-03", 7) == [3]
@@ -203,20 +232,21 @@ def test_the_trailing_batches_are_looked_up_by_date_within_a_bounded_window(tmp_
         _batch(tmp_path, day, [1, 2], 10)
     _batch(tmp_path, "2019-08-29", [5], 10)  # after the batch checked: never part of its window
     folder = layout.parquet_table(str(tmp_path), EVENTS.name)
-    verdict = volume_verdict(folder, "2019-08-28", 7, 0.95)
-    assert (verdict.rows, verdict.trailing_median) == (0, 20)
+    verdict = volume_verdict(folder, "2019-08-28", 4, 0.95)
+    assert (verdict.rows, verdict.baseline, verdict.compared_with) == (0, None, ())  # no Wednesday before it
     assert missing_companies(folder, "2019-08-28", 7) == [1, 2]
     window = [b.folder.rsplit("=", 1)[1] for b in previous_batches(folder, "2019-08-28", 2)]
     assert window == ["2019-08-22", "2019-08-27"]
     assert len(previous_batches(folder, "2019-08-28", 7)) == 3
     assert LOOKBACK_DAYS < (dt.date(2019, 8, 28) - dt.date(2019, 7, 1)).days
+    assert volume_verdict(folder, "2019-09-03", 4, 0.95).compared_with == ("2019-08-20", "2019-08-27")
 
 
 def test_a_failed_warning_check_alerts_once_per_partition(
     tmp_path: Path, monkeypatch, postgres_url, pg_schema, spark, smtp, slack
 ) -> None:
     instance = dg.DagsterInstance.ephemeral()
-    root, defs = _three_days_migrated(tmp_path, monkeypatch, postgres_url, pg_schema, instance)
+    root, defs = _migrated(tmp_path, monkeypatch, postgres_url, pg_schema, instance=instance)
     rows = list(batch_rows(SPEC, EVENTS.name, SPEC.batch_dates[3]))
     company = EVENTS.column_names.index("edw_event_by_day_company_id")
     companies = sorted({row[company] for row in rows})

@@ -7,6 +7,7 @@ import dagster as dg
 
 from resources.spark import SparkResource
 from resources.storage import StorageResource
+from teem_assets.assets.held_back import admitted_batches, noting_held_back
 from teem_assets.assets.keys import migrated_key, parquet_key, selected_tables
 from teem_assets.assets.stage import COMMIT_RETRIES, layer_spec, stage, stage_request
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
@@ -36,8 +37,9 @@ def migrated_batches(
     context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult]:
     tables = [t.name for t in selected_tables(context, FACTS, migrated_key)]
-    request = stage_request(context, storage, "migrate", tables, context.partition_keys)
-    yield from spark.run_stage(context, storage, request)
+    admitted, held = admitted_batches(context, storage)
+    request = stage_request(context, storage, "migrate", tables, admitted)
+    yield from noting_held_back(spark.run_stage(context, storage, request), held)
 
 
 migrated_assets = [migrated_snapshots, migrated_batches]

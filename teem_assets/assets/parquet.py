@@ -13,7 +13,7 @@ from resources.storage import StorageResource
 from teem_assets.assets.keys import parquet_key, raw_key, selected_tables
 from teem_assets.assets.stage import layer_spec, stage, stage_request
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
-from teem_assets.settings import snapshot_shrink_threshold, trailing_batches, volume_threshold
+from teem_assets.settings import snapshot_shrink_threshold, trailing_batches, trailing_weeks, volume_threshold
 from teem_assets.verdicts.batches import COMPANIES, VOLUME
 from teem_assets.verdicts.snapshots import SHRINK
 
@@ -43,10 +43,12 @@ def _batch_check_specs(table: Table) -> list[dg.AssetCheckSpec]:
             VOLUME,
             asset=parquet_key(table),
             blocking=True,
-            description="Each batch holds at least TEEM_VOLUME_THRESHOLD (0.95) of the median row count of the "
-            "TEEM_TRAILING_BATCHES (7) batches before it. It keeps a short or half-written unload out of the "
-            "migrated tables, PostgreSQL and the aggregates (the predecessor's lapsed 95% pre-check). The first "
-            "batches pass with a note.",
+            description="Each batch holds at least TEEM_VOLUME_THRESHOLD (0.95) of its baseline: the fewest rows "
+            "among the batches of the same weekday in the TEEM_TRAILING_WEEKS (4) weeks before it. It keeps a "
+            "short or half-written unload out of the migrated tables, PostgreSQL and the aggregates (the "
+            "predecessor's lapsed 95% pre-check). In a range, a short date is held back and the others go on (the "
+            "check fails as a warning naming it); a run whose every date is short stops here. The first week "
+            "passes with a note.",
         )
     ]
     if table.company_column:
@@ -77,7 +79,11 @@ def parquet_batches(
     context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     tables = [t.name for t in selected_tables(context, FACTS, parquet_key)]
-    settings = {"volume_threshold": volume_threshold(), "trailing_batches": trailing_batches()}
+    settings = {
+        "volume_threshold": volume_threshold(),
+        "trailing_weeks": trailing_weeks(),
+        "trailing_batches": trailing_batches(),
+    }
     request = stage_request(context, storage, "convert", tables, context.partition_keys, settings)
     yield from spark.run_stage(context, storage, request)
 

@@ -6,6 +6,7 @@ import dagster as dg
 
 from resources.postgres import PostgresResource
 from resources.storage import StorageResource
+from teem_assets.assets.held_back import admitted_batches, noting_held_back
 from teem_assets.assets.keys import migrated_key, postgres_key, selected_tables
 from teem_assets.assets.stage import COMMIT_RETRIES, layer_spec, stage
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
@@ -88,7 +89,7 @@ def postgres_snapshots(
 def postgres_batches(
     context: dg.AssetExecutionContext, postgres: PostgresResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    batches = list(context.partition_keys)
+    batches, held = admitted_batches(context, storage)
     for table in selected_tables(context, FACTS, postgres_key):
         files = [uri for b in batches for uri in storage.data.converted_or_fail(table.name, b).uris]
         keys, dates = batch_keys(table, files)
@@ -102,8 +103,11 @@ def postgres_batches(
                 found = table_fingerprint(cursor, table, postgres.schema_name, keys)
         finally:
             connection.close()
-        yield from _results(
-            table, postgres, report, sent[0], found, batches=", ".join(batches), **{"dagster/row_count": found.rows}
+        yield from noting_held_back(
+            _results(
+                table, postgres, report, sent[0], found, batches=", ".join(batches), **{"dagster/row_count": found.rows}
+            ),
+            held,
         )
 
 

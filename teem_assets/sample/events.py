@@ -15,12 +15,16 @@ from dataclasses import dataclass
 from teem_assets.sample.spec import SampleSpec, digest, edw_time, to_local, to_utc
 from teem_assets.sample.world import ZONES, Company, Space, companies
 
-# A change can land at most this many days after its event was created (booked <= 46 days ahead, lasting
-# <= 3 days, cancelled or checked in by its end).
+# A change can land at most this many days after its event was created (booked <= 47 days ahead, a weekend
+# day moved to the Monday after, lasting <= 3 days, cancelled or checked in by its end).
 HORIZON_DAYS = 52
-# Steady bookings, as a warehouse at scale has: a sample whose daily volume swung by a third would fail the
-# 95%-of-trailing-median volume check on its own noise.
+# Bookings on working days and fewer at weekends: meeting data's weekly rhythm, which the volume check passes
+# by comparing a batch with the same weekday of the weeks before. Which bookings are cancelled, checked in,
+# held over several days or booked far ahead, and how many people each invites, follow fixed patterns over the
+# event numbers rather than draws: a day's volume then swings by a few percent, as a warehouse at scale does,
+# not by the tenth that a few hundred independent draws give (which would trip the 95% check on its own).
 BOOKINGS_PER_SPACE_PER_DAY = 4
+BOOKINGS_PER_SPACE_PER_WEEKEND_DAY = 2
 DURATIONS_MIN = [15, 30, 45, 60, 90, 120, 180]
 
 
@@ -77,6 +81,17 @@ class Event:
         return {self.created_at.date()} | {a.declined_at.date() for a in self.attendees if a.declined_at}
 
 
+def _days_ahead(event_pk: int) -> int:
+    """How long before its day an event is booked: 30% the same day, 60% within two weeks, 10% up to 45 days."""
+    share = event_pk * 37 % 100
+    return 0 if share < 30 else 1 + event_pk * 7 % 14 if share < 90 else 15 + event_pk * 11 % 31
+
+
+def _working_day(day: dt.date) -> dt.date:
+    """Meetings are held on working days: one that would fall at a weekend is held on the Monday after."""
+    return day + dt.timedelta(days=(7 - day.weekday()) % 7 if day.weekday() >= 5 else 0)
+
+
 def _start_time(rng: random.Random, local_day: dt.date) -> dt.datetime:
     seconds = rng.randint(1, 59) if rng.random() < 0.15 else 0
     return dt.datetime.combine(local_day, dt.time(rng.randint(6, 23), rng.choice([0, 15, 30, 45]), seconds))
@@ -86,7 +101,7 @@ def _attendees(
     spec: SampleSpec, rng: random.Random, company: Company, space: Space, event_pk: int, created: dt.datetime
 ) -> tuple[Attendee, ...]:
     chosen: list[tuple[int, str, str, dt.datetime | None]] = []
-    people = rng.sample(company.people, rng.randint(1, min(7, len(company.people))))
+    people = rng.sample(company.people, 1 + event_pk % min(7, len(company.people)))
     for position, person in enumerate(people):
         version = next(v for v in person.versions if v.in_force(created))
         role = "organizer" if position == 0 else rng.choice(["required", "required", "optional"])
@@ -122,10 +137,8 @@ def _event(spec: SampleSpec, rng: random.Random, company: Company, space: Space,
         seconds=rng.randrange(23 * 3600), microseconds=rng.choice([0, rng.randrange(1, 10**6)])
     )
     created_local = to_local(created, space.zone)
-    roll = rng.random()
-    ahead = 0 if roll < 0.3 else rng.randint(1, 14) if roll < 0.9 else rng.randint(15, 45)
-    local_day = created_local.date() + dt.timedelta(days=ahead)
-    shape = rng.random()
+    local_day = _working_day(created_local.date() + dt.timedelta(days=_days_ahead(event_pk)))
+    shape = event_pk * 53 % 100 / 100
     if shape < 0.04:  # all day, sometimes over several days
         start = dt.datetime.combine(local_day, dt.time())
         end = start + dt.timedelta(days=rng.choice([1, 1, 2]))
@@ -139,14 +152,16 @@ def _event(spec: SampleSpec, rng: random.Random, company: Company, space: Space,
     start_utc = to_utc(start, space.zone)
     end_utc = to_utc(end, space.zone)
     cancelled_at = cancel_method = None
-    if rng.random() < 0.12:
-        latest = max(start_utc + dt.timedelta(hours=1), created + dt.timedelta(minutes=30))
-        span = (latest - created).total_seconds()
-        cancelled_at = created + dt.timedelta(seconds=rng.uniform(60, span))
+    if event_pk % 8 == 5:  # one booking in eight is cancelled
         cancel_method = rng.choice(["user", "auto_release", "admin"])
+        if cancel_method == "auto_release":  # nobody checked in: released a quarter of an hour into the meeting
+            cancelled_at = max(created, start_utc) + dt.timedelta(minutes=15)
+        else:  # two hours to three days before the start, by the booking's number (never before the booking)
+            ahead = dt.timedelta(hours=2 + 24 * (event_pk // 8 % 4))
+            cancelled_at = max(created + dt.timedelta(minutes=1), start_utc - ahead)
     actuals = None
     single_day = len({start.date(), (end - dt.timedelta(microseconds=1)).date()}) == 1
-    if space.checkin and single_day and end - start < dt.timedelta(days=1) and rng.random() < 0.75:
+    if space.checkin and single_day and end - start < dt.timedelta(days=1) and event_pk % 4 != 0:
         if cancelled_at is None or cancelled_at > start_utc:
             actual_start = start + dt.timedelta(seconds=rng.randint(-300, 600))
             actual_end = end - dt.timedelta(seconds=rng.randint(-300, 2400))
@@ -183,8 +198,9 @@ def events_created(spec: SampleSpec, company: Company, day: dt.date) -> Iterator
     rng = spec.rng("events", company.number, day.isoformat())
     day_number = (day - dt.date(2000, 1, 1)).days
     number = 0
+    bookings = BOOKINGS_PER_SPACE_PER_WEEKEND_DAY if day.weekday() >= 5 else BOOKINGS_PER_SPACE_PER_DAY
     for space in company.spaces:
-        for _ in range(BOOKINGS_PER_SPACE_PER_DAY):
+        for _ in range(bookings):
             event_pk = (company.company_id * 100000 + day_number) * 1000 + number
             yield _event(spec, rng, company, space, event_pk, day)
             number += 1

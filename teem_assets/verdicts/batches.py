@@ -2,38 +2,57 @@
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 
-from teem_assets.verdicts.history import batch_companies, batch_rows, previous_batches
+from teem_assets import converted
+from teem_assets.verdicts.history import batch_companies, batch_rows, previous_batches, same_weekday_batches
 
 VOLUME = "volume_vs_trailing_median"
 COMPANIES = "companies_still_present"
+
+
+def _date(batch: converted.ConvertedBatch) -> str:
+    return batch.folder.rstrip("/").rsplit("=", 1)[-1]
 
 
 @dataclass(frozen=True)
 class VolumeVerdict:
     batch: str
     rows: int
-    trailing_median: float | None  # None: no earlier batch to compare with
+    baseline: int | None  # the lowest row count of the batches compared with; None: nothing to compare with
+    compared_with: tuple[str, ...]  # those batches' dates
     threshold: float
 
     @property
     def passed(self) -> bool:
-        return self.trailing_median is None or self.rows >= self.threshold * self.trailing_median
+        return self.baseline is None or self.rows >= self.threshold * self.baseline
 
     def describe(self) -> str:
-        if self.trailing_median is None:
-            return f"{self.batch}: {self.rows} rows, the first batch: nothing to compare with"
-        share = self.rows / self.trailing_median if self.trailing_median else float("inf")
-        return f"{self.batch}: {self.rows} rows, {share:.1%} of the trailing median {self.trailing_median:g}"
+        if self.baseline is None:
+            return (
+                f"{self.batch}: {self.rows} rows, no batch of its weekday in the weeks before: nothing to compare with"
+            )
+        share = self.rows / self.baseline if self.baseline else float("inf")
+        return (
+            f"{self.batch}: {self.rows} rows, {share:.1%} of {self.baseline}, the fewest of "
+            f"{', '.join(self.compared_with)}"
+        )
 
 
-def volume_verdict(table_folder: str, batch: str, window: int, threshold: float) -> VolumeVerdict:
-    """`table_folder` is the table's Parquet layer (parquet/<table>)."""
-    earlier = [b.rows for b in previous_batches(table_folder, batch, window)]
-    median = statistics.median(earlier) if earlier else None
-    return VolumeVerdict(batch, batch_rows(table_folder, batch), median, threshold)
+def volume_verdict(table_folder: str, batch: str, weeks: int, threshold: float) -> VolumeVerdict:
+    """A batch against the same weekday of the `weeks` weeks before it (meeting data's weekly rhythm: a Sunday
+    is compared with Sundays; the first week passes with a note). The baseline is the fewest rows among them, so
+    that ordinary variation between weeks passes and a half-written unload does not. `table_folder` is the
+    table's Parquet layer (parquet/<table>)."""
+    earlier = same_weekday_batches(table_folder, batch, weeks)
+    baseline = min(b.rows for b in earlier) if earlier else None
+    compared = tuple(sorted(_date(b) for b in earlier))
+    return VolumeVerdict(batch, batch_rows(table_folder, batch), baseline, compared, threshold)
+
+
+def short_batches(table_folders: list[str], batches: list[str], weeks: int, threshold: float) -> list[str]:
+    """The batch dates that fail the volume check in any of the tables: the dates a run holds back."""
+    return [b for b in batches if any(not volume_verdict(f, b, weeks, threshold).passed for f in table_folders)]
 
 
 def missing_companies(table_folder: str, batch: str, window: int) -> list[int]:

@@ -32,6 +32,13 @@ def previous_batches(table_folder: str, batch: str, count: int) -> list[converte
     return found[::-1]
 
 
+def same_weekday_batches(table_folder: str, batch: str, weeks: int) -> list[converted.ConvertedBatch]:
+    """The converted batches of the same weekday in the `weeks` weeks before `batch`, newest first."""
+    day = dt.date.fromisoformat(batch)
+    found = [_batch(table_folder, (day - dt.timedelta(weeks=back)).isoformat()) for back in range(1, weeks + 1)]
+    return [b for b in found if b is not None]
+
+
 def batch_rows(table_folder: str, batch: str) -> int:
     found = _batch(table_folder, batch)
     return found.rows if found else 0
