@@ -19,6 +19,7 @@ from teem_assets.spark_types import spark_schema
 
 DIMENSIONS_TOKEN = "teem.dimensions-token"
 FACTS_READ = "teem.fact-snapshots"
+VALUES_REPLACED = "teem.values-replaced"  # the partition values a commit replaced: what an export must copy
 
 
 def ensure_aggregate_table(spark: SparkSession, aggregate: Aggregate, identifier: str) -> None:
@@ -57,6 +58,7 @@ def write_partitions(
             rows.writeTo(identifier)
             .option(f"snapshot-property.{DIMENSIONS_TOKEN}", dimensions_token)
             .option(f"snapshot-property.{FACTS_READ}", json.dumps(dict(fact_snapshots), sort_keys=True))
+            .option(f"snapshot-property.{VALUES_REPLACED}", json.dumps([v.isoformat() for v in values]))
             .overwrite(condition)
         ),
         log=log,
@@ -72,15 +74,37 @@ def stored_values(spark: SparkSession, aggregate: Aggregate, identifier: str) ->
     return [row[0] for row in rows]
 
 
-def partition_rows(iceberg_table, aggregate: Aggregate, values: list[dt.date]) -> Iterator[pa.RecordBatch]:  # noqa: ANN001
-    """The rows of the partitions of `values`, through pyiceberg (`iceberg_table` is a pyiceberg Table)."""
-    from pyiceberg.expressions import In
+def partition_rows(
+    iceberg_table,  # noqa: ANN001 - a pyiceberg Table
+    aggregate: Aggregate,
+    values: list[dt.date] | None,
+    snapshot_id: int | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """The rows of the partitions of `values` (None: every row), through pyiceberg, as of `snapshot_id` (default:
+    the current snapshot)."""
+    from pyiceberg.expressions import AlwaysTrue, In
 
-    if not values:
+    if values is not None and not values:
         return iter(())
+    row_filter = AlwaysTrue() if values is None else In(aggregate.partition_column, {v.isoformat() for v in values})
     scan = iceberg_table.scan(
-        row_filter=In(aggregate.partition_column, {v.isoformat() for v in values}),
-        selected_fields=tuple(aggregate.column_names),
+        row_filter=row_filter, selected_fields=tuple(aggregate.column_names), snapshot_id=snapshot_id
     )
     schema = arrow_schema(aggregate.typed_columns)
     return (batch.select(schema.names).cast(schema) for batch in scan.to_arrow_batch_reader())
+
+
+def values_replaced_since(iceberg_table, since: int | None, until: int) -> list[dt.date] | None:  # noqa: ANN001
+    """The partition values the commits after snapshot `since` up to `until` replaced, from their summaries;
+    None when that cannot be told (`since` is not an ancestor of `until`, expired, or a commit did not record
+    them): then every value must be taken as replaced."""
+    values: set[dt.date] = set()
+    snapshot = iceberg_table.snapshot_by_id(until)
+    while snapshot is not None and snapshot.snapshot_id != since:
+        recorded = (snapshot.summary.additional_properties if snapshot.summary else {}).get(VALUES_REPLACED)
+        if recorded is None:
+            return None
+        values |= {dt.date.fromisoformat(v) for v in json.loads(recorded)}
+        parent = snapshot.parent_snapshot_id
+        snapshot = iceberg_table.snapshot_by_id(parent) if parent is not None else None
+    return sorted(values) if snapshot is not None else None

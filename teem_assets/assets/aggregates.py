@@ -16,7 +16,7 @@ from teem_assets.assets.keys import aggregate_key, migrated_key, postgres_key, s
 from teem_assets.assets.stage import COMMIT_RETRIES, pool_of, stage_request
 from teem_assets.catalogue import TABLES
 from teem_assets.partitions import batch_partitions
-from teem_assets.postgres.aggregates import Comparison, compare_with_reference, replace_dates
+from teem_assets.postgres.aggregates import EXPORTED, Comparison, compare_with_reference, export_since_last
 from teem_assets.postgres.load import fingerprint_of_rows, postgres_fingerprint
 from teem_assets.postgres.source import migrated_rows
 from teem_assets.stages.aggregate import RECOMPUTED, SNAPSHOTS_READ
@@ -147,27 +147,14 @@ def _retry_while_inputs_move(
         raise dg.RetryRequested(max_retries=10, seconds_to_wait=15)
 
 
-def _recomputed(context: dg.AssetExecutionContext, aggregate: Aggregate) -> list[str]:
-    """The values the aggregate's latest materialization of each of the run's partitions recomputed."""
-    partitions = list(context.partition_keys)
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=aggregate_key(aggregate), asset_partitions=partitions),
-        limit=10 * len(partitions),
-    ).records
-    newest: dict[str, list[str]] = {}
-    for record in records:  # newest first
-        materialization = record.asset_materialization
-        if materialization is not None and materialization.partition not in newest:
-            newest[materialization.partition] = materialization.metadata[RECOMPUTED].value
-    return sorted({value for values in newest.values() for value in values})
-
-
 def _export_spec(aggregate: Aggregate) -> dg.AssetSpec:
     return dg.AssetSpec(
         postgres_key(aggregate),
         deps=[aggregate_key(aggregate)],
-        description=f"{aggregate.name} in PostgreSQL: the recomputed {aggregate.partition_column} values deleted "
-        "and inserted again with COPY, in one transaction.",
+        description=f"{aggregate.name} in PostgreSQL: the {aggregate.partition_column} values the Iceberg commits "
+        "since the last export replaced, deleted and inserted again with COPY, in one transaction that also "
+        f"records the snapshot exported ({EXPORTED}): an export that was killed or failed is caught up by the "
+        "next.",
         group_name="postgres",
         kinds={"postgres"},
         partitions_def=batch_partitions,
@@ -187,22 +174,21 @@ def postgres_aggregates(
     context: dg.AssetExecutionContext, postgres: PostgresResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult]:
     for aggregate in selected_tables(context, list(AGGREGATES.values()), postgres_key):
-        values = [dt.date.fromisoformat(v) for v in _recomputed(context, aggregate)]
         source = storage.data.iceberg_table(storage.aggregates_database, aggregate.name)
         connection = postgres.connect()
         try:
-            rows = partition_rows(source, aggregate, values)
-            inserted, total = replace_dates(connection, aggregate, postgres.schema_name, values, rows)
+            export = export_since_last(connection, aggregate, postgres.schema_name, source)
         finally:
             connection.close()
+        replaced = "every value" if export.values is None else [v.isoformat() for v in export.values]
         yield dg.MaterializeResult(
             asset_key=postgres_key(aggregate),
             metadata={
                 "table": f"{postgres.schema_name}.{aggregate.name}",
-                f"{aggregate.partition_column}_values_replaced": len(values),
-                "rows_inserted": inserted,
-                "dagster/row_count": total,
-                RECOMPUTED: dg.MetadataValue.json([v.isoformat() for v in values]),
+                f"{aggregate.partition_column}_values_replaced": dg.MetadataValue.json(replaced),
+                "rows_inserted": export.rows_inserted,
+                "dagster/row_count": export.rows,
+                "iceberg_snapshot_id": str(export.snapshot_id),
             },
         )
 

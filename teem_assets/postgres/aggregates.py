@@ -1,4 +1,4 @@
-"""The aggregates in PostgreSQL: exporting recomputed dates, and comparing Spark's rows with the reference SQL."""
+"""The aggregates in PostgreSQL: exporting what changed in Iceberg, comparing Spark's rows with the reference SQL."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from psycopg2 import sql
 
 from teem_assets.aggregates.outputs import Aggregate
 from teem_assets.aggregates.reference import reference_query
+from teem_assets.aggregates.store import partition_rows, values_replaced_since
 from teem_assets.postgres.copy import copy_batches
 from teem_assets.postgres.ddl import create_table_sql, ensure_table, qualified
 from teem_assets.redshift_types import arrow_schema
@@ -18,23 +19,59 @@ from teem_assets.redshift_types import arrow_schema
 SHOWN_DIFFERENCES = 10
 
 
-def replace_dates(
-    connection,  # noqa: ANN001 - psycopg2 connection
-    aggregate: Aggregate,
-    schema: str,
-    values: list[dt.date],
-    batches: Iterable[pa.RecordBatch],
-) -> tuple[int, int]:
-    """Delete the rows of the recomputed partition values and insert the new ones, in one transaction.
-    Returns the rows inserted and the rows the table then holds."""
+# Which snapshot of each Iceberg aggregate a schema's copy holds: the next export starts from it.
+EXPORTED = "teem_aggregate_exports"
+
+
+@dataclass(frozen=True)
+class Export:
+    values: list[dt.date] | None  # the partition values replaced; None: every row
+    rows_inserted: int
+    rows: int  # in the table afterwards
+    snapshot_id: int | None  # the Iceberg snapshot the table now holds
+
+
+def export_since_last(connection, aggregate: Aggregate, schema: str, source) -> Export:  # noqa: ANN001
+    """Bring the PostgreSQL copy of `aggregate` to the Iceberg table's current snapshot, in one transaction: the
+    partition values every commit since the snapshot it last exported replaced, deleted and copied again (or,
+    when that history is not there any more, the whole table); then record the snapshot. An export killed or
+    failed changes nothing, and the next one, whoever runs it, exports what it missed."""
     table = qualified(schema, aggregate.name)
+    exported = qualified(schema, EXPORTED)
     with connection, connection.cursor() as cursor:
         ensure_table(cursor, aggregate, schema)
-        column = sql.Identifier(aggregate.partition_column)
-        cursor.execute(sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(table, column), (values,))
-        inserted = copy_batches(cursor, schema, aggregate.name, arrow_schema(aggregate.typed_columns), batches)
+        cursor.execute(
+            sql.SQL("CREATE TABLE IF NOT EXISTS {} (table_name text PRIMARY KEY, snapshot_id bigint NOT NULL)").format(
+                exported
+            )
+        )
+        cursor.execute(
+            sql.SQL("SELECT snapshot_id FROM {} WHERE table_name = %s FOR UPDATE").format(exported), (aggregate.name,)
+        )
+        found = cursor.fetchone()
+        current = source.current_snapshot()
+        if current is None:
+            values: list[dt.date] | None = []
+        else:
+            values = values_replaced_since(source, found[0] if found else None, current.snapshot_id)
+        if values is None:
+            cursor.execute(sql.SQL("DELETE FROM {}").format(table))
+        else:
+            column = sql.Identifier(aggregate.partition_column)
+            cursor.execute(sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(table, column), (values,))
+        snapshot_id = current.snapshot_id if current else None
+        rows = partition_rows(source, aggregate, values, snapshot_id) if current else iter(())
+        inserted = copy_batches(cursor, schema, aggregate.name, arrow_schema(aggregate.typed_columns), rows)
+        if snapshot_id is not None:
+            cursor.execute(
+                sql.SQL(
+                    "INSERT INTO {} (table_name, snapshot_id) VALUES (%s, %s) "
+                    "ON CONFLICT (table_name) DO UPDATE SET snapshot_id = EXCLUDED.snapshot_id"
+                ).format(exported),
+                (aggregate.name, snapshot_id),
+            )
         cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(table))
-        return inserted, cursor.fetchone()[0]
+        return Export(values, inserted, cursor.fetchone()[0], snapshot_id)
 
 
 @dataclass(frozen=True)
