@@ -20,6 +20,7 @@ class StorageResource(dg.ConfigurableResource):
     aws_endpoint_url: str | None = None
     aws_region: str | None = None
     snapshot_retention_days: float = 7.0
+    orphan_sweep_days: float = 7.0
 
     _data: DataRoot | None = PrivateAttr(default=None)
 
@@ -34,5 +35,6 @@ class StorageResource(dg.ConfigurableResource):
                 self.aws_endpoint_url or None,
                 self.aws_region or None,
                 self.snapshot_retention_days,
+                self.orphan_sweep_days,
             )
         return self._data

@@ -14,7 +14,7 @@ from pyiceberg.catalog import Catalog
 from pyspark.sql import SparkSession
 
 from teem_assets import converted, layout
-from teem_assets.iceberg import CatalogSettings, expire_snapshots, python_catalog, use_catalog
+from teem_assets.iceberg import CatalogSettings, expire_snapshots, python_catalog, sweep_orphans_when_due, use_catalog
 
 
 class MissingTable(Exception):
@@ -33,6 +33,8 @@ class DataRoot:
     # How long a table's old snapshots (and the files only they hold) are kept; the aggregates' changelog
     # reads from the snapshot they were last computed from, so a longer pause recomputes every day once.
     snapshot_retention_days: float = 7.0
+    # How often, at most, a table's orphan files (a killed commit's) are swept, after one of its commits.
+    orphan_sweep_days: float = 7.0
 
     _catalog: Catalog | None = field(default=None, init=False, repr=False, compare=False)
     _registered_in: SparkSession | None = field(default=None, init=False, repr=False, compare=False)
@@ -115,10 +117,11 @@ class DataRoot:
                 f"{'migrated' if database == self.migrated_database else 'aggregates'}/{name} first"
             ) from None
 
-    def expire_snapshots(self, spark: SparkSession, identifier: str) -> None:
-        """Drop the table's snapshots older than the retention (the newest few always stay) and the files
-        only they referenced."""
+    def maintain(self, spark: SparkSession, identifier: str) -> None:
+        """After a commit: drop the table's snapshots older than the retention (the newest few always stay) and
+        the files only they referenced; when due, remove the files no snapshot references (orphans)."""
         expire_snapshots(spark, identifier, dt.timedelta(days=self.snapshot_retention_days))
+        sweep_orphans_when_due(spark, identifier, dt.timedelta(days=self.orphan_sweep_days))
 
     def migrated_row_count(self, table: str) -> int | None:
         """Rows of the migrated table's current snapshot, None when the table does not exist yet."""

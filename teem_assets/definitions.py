@@ -29,7 +29,7 @@ from teem_assets.assets.parquet import parquet_assets
 from teem_assets.assets.postgres import postgres_assets
 from teem_assets.assets.raw import raw_specs
 from teem_assets.checks.freshness import freshness_checks
-from teem_assets.settings import data_root, snapshot_retention_days
+from teem_assets.settings import data_root, orphan_sweep_days, snapshot_retention_days
 
 ENVIRONMENTS = ("local", "aws")
 # EmrResource's fields and the variables that set them (README, "Running on AWS").
@@ -81,6 +81,7 @@ def storage_from_environment() -> StorageResource:
         aws_endpoint_url=_set("AWS_ENDPOINT_URL"),
         aws_region=_set("AWS_REGION") or _set("AWS_DEFAULT_REGION"),
         snapshot_retention_days=snapshot_retention_days(),
+        orphan_sweep_days=orphan_sweep_days(),
     )
 
 

@@ -291,3 +291,45 @@ def expire_snapshots(spark: SparkSession, identifier: str, retention: dt.timedel
             f"older_than => TIMESTAMP_LTZ '{older_than}', retain_last => {SNAPSHOTS_ALWAYS_KEPT})"
         ).collect()
     )
+
+
+# Files that a killed or failed commit wrote and no snapshot references: removed once older than ORPHAN_AGE (a
+# commit still under way is never that old), by a sweep each table gets at most once per interval (it lists
+# the table's whole location, so not at every commit).
+ORPHAN_AGE = dt.timedelta(days=3)
+ORPHANS_SWEPT_AT = "teem.orphans-swept-at"
+
+
+def remove_orphan_files(spark: SparkSession, identifier: str, older_than: dt.datetime) -> list[str]:
+    """Iceberg's remove_orphan_files: the files under the table's location that no snapshot references and
+    that are older than `older_than` (aware) are deleted; returns their locations."""
+    catalog, relative = identifier.split(".", 1)
+    stamp = older_than.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    rows = spark.sql(
+        f"CALL {catalog}.system.remove_orphan_files(table => '{relative}', older_than => TIMESTAMP_LTZ '{stamp}')"
+    ).collect()
+    return [row[0] for row in rows]
+
+
+def _last_sweep(spark: SparkSession, identifier: str) -> dt.datetime | None:
+    rows = spark.sql(f"SHOW TBLPROPERTIES {identifier} ('{ORPHANS_SWEPT_AT}')").collect()
+    try:
+        return dt.datetime.fromisoformat(rows[0]["value"]) if rows else None
+    except ValueError:  # Spark answers a missing property with a sentence
+        return None
+
+
+def sweep_orphans_when_due(spark: SparkSession, identifier: str, every: dt.timedelta) -> list[str] | None:
+    """Remove the table's orphan files when its last sweep is older than `every` (or there was none), and
+    record this sweep in the table's properties; None when it was not due."""
+    now = dt.datetime.now(dt.UTC)
+    last = _last_sweep(spark, identifier)
+    if last is not None and now - last < every:
+        return None
+    removed = remove_orphan_files(spark, identifier, now - ORPHAN_AGE)
+    retry_conflicts(
+        lambda: spark.sql(
+            f"ALTER TABLE {identifier} SET TBLPROPERTIES ('{ORPHANS_SWEPT_AT}' = '{now.isoformat()}')"
+        ).collect()
+    )
+    return removed

@@ -4,7 +4,10 @@ per key, and concurrent writers of one table converge."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
 import threading
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -172,11 +175,38 @@ def test_expiry_keeps_the_newest_snapshots_and_drops_the_files_only_older_ones_h
         spark.sql(f"INSERT OVERWRITE {identifier} VALUES ({n}, 'version {n}')")
     data = tmp_path / "warehouse" / "migrated" / "expiry" / "data"
     assert len(list(data.glob("*.parquet"))) == SNAPSHOTS_ALWAYS_KEPT + 3
-    root.expire_snapshots(spark, identifier)
+    root.maintain(spark, identifier)
     assert spark.sql(f"SELECT count(*) FROM {identifier}.snapshots").first()[0] == SNAPSHOTS_ALWAYS_KEPT
     assert len(list(data.glob("*.parquet"))) == SNAPSHOTS_ALWAYS_KEPT  # each kept snapshot's own file
     assert [tuple(r) for r in spark.table(identifier).collect()] == [(12, "version 12")]
     for n in range(3):
         spark.sql(f"INSERT OVERWRITE {identifier} VALUES ({n}, 'again')")
-    DataRoot(str(tmp_path)).expire_snapshots(spark, identifier)  # the default retention: every snapshot is younger
+    DataRoot(str(tmp_path)).maintain(spark, identifier)  # the default retention: every snapshot is younger
     assert spark.sql(f"SELECT count(*) FROM {identifier}.snapshots").first()[0] == SNAPSHOTS_ALWAYS_KEPT + 3
+
+
+def test_orphan_files_are_swept_once_old_and_at_most_once_per_interval(spark, tmp_path: Path) -> None:
+    """Files no snapshot references (a killed commit's) are removed once older than ORPHAN_AGE; younger ones
+    may belong to a commit under way and stay; the sweep is recorded and not repeated within its interval."""
+    root = DataRoot(str(tmp_path), orphan_sweep_days=7)
+    identifier = root.migrated_table(spark, "orphans")
+    spark.sql(f"CREATE TABLE {identifier} (id bigint, value string) USING iceberg")
+    spark.sql(f"INSERT INTO {identifier} VALUES (1, 'kept')")
+    data = tmp_path / "warehouse" / "migrated" / "orphans" / "data"
+    [live] = data.glob("*.parquet")
+    old, young, later = data / "00000-killed-old.parquet", data / "00001-killed-young.parquet", data / "later.parquet"
+    for orphan in (old, young):
+        shutil.copy(live, orphan)
+    four_days_ago = time.time() - 4 * 24 * 3600
+    os.utime(old, (four_days_ago, four_days_ago))
+
+    root.maintain(spark, identifier)
+    assert sorted(p.name for p in data.glob("*.parquet")) == sorted([live.name, young.name])
+    assert [tuple(r) for r in spark.table(identifier).collect()] == [(1, "kept")]
+
+    shutil.copy(live, later)
+    os.utime(later, (four_days_ago, four_days_ago))
+    root.maintain(spark, identifier)  # swept a moment ago: not due
+    assert later.exists()
+    DataRoot(str(tmp_path), orphan_sweep_days=0).maintain(spark, identifier)
+    assert not later.exists() and young.exists() and live.exists()

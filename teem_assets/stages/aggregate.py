@@ -70,7 +70,7 @@ def run(spark: SparkSession, root: DataRoot, request: StageRequest) -> StageRepo
             facts_at,
             log=log.warning,
         )
-        root.expire_snapshots(spark, identifier)
+        root.maintain(spark, identifier)
         iceberg = root.iceberg_table(root.aggregates_database, aggregate.name)
         report.materializations.append(
             AssetReport(

@@ -56,12 +56,12 @@ def run(spark: SparkSession, root: DataRoot, request: StageRequest) -> StageRepo
             done = replace_snapshot(
                 spark, table, files, identifier, root.quarantine(table.name, "migrate-snapshot"), log=log.warning
             )
-            root.expire_snapshots(spark, identifier)
+            root.maintain(spark, identifier)
             report.materializations.append(_asset_report(root, table, done))
         else:
             files = [uri for batch in batches for uri in root.converted_or_fail(table.name, batch).uris]
             quarantine = root.quarantine(table.name, f"migrate-{batches[0]}-{batches[-1]}")
             done = migrate_batches(spark, table, files, identifier, quarantine, log=log.warning)
-            root.expire_snapshots(spark, identifier)
+            root.maintain(spark, identifier)
             report.materializations.append(_asset_report(root, table, done, batches=", ".join(batches)))
     return report
