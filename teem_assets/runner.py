@@ -18,17 +18,31 @@ POOLS = """concurrency:
   pools:
     default_limit: 1
 """
-INSTANCE_SETTINGS = "telemetry:\n  enabled: false\n" + POOLS
+# A run that failed outside its steps (its worker lost, its code server gone) is run again from the failure, at
+# most twice; a step's own failures are not: its RetryPolicy retried what is transient, and the rest (an
+# unreadable unload, settings that cannot work) needs a fix first. The README's deployment dagster.yaml says
+# the same.
+RUN_RETRIES = """run_retries:
+  enabled: true
+  max_retries: 2
+  retry_on_asset_or_op_failure: false
+"""
+INSTANCE_SETTINGS = "telemetry:\n  enabled: false\n" + POOLS + RUN_RETRIES
 
 
 def ensure_instance_settings(home: str) -> None:
-    """Write DAGSTER_HOME/dagster.yaml when it is missing, or add the pools to one written before them."""
+    """Write DAGSTER_HOME/dagster.yaml when it is missing, or add the pools and run retries to one written
+    before them."""
     os.makedirs(home, exist_ok=True)
     settings = os.path.join(home, "dagster.yaml")
     current = open(settings).read() if os.path.exists(settings) else ""
-    if "concurrency:" not in current:
+    if not current.strip():
+        missing = INSTANCE_SETTINGS
+    else:
+        missing = ("" if "concurrency:" in current else POOLS) + ("" if "run_retries:" in current else RUN_RETRIES)
+    if missing:
         with open(settings, "a") as handle:
-            handle.write(POOLS if current.strip() else INSTANCE_SETTINGS)
+            handle.write(missing if current.endswith("\n") or not current else "\n" + missing)
 
 
 def instance() -> dg.DagsterInstance:

@@ -5,17 +5,18 @@ that cannot work (a database that does not exist) fail at once, not retried, say
 from __future__ import annotations
 
 import datetime as dt
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
+import dagster as dg
 import psycopg2
 import pytest
+from dagster._daemon.auto_run_reexecution.auto_run_reexecution import should_retry
 from dagster_helpers import definitions, run_job
-from servers import free_port
+from pg_proxy import PostgresProxy
 
+from teem_assets.runner import ensure_instance_settings
 from teem_assets.sample.generate import UnloadOptions, generate_sample
 from teem_assets.sample.spec import SampleSpec
 
@@ -23,62 +24,9 @@ SPEC = SampleSpec(start=dt.date(2019, 9, 1), days=1, seed=7)
 DAY = SPEC.batch_dates[0].isoformat()
 
 
-class RefusingProxy:
-    """A TCP front of the test's PostgreSQL that hangs up on its first `refuse` connections, then forwards."""
-
-    def __init__(self, postgres_url: str, refuse: int) -> None:
-        self.url, self.refuse, self.refused = urlparse(postgres_url), refuse, 0
-        self.listener = socket.create_server(("127.0.0.1", free_port()))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def front_url(self) -> str:
-        user = self.url.username or "postgres"
-        return f"postgresql://{user}@127.0.0.1:{self.port}{self.url.path or '/postgres'}"
-
-    def _upstream(self) -> socket.socket:
-        socket_folder = parse_qs(self.url.query).get("host", [None])[0]
-        if socket_folder:  # the embedded server listens on a Unix socket
-            upstream = socket.socket(socket.AF_UNIX)
-            upstream.connect(f"{socket_folder}/.s.PGSQL.{self.url.port or 5432}")
-            return upstream
-        return socket.create_connection((self.url.hostname, self.url.port or 5432))
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if self.refused < self.refuse:
-                self.refused += 1
-                client.close()  # as a server going down for a restart does
-                continue
-            upstream = self._upstream()
-            for source, target in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, target), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, target: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                target.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for end in (source, target):
-                try:
-                    end.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self.listener.close()
-
-
 @pytest.fixture
-def proxy(postgres_url: str) -> Iterator[RefusingProxy]:
-    front = RefusingProxy(postgres_url, refuse=1)
+def proxy(postgres_url: str) -> Iterator[PostgresProxy]:
+    front = PostgresProxy(postgres_url, refuse=1)
     yield front
     front.close()
 
@@ -88,7 +36,7 @@ def _steps(result, event_type: str) -> list[str]:
 
 
 def test_a_postgres_restart_is_retried_and_the_run_completes_exactly(
-    tmp_path: Path, monkeypatch, postgres_url, pg_schema, spark, proxy: RefusingProxy
+    tmp_path: Path, monkeypatch, postgres_url, pg_schema, spark, proxy: PostgresProxy
 ) -> None:
     generate_sample(str(tmp_path), SPEC, UnloadOptions())
     defs = definitions(monkeypatch, tmp_path, proxy.front_url(), pg_schema)
@@ -112,9 +60,17 @@ def test_settings_that_cannot_work_fail_at_once_and_say_what_to_fix(
     generate_sample(str(tmp_path), SPEC, UnloadOptions())
     missing = urlparse(postgres_url)._replace(path="/teem_no_such_database").geturl()
     defs = definitions(monkeypatch, tmp_path, missing, pg_schema)
-    result = run_job(defs, "migration_job", DAY, DAY, raise_on_error=False)
+    home = tmp_path / "dagster"
+    ensure_instance_settings(str(home))  # the instance a deployment gets: its run retries
+    instance = dg.DagsterInstance.from_config(str(home))
+    result = run_job(defs, "migration_job", DAY, DAY, instance=instance, raise_on_error=False)
     assert not result.success
     assert _steps(result, "STEP_UP_FOR_RETRY") == []
+    # nor is the run made again: run retries are for runs that failed outside their steps
+    assert (instance.run_retries_enabled, instance.run_retries_max_retries) == (True, 2)
+    assert instance.run_retries_retry_on_asset_or_op_failure is False
+    failed = instance.get_run_by_id(result.run_id)
+    assert failed.tags.get("dagster/will_retry") == "false" and not should_retry(failed, instance)
     failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert failures and all(f.step_key.startswith("postgres_") for f in failures)
     message = str(failures[0].event_specific_data.error)
