@@ -217,8 +217,8 @@ def _killed_run(point: KillPoint, root: Path, url: str, schema: str, work: Path)
         if (statement := _statement(message)) is not None:
             said.append(statement)
         if point.in_postgres and said and child and point.in_postgres(schema, said, message):
+            killed.set()  # before the kill: the run's end is what the test waits on
             os.killpg(child[0].pid, signal.SIGKILL)
-            killed.set()
             return False
         return True
 
@@ -228,8 +228,8 @@ def _killed_run(point: KillPoint, root: Path, url: str, schema: str, work: Path)
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and child[0].poll() is None:
             if point.on_disk and point.on_disk(root):
-                os.killpg(child[0].pid, signal.SIGKILL)
                 killed.set()
+                os.killpg(child[0].pid, signal.SIGKILL)
             time.sleep(0.005)
         child[0].wait(30)
     finally:

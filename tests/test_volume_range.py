@@ -11,10 +11,13 @@ import pytest
 from dagster_helpers import definitions, materializations, replace_raw_batch, run_job
 from tables import iceberg_rows
 
+from teem_assets import layout
 from teem_assets.assets.parquet import VOLUME
 from teem_assets.catalogue import FACTS, TABLES, Table
 from teem_assets.sample.generate import UnloadOptions, batch_rows, generate_sample
 from teem_assets.sample.spec import SampleSpec
+from teem_assets.settings import trailing_weeks, volume_threshold
+from teem_assets.verdicts.batches import short_batches
 
 SPEC = SampleSpec(start=dt.date(2019, 9, 1), days=60, seed=99)
 DAYS = [d.isoformat() for d in SPEC.batch_dates]
@@ -70,3 +73,6 @@ def test_sixty_days_with_weekends_pass_and_a_short_date_waits_alone(
     for table in FACTS:
         assert _migrated(root, table) == _newest(table, SPEC.batch_dates), table.name
         assert "held_back_batches" not in materializations(again)[f"migrated/{table.name}"]
+    # complete, the sixty days all pass, weekends and all
+    folders = [layout.parquet_table(str(root), t.name) for t in FACTS]
+    assert short_batches(folders, DAYS, trailing_weeks(), volume_threshold()) == []
