@@ -8,13 +8,13 @@ from teem_assets.catalogue import TABLES
 from teem_assets.sample.generate import batch_rows, snapshot_rows
 
 
-def newest_by_key(table: str, spec=SAMPLE_SPEC) -> dict[object, tuple]:
-    """For every key, the generated row with the greatest updated-at over all batches."""
+def newest_by_key(table: str, spec=SAMPLE_SPEC, days=None) -> dict[object, tuple]:
+    """For every key, the generated row with the greatest updated-at over the batches of `days` (default: all)."""
     definition = TABLES[table]
     pk = definition.column_names.index(definition.primary_key[0])
     updated = definition.column_names.index(definition.updated_at)
     newest: dict[object, tuple] = {}
-    for day in spec.batch_dates:
+    for day in spec.batch_dates if days is None else days:
         for row in batch_rows(spec, table, day):
             if row[pk] not in newest or row[updated] > newest[row[pk]][updated]:
                 newest[row[pk]] = row

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from dagster_helpers import definitions, materializations, replace_raw_batch, run_job
+from oracle import newest_by_key
 from tables import iceberg_rows
 
 from teem_assets import layout
@@ -27,13 +28,8 @@ ATTENDANCE = TABLES["fact_attendance"]
 
 def _newest(table: Table, days: list[dt.date]) -> set[tuple]:
     """(key, updated-at) of every key's newest row over the batches of `days`, from the generator alone."""
-    key, updated = table.column_names.index(table.primary_key[0]), table.column_names.index(table.updated_at)
-    newest: dict[object, object] = {}
-    for day in days:
-        for row in batch_rows(SPEC, table.name, day):
-            if row[key] not in newest or row[updated] > newest[row[key]]:
-                newest[row[key]] = row[updated]
-    return set(newest.items())
+    updated = table.column_names.index(table.updated_at)
+    return {(key, row[updated]) for key, row in newest_by_key(table.name, SPEC, days).items()}
 
 
 def _migrated(root: Path, table: Table) -> set[tuple]:
