@@ -90,16 +90,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from teem_assets.demo import print_materialized
-    from teem_assets.runner import run_range
+    from teem_assets.demo import run_in_terminal
 
     if args.last < args.first:
         print(f"teem run: --to {args.last} is before --from {args.first}", file=sys.stderr)
         return 2
-    result, materialized = run_range(args.first, args.last)
-    print(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'}")
-    print_materialized(materialized)
-    return 0 if result.success else 1
+    return run_in_terminal(args.first, args.last)
 
 
 def _table(args: argparse.Namespace) -> int:

@@ -1,14 +1,20 @@
-"""`teem demo`: the sample generated once, then every layer materialized for all its batch dates."""
+"""`teem demo` and `teem run`: the sample generated once (demo), then every layer materialized for a range of
+batch dates in one run, its progress in the terminal and everything Spark and Dagster log in a file."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
 import time
+from typing import TextIO
+
+from dagster._core.utils import make_new_run_id
 
 from teem_assets.runner import Materialized, instance, run_range
 from teem_assets.sample.generate import UnloadOptions, generate_sample
 from teem_assets.sample.spec import SampleSpec
+from teem_assets.settings import state_dir
+from teem_assets.terminal import StageProgress, logs_to_file, run_log_path
 
 DEMO_SPEC = SampleSpec(start=dt.date(2019, 9, 1), days=14, seed=7)
 
@@ -21,21 +27,45 @@ def ensure_sample(root: str) -> bool:
     return True
 
 
-def print_materialized(materialized: list[Materialized]) -> None:
+def print_materialized(materialized: list[Materialized], out: TextIO) -> None:
     for item in materialized:
         quarantined = "" if item.quarantined is None else f"  {item.quarantined} quarantined"
-        print(f"  {item.asset:<28} {item.partitions:<24} {item.rows!s:>8} rows{quarantined}")
+        out.write(f"  {item.asset:<28} {item.partitions:<24} {item.rows!s:>8} rows{quarantined}\n")
+
+
+def report_run(first: dt.date, last: dt.date, out: TextIO, started: float, log: str, run_id: str) -> bool:
+    """Run every layer for first..last, a line per stage as it ends, then the table of what it wrote."""
+    out.write(f"run {run_id}, batch dates {first}..{last} (Spark's and Dagster's logs: {log})\n")
+    with StageProgress(instance(), run_id, out) as progress:
+        result, materialized = run_range(first, last, run_id)
+    out.write(f"run {run_id}: {'succeeded' if result.success else 'FAILED'} in {time.monotonic() - started:.0f} s\n")
+    print_materialized(materialized, out)
+    for failure in progress.failures:
+        out.write(f"failed: {failure}\n")
+    if progress.failures:
+        out.write(f"the whole error is in {log}\n")
+    return result.success
+
+
+def run_in_terminal(first: dt.date, last: dt.date) -> int:
+    """`teem run`."""
+    run_id = make_new_run_id()
+    log = run_log_path(state_dir() / "logs", run_id)
+    with logs_to_file(log) as out:
+        return 0 if report_run(first, last, out, time.monotonic(), str(log), run_id) else 1
 
 
 def run_demo(root: str) -> int:
+    """`teem demo`."""
     started = time.monotonic()
-    if ensure_sample(root):
-        print(f"generated the sample ({DEMO_SPEC.days} days from {DEMO_SPEC.start}) under {root}/csv")
-    else:
-        print(f"using the unloads already under {root}/csv")
-    result, materialized = run_range(DEMO_SPEC.start, DEMO_SPEC.end)
-    print(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'} in {time.monotonic() - started:.0f} s")
-    print_materialized(materialized)
-    print(f"\nIceberg tables under {root}/warehouse (`teem table NAME` shows one). To browse the runs and assets:")
-    print(f"  DAGSTER_HOME={instance().root_directory} ./dev.sh ui    # then open http://127.0.0.1:3000")
-    return 0 if result.success else 1
+    run_id = make_new_run_id()
+    log = run_log_path(state_dir() / "logs", run_id)
+    with logs_to_file(log) as out:
+        if ensure_sample(root):
+            out.write(f"generated the sample ({DEMO_SPEC.days} days from {DEMO_SPEC.start}) under {root}/csv\n")
+        else:
+            out.write(f"using the unloads already under {root}/csv\n")
+        succeeded = report_run(DEMO_SPEC.start, DEMO_SPEC.end, out, started, str(log), run_id)
+        out.write(f"\nIceberg tables under {root}/warehouse (`teem table NAME` shows one). To browse the runs:\n")
+        out.write(f"  DAGSTER_HOME={instance().root_directory} ./dev.sh ui    # then open http://127.0.0.1:3000\n")
+    return 0 if succeeded else 1

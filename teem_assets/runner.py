@@ -60,7 +60,9 @@ class Materialized:
     quarantined: object
 
 
-def run_range(first: dt.date, last: dt.date) -> tuple[dg.ExecuteInProcessResult, list[Materialized]]:
+def run_range(
+    first: dt.date, last: dt.date, run_id: str | None = None
+) -> tuple[dg.ExecuteInProcessResult, list[Materialized]]:
     """Materialize every layer for batch dates first..last as one single-run backfill."""
     from teem_assets.definitions import defs
 
@@ -69,6 +71,7 @@ def run_range(first: dt.date, last: dt.date) -> tuple[dg.ExecuteInProcessResult,
     job = defs.resolve_job_def("migration_job")
     result = job.execute_in_process(
         instance=instance(),
+        run_id=run_id,
         tags={ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()},
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},

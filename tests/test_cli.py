@@ -1,9 +1,10 @@
-"""The `teem` command as a user runs it: sample-unload and check-unload."""
+"""The `teem` command as a user runs it: sample-unload, check-unload, run and demo."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -95,7 +96,8 @@ def test_run_materializes_a_range_into_the_dagster_instance(tmp_path: Path, post
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("  ")}
+    shown = [line for line in result.stdout.splitlines() if line.startswith("  ")]
+    lines = {line.split()[0]: line for line in shown if "/" in line.split()[0]}
     assert "2019-09-02..2019-09-03" in lines["migrated/fact_event_by_day"]
     every_table = {f"{layer}/{t}" for layer in ("parquet", "migrated", "postgres") for t in TABLES}
     assert set(lines) == every_table | {f"{layer}/{a}" for layer in ("aggregates", "postgres") for a in AGGREGATES}
@@ -164,3 +166,54 @@ def test_check_unload_names_an_unreadable_part_without_a_traceback(tmp_path: Pat
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"teem check-unload: {part}: cannot read the file: ")
     assert "Traceback" not in result.stderr and "incorrect data check" in result.stderr
+
+
+SPARK_LOGGER_LINE = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d (TRACE|DEBUG|INFO|WARN|ERROR|FATAL) ")
+JAVA_STACK_LINE = re.compile(
+    r"^\s+at [\w$.<>]+\(|^Exception in thread |^Caused by: |^(java|org|scala)\.[\w.$]+(Exception|Error)"
+)
+STAGES = [
+    "parquet_snapshots",
+    "migrated_snapshots",
+    "postgres_snapshots",
+    "parquet_batches",
+    "migrated_batches",
+    "postgres_batches",
+    "aggregates",
+    "postgres_aggregates",
+]
+
+
+def test_demo_shows_each_stage_and_keeps_spark_logs_in_a_file(tmp_path: Path, postgres_url: str, pg_schema: str):
+    from tables import iceberg_rows
+
+    env = {
+        **os.environ,
+        "TEEM_HOME": str(tmp_path / "home"),
+        "TEEM_POSTGRES_URL": postgres_url,
+        "TEEM_PG_SCHEMA": pg_schema,
+    }
+    root = tmp_path / "root"
+    result = subprocess.run([TEEM, "demo", "--root", str(root)], env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    shown = (result.stdout + result.stderr).splitlines()
+    assert not [line for line in shown if SPARK_LOGGER_LINE.match(line) or JAVA_STACK_LINE.match(line)]
+    assert not [line for line in shown if "Traceback" in line or "Setting default log level" in line]
+    assert result.stderr == ""
+
+    stage_lines = [line.split() for line in shown if line.startswith("  ") and line.split()[0] in STAGES]
+    assert [words[0] for words in stage_lines] == STAGES  # each once, in the order they ran
+    migrated_facts = next(words for words in stage_lines if words[0] == "migrated_batches")
+    event_rows = iceberg_rows(root, "migrated", "fact_event_by_day").num_rows
+    attendance_rows = iceberg_rows(root, "migrated", "fact_attendance").num_rows
+    assert migrated_facts[1:5] == ["2", "tables", str(event_rows + attendance_rows), "rows"]
+    assert float(migrated_facts[5]) > 0 and migrated_facts[6] == "s"
+
+    table = {line.split()[0]: line.split() for line in shown if line.startswith("  ") and "/" in line.split()[0]}
+    assert table["migrated/fact_event_by_day"][1:3] == ["2019-09-01..2019-09-14", str(event_rows)]
+
+    [log] = (tmp_path / "home" / "logs").iterdir()
+    assert str(log) in result.stdout
+    logged = log.read_text().splitlines()
+    assert any(SPARK_LOGGER_LINE.match(line) for line in logged)  # Spark's logger did speak: into the file
+    assert any("migration_job" in line and "dagster" in line for line in logged)

@@ -19,6 +19,7 @@ DEFINITIONS = (
     "teem_assets.cli",
     "teem_assets.runner",
     "teem_assets.demo",
+    "teem_assets.terminal",
     "teem_assets.show_table",
 )
 LAYERS = {"definitions": 2, "resources": 1, "logic": 0}
