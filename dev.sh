@@ -49,6 +49,22 @@ ensure_jars() {
   touch "$stamp"
 }
 
+# The browser tests drive Debian's Chromium through Playwright; no browser is ever downloaded.
+ensure_chromium() {
+  local chromium=${TEEM_CHROMIUM:-/usr/bin/chromium}
+  if [ -x "$chromium" ]; then
+    return
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "dev.sh: installing Debian's chromium (the browser tests drive it)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+  [ -x "$chromium" ] || {
+    echo "dev.sh: the browser tests need Chromium: Debian's chromium package, or TEEM_CHROMIUM=/path/to/it" >&2
+    exit 1
+  }
+}
+
 ensure_venv() {
   local stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
   if [ -f "$stamp" ]; then
@@ -73,7 +89,7 @@ case "$command" in
     exec "$VENV/bin/teem" demo "$@"
     ;;
   test)
-    ensure_java; ensure_jars; ensure_venv
+    ensure_java; ensure_jars; ensure_venv; ensure_chromium
     "$VENV/bin/ruff" check .
     exec "$VENV/bin/python" -m pytest "$@"
     ;;

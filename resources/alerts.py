@@ -32,11 +32,11 @@ class EmailAlerts(dg.ConfigurableResource):
         """TEEM_SMTP_HOST, TEEM_SMTP_PORT, TEEM_SMTP_USER, TEEM_SMTP_PASSWORD, TEEM_SMTP_STARTTLS,
         TEEM_ALERT_EMAIL_FROM and TEEM_ALERT_EMAIL_TO (comma-separated)."""
         return cls(
-            host=os.environ.get("TEEM_SMTP_HOST"),
-            port=int(os.environ.get("TEEM_SMTP_PORT", "587")),
-            user=os.environ.get("TEEM_SMTP_USER"),
+            host=_env("TEEM_SMTP_HOST"),
+            port=dg.EnvVar.int("TEEM_SMTP_PORT") if os.environ.get("TEEM_SMTP_PORT") else 587,
+            user=_env("TEEM_SMTP_USER"),
             password=_env("TEEM_SMTP_PASSWORD"),
-            sender=os.environ.get("TEEM_ALERT_EMAIL_FROM", "teem-pipelines@localhost"),
+            sender=_env("TEEM_ALERT_EMAIL_FROM") or "teem-pipelines@localhost",
             recipients=[a.strip() for a in os.environ.get("TEEM_ALERT_EMAIL_TO", "").split(",") if a.strip()],
             starttls=os.environ.get("TEEM_SMTP_STARTTLS", "true").lower() != "false",
         )
@@ -69,8 +69,8 @@ class SlackAlerts(dg.ConfigurableResource):
         """TEEM_SLACK_TOKEN, TEEM_SLACK_CHANNEL and TEEM_SLACK_API_URL."""
         return cls(
             token=_env("TEEM_SLACK_TOKEN"),
-            channel=os.environ.get("TEEM_SLACK_CHANNEL", "#teem-alerts"),
-            api_url=os.environ.get("TEEM_SLACK_API_URL", WebClient.BASE_URL),
+            channel=_env("TEEM_SLACK_CHANNEL") or "#teem-alerts",
+            api_url=_env("TEEM_SLACK_API_URL") or WebClient.BASE_URL,
         )
 
     @property

@@ -12,7 +12,7 @@ import psycopg2
 import psycopg2.extensions
 from pydantic import PrivateAttr
 
-from teem_assets.settings import state_dir
+from teem_assets.settings import postgres_schema, state_dir
 
 
 class PostgresUnavailable(Exception):
@@ -37,6 +37,11 @@ def _embedded_uri() -> str:
     return server.get_uri()
 
 
+def _env(name: str) -> dg.EnvVar | None:
+    """A setting present in the environment, as a field the launchpad shows by its variable's name."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
 class PostgresResource(dg.ConfigurableResource):
     """A connection factory. `url` wins; else host etc.; with neither, the embedded server is started."""
 
@@ -55,15 +60,14 @@ class PostgresResource(dg.ConfigurableResource):
     @classmethod
     def from_environment(cls, embedded_allowed: bool = True) -> PostgresResource:
         """TEEM_POSTGRES_URL, or TEEM_PG_HOST/PORT/USER/DATABASE and TEEM_PG_PASSWORD; TEEM_PG_SCHEMA."""
-        password = dg.EnvVar("TEEM_PG_PASSWORD") if os.environ.get("TEEM_PG_PASSWORD") else None
         return cls(
-            url=dg.EnvVar("TEEM_POSTGRES_URL") if os.environ.get("TEEM_POSTGRES_URL") else None,
-            host=os.environ.get("TEEM_PG_HOST"),
-            port=int(os.environ.get("TEEM_PG_PORT", "5432")),
-            user=os.environ.get("TEEM_PG_USER"),
-            database=os.environ.get("TEEM_PG_DATABASE"),
-            password=password,
-            schema_name=os.environ.get("TEEM_PG_SCHEMA", "teem"),
+            url=_env("TEEM_POSTGRES_URL"),
+            host=_env("TEEM_PG_HOST"),
+            port=dg.EnvVar.int("TEEM_PG_PORT") if os.environ.get("TEEM_PG_PORT") else 5432,
+            user=_env("TEEM_PG_USER"),
+            database=_env("TEEM_PG_DATABASE"),
+            password=_env("TEEM_PG_PASSWORD"),
+            schema_name=postgres_schema(),
             embedded_allowed=embedded_allowed,
         )
 

@@ -110,7 +110,8 @@ def _table(args: argparse.Namespace) -> int:
 
         postgres = PostgresResource.from_environment().process_config_and_initialize()  # EnvVars resolved
     try:
-        rows = table_rows(storage_from_environment(), postgres, args.name, layer)
+        storage = storage_from_environment().process_config_and_initialize()  # EnvVars resolved
+        rows = table_rows(storage, postgres, args.name, layer)
     except MissingTable as error:
         print(f"teem table: {error}", file=sys.stderr)
         return 2

@@ -73,12 +73,13 @@ def _fields(settings: dict[str, tuple[str, Callable[[str], Any]]]) -> dict[str, 
 
 
 def storage_from_environment() -> StorageResource:
-    """The data root (TEEM_ROOT) and its catalog."""
+    """The data root (TEEM_ROOT) and its catalog; each setting the environment gives shows in the launchpad
+    by its variable's name."""
     return StorageResource(
-        root=data_root(),
-        migrated_database=dg.EnvVar("TEEM_MIGRATED_DATABASE").get_value("migrated"),
-        aggregates_database=dg.EnvVar("TEEM_AGGREGATES_DATABASE").get_value("aggregates"),
-        aws_endpoint_url=_set("AWS_ENDPOINT_URL"),
+        root=dg.EnvVar("TEEM_ROOT") if _set("TEEM_ROOT") else data_root(),
+        migrated_database=dg.EnvVar("TEEM_MIGRATED_DATABASE") if _set("TEEM_MIGRATED_DATABASE") else "migrated",
+        aggregates_database=dg.EnvVar("TEEM_AGGREGATES_DATABASE") if _set("TEEM_AGGREGATES_DATABASE") else "aggregates",
+        aws_endpoint_url=dg.EnvVar("AWS_ENDPOINT_URL") if _set("AWS_ENDPOINT_URL") else None,
         aws_region=_set("AWS_REGION") or _set("AWS_DEFAULT_REGION"),
         snapshot_retention_days=snapshot_retention_days(),
         orphan_sweep_days=orphan_sweep_days(),
@@ -93,8 +94,8 @@ def emr_from_environment() -> EmrResource:
 def spark_from_environment(default_where: str) -> SparkResource:
     """TEEM_SPARK: in-process, a master URL, or emr; TEEM_SPARK_MESSAGES_BUCKET for spark-submit's messages."""
     return SparkResource(
-        where=_set("TEEM_SPARK") or default_where,
-        messages_bucket=_set("TEEM_SPARK_MESSAGES_BUCKET"),
+        where=dg.EnvVar("TEEM_SPARK") if _set("TEEM_SPARK") else default_where,
+        messages_bucket=dg.EnvVar("TEEM_SPARK_MESSAGES_BUCKET") if _set("TEEM_SPARK_MESSAGES_BUCKET") else None,
         emr=emr_from_environment(),
     )
 

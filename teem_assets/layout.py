@@ -37,3 +37,8 @@ def parquet_batch(root: str, table: str, day: dt.date | str) -> str:
 
 def quarantine(root: str, table: str, batch: dt.date | str) -> str:
     return _join(root, "quarantine", table, str(batch))
+
+
+def iceberg_table(root: str, database: str, name: str) -> str:
+    """The location the catalog gives a table it creates: its default, under the root's warehouse."""
+    return _join(root, "warehouse", database, name)

@@ -74,3 +74,23 @@ def webserver_url() -> str:
 def orphan_sweep_days() -> float:
     """How often, at most, each Iceberg table's orphan files are removed (TEEM_ORPHAN_SWEEP_DAYS)."""
     return float(os.environ.get("TEEM_ORPHAN_SWEEP_DAYS", "7"))
+
+
+def first_batch_date() -> str:
+    """The first daily partition of every fact asset (TEEM_FIRST_BATCH_DATE)."""
+    return os.environ.get("TEEM_FIRST_BATCH_DATE", "2019-09-01")
+
+
+def migrated_database() -> str:
+    """The catalog database of the migrated tables (TEEM_MIGRATED_DATABASE)."""
+    return os.environ.get("TEEM_MIGRATED_DATABASE") or "migrated"
+
+
+def aggregates_database() -> str:
+    """The catalog database of the aggregates (TEEM_AGGREGATES_DATABASE)."""
+    return os.environ.get("TEEM_AGGREGATES_DATABASE") or "aggregates"
+
+
+def postgres_schema() -> str:
+    """The PostgreSQL schema the exports are written to (TEEM_PG_SCHEMA)."""
+    return os.environ.get("TEEM_PG_SCHEMA") or "teem"

@@ -21,8 +21,12 @@ LOCATIONS = """
 """
 
 
+def base_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
 def graphql_client(port: int) -> Callable[..., dict]:
-    url = f"http://127.0.0.1:{port}/graphql"
+    url = f"{base_url(port)}/graphql"
 
     def graphql(query: str, **variables: object) -> dict:
         answer = requests.post(url, json={"query": query, "variables": variables}, timeout=30)
@@ -43,11 +47,13 @@ def loaded_location(graphql: Callable[..., dict], timeout: float = 180) -> dict:
 
 
 @contextlib.contextmanager
-def dagster_dev(env: dict[str, str], folder: Path) -> Iterator[tuple[Callable[..., dict], dict]]:
+def dagster_dev(
+    env: dict[str, str], folder: Path, port: int | None = None
+) -> Iterator[tuple[Callable[..., dict], dict]]:
     """`dagster dev` on the project's workspace with `env` (its DAGSTER_HOME created), until the code location
     has loaded; yields the GraphQL client and the location."""
     os.makedirs(env["DAGSTER_HOME"], exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     dagster = str(Path(sys.executable).parent / "dagster")
     command = [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
     graphql = graphql_client(port)

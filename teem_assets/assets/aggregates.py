@@ -12,6 +12,14 @@ from resources.spark import SparkResource
 from resources.storage import StorageResource
 from teem_assets.aggregates.outputs import AGGREGATES, Aggregate
 from teem_assets.aggregates.store import partition_rows
+from teem_assets.assets.conventions import (
+    compute_kind,
+    conventions,
+    iceberg_uri,
+    postgres_table_name,
+    postgres_uri,
+    storage_kind,
+)
 from teem_assets.assets.keys import aggregate_key, migrated_key, postgres_key, selected_tables
 from teem_assets.assets.stage import COMMIT_RETRIES, pool_of, stage_request
 from teem_assets.catalogue import TABLES
@@ -19,6 +27,7 @@ from teem_assets.partitions import batch_partitions
 from teem_assets.postgres.aggregates import EXPORTED, Comparison, compare_with_reference, export_since_last
 from teem_assets.postgres.load import fingerprint_of_rows, postgres_fingerprint
 from teem_assets.postgres.source import migrated_rows
+from teem_assets.settings import aggregates_database
 from teem_assets.stages.aggregate import RECOMPUTED, SNAPSHOTS_READ
 
 CHECK = "matches_postgres_reference"
@@ -33,9 +42,14 @@ def _spec(aggregate: Aggregate) -> dg.AssetSpec:
         f"{aggregate.partition_column}: partition D "
         f"recomputes the {aggregate.partition_column} values whose inputs batch D touched; a new dimension "
         "snapshot recomputes them all.",
-        group_name="aggregates",
-        kinds={"spark", "iceberg"},
         partitions_def=batch_partitions,
+        **conventions(
+            "aggregates",
+            aggregate,
+            {compute_kind(), "iceberg", storage_kind()},
+            iceberg_uri(aggregates_database(), aggregate.name),
+            f"{aggregates_database()}.{aggregate.name}",
+        ),
     )
 
 
@@ -155,9 +169,15 @@ def _export_spec(aggregate: Aggregate) -> dg.AssetSpec:
         "since the last export replaced, deleted and inserted again with COPY, in one transaction that also "
         f"records the snapshot exported ({EXPORTED}): an export that was killed or failed is caught up by the "
         "next.",
-        group_name="postgres",
-        kinds={"postgres"},
         partitions_def=batch_partitions,
+        **conventions(
+            "postgres",
+            aggregate,
+            {"postgres"},
+            postgres_uri(),
+            postgres_table_name(aggregate),
+            code="postgres_aggregates",
+        ),
     )
 
 

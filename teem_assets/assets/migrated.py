@@ -7,10 +7,12 @@ import dagster as dg
 
 from resources.spark import SparkResource
 from resources.storage import StorageResource
+from teem_assets.assets.conventions import compute_kind, iceberg_uri, storage_kind
 from teem_assets.assets.held_back import admitted_batches, noting_held_back
 from teem_assets.assets.keys import migrated_key, parquet_key, selected_tables
 from teem_assets.assets.stage import COMMIT_RETRIES, layer_spec, stage, stage_request
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
+from teem_assets.settings import migrated_database
 
 
 def _spec(table: Table) -> dg.AssetSpec:
@@ -21,7 +23,10 @@ def _spec(table: Table) -> dg.AssetSpec:
             f"each batch upserted with MERGE INTO by {', '.join(table.primary_key)}, the newest {table.updated_at} wins"
         )
     description = f"Current state of {table.name}: an Iceberg table partitioned by created_date; {how}"
-    return layer_spec(table, migrated_key(table), parquet_key(table), "migrated", {"spark", "iceberg"}, description)
+    kinds = {compute_kind(), "iceberg", storage_kind()}
+    database = migrated_database()
+    uri, name = iceberg_uri(database, table.name), f"{database}.{table.name}"
+    return layer_spec(table, migrated_key(table), parquet_key(table), kinds, description, uri, name)
 
 
 @stage("migrated_snapshots", DIMENSIONS, _spec, retry_policy=COMMIT_RETRIES)

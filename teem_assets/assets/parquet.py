@@ -10,6 +10,7 @@ import dagster as dg
 
 from resources.spark import SparkResource
 from resources.storage import StorageResource
+from teem_assets.assets.conventions import compute_kind, parquet_uri, storage_kind
 from teem_assets.assets.keys import parquet_key, raw_key, selected_tables
 from teem_assets.assets.stage import layer_spec, stage, stage_request
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
@@ -21,7 +22,8 @@ from teem_assets.verdicts.snapshots import SHRINK
 def _spec(table: Table) -> dg.AssetSpec:
     what = "the newest complete snapshot" if table.is_dimension else "one daily batch"
     description = f"{what} of {table.name} as typed Parquet; malformed records in quarantine/{table.name}/"
-    return layer_spec(table, parquet_key(table), raw_key(table), "parquet", {"spark", "parquet"}, description)
+    kinds = {compute_kind(), "parquet", storage_kind()}
+    return layer_spec(table, parquet_key(table), raw_key(table), kinds, description, parquet_uri(table))
 
 
 def _snapshot_check_specs(table: Table) -> list[dg.AssetCheckSpec]:

@@ -6,6 +6,7 @@ import dagster as dg
 
 from resources.postgres import PostgresResource
 from resources.storage import StorageResource
+from teem_assets.assets.conventions import postgres_table_name, postgres_uri
 from teem_assets.assets.held_back import admitted_batches, noting_held_back
 from teem_assets.assets.keys import migrated_key, postgres_key, selected_tables
 from teem_assets.assets.stage import COMMIT_RETRIES, layer_spec, stage
@@ -19,7 +20,8 @@ CHECK = "matches_migrated"
 def _spec(table: Table) -> dg.AssetSpec:
     how = "replaced in one transaction" if table.is_dimension else "each batch upserted, the newest updated-at wins"
     description = f"{table.name} in PostgreSQL, loaded with COPY; {how}"
-    return layer_spec(table, postgres_key(table), migrated_key(table), "postgres", {"postgres"}, description)
+    name = postgres_table_name(table)
+    return layer_spec(table, postgres_key(table), migrated_key(table), {"postgres"}, description, postgres_uri(), name)
 
 
 def _check_specs(table: Table) -> list[dg.AssetCheckSpec]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from teem_assets.assets.conventions import conventions, raw_uri, storage_kind
 from teem_assets.assets.keys import raw_key
 from teem_assets.catalogue import TABLES, Table
 from teem_assets.partitions import batch_partitions
@@ -15,9 +16,10 @@ def raw_spec(table: Table) -> dg.AssetSpec:
     return dg.AssetSpec(
         raw_key(table),
         description=f"Redshift UNLOAD of teem_edw.{table.name} ({kind}) under {where.format(t=table.name)}",
-        group_name="raw",
-        kinds={"s3", "csv"},
         partitions_def=None if table.is_dimension else batch_partitions,
+        **conventions(
+            "raw", table, {storage_kind(), "csv"}, raw_uri(table), f"teem_edw.{table.name}", not table.is_dimension
+        ),
     )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import dagster as dg
 
 from resources.storage import StorageResource
+from teem_assets.assets.conventions import conventions
 from teem_assets.catalogue import Table
 from teem_assets.partitions import batch_partitions
 from teem_assets.stages.request import StageRequest
@@ -33,16 +34,22 @@ def pool_of(stage_name: str) -> str | None:
 
 
 def layer_spec(
-    table: Table, key: dg.AssetKey, upstream: dg.AssetKey, group: str, kinds: set[str], description: str
+    table: Table,
+    key: dg.AssetKey,
+    upstream: dg.AssetKey,
+    kinds: set[str],
+    description: str,
+    uri: str,
+    table_name: str | None = None,
 ) -> dg.AssetSpec:
-    """A table's asset in a layer: daily-partitioned for facts, unpartitioned for dimensions."""
+    """A table's asset in the layer its key names (and its group): daily-partitioned for facts, unpartitioned
+    for dimensions, with the conventions every asset carries."""
     return dg.AssetSpec(
         key,
         deps=[upstream],
         description=description,
-        group_name=group,
-        kinds=kinds,
         partitions_def=None if table.is_dimension else batch_partitions,
+        **conventions(key.path[0], table, kinds, uri, table_name, daily=not table.is_dimension),
     )
 
 

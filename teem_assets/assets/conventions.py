@@ -1,0 +1,177 @@
+"""What every asset carries besides its data, where Dagster's UI looks for it: an owner, tags (layer and domain),
+a code version, where the data lives (`dagster/table_name`, `dagster/uri`, kinds) and its columns.
+
+A code version is a digest of the asset's catalogue entry and of the code that decides its values (its layer's
+modules below), so that the UI marks an asset stale when either changes, and only the assets they decide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import dagster as dg
+
+from resources.spark import EMR
+from teem_assets import layout
+from teem_assets.catalogue import Columns, Table
+from teem_assets.partitions import FIRST_BATCH_DATE
+from teem_assets.settings import data_root, postgres_schema, state_dir
+
+OWNERS = ["team:data-engineering"]
+# The business area of each table and aggregate; a new catalogue entry names its own.
+DOMAINS = {
+    "dim_company": "workplace",
+    "dim_space": "workplace",
+    "dim_calendar": "calendar",
+    "dim_date": "calendar",
+    "fact_event_by_day": "bookings",
+    "fact_attendance": "attendance",
+    "agg_hourly_space": "bookings",
+    "week_people_count": "attendance",
+}
+PACKAGE = Path(__file__).resolve().parents[1]
+# The code that decides each layer's values, relative to teem_assets/ (a folder counts every module in it).
+# The catalogue is not here: each asset's own entry is part of its version instead.
+LAYER_CODE: dict[str, tuple[str, ...]] = {
+    "raw": (),
+    "parquet": (
+        "unload",
+        "stages/convert.py",
+        "conversion.py",
+        "converted.py",
+        "redshift_types.py",
+        "spark_types.py",
+        "verdicts",
+    ),
+    "migrated": ("stages/migrate.py", "migration.py", "spark_types.py", "redshift_types.py"),
+    "postgres": ("postgres/load.py", "postgres/copy.py", "postgres/ddl.py", "postgres/source.py"),
+    "aggregates": (
+        "aggregates/compute.py",
+        "aggregates/hourly.py",
+        "aggregates/inputs.py",
+        "aggregates/reference.py",
+        "aggregates/scope.py",
+        "aggregates/store.py",
+        "aggregates/weekly.py",
+        "stages/aggregate.py",
+    ),
+    "postgres_aggregates": ("postgres/aggregates.py", "postgres/copy.py", "postgres/ddl.py"),
+}
+
+
+def _code_files(layer: str) -> list[Path]:
+    files: set[Path] = set()
+    for entry in LAYER_CODE[layer]:
+        path = PACKAGE / entry
+        files.update(path.rglob("*.py") if path.is_dir() else [path])
+    return sorted(files)
+
+
+def _layer_digest(layer: str) -> bytes:
+    digest = hashlib.sha256()
+    for path in _code_files(layer):
+        digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.digest()
+
+
+_LAYER_DIGESTS = {layer: _layer_digest(layer) for layer in LAYER_CODE}
+
+
+def code_version(layer: str, entry: Columns) -> str:
+    """The digest of `entry` (its columns, types, keys and load mode) and of `layer`'s code."""
+    return hashlib.sha256(_LAYER_DIGESTS[layer] + repr(entry).encode()).hexdigest()[:16]
+
+
+def tags(layer: str, entry: Columns) -> dict[str, str]:
+    return {"layer": layer, "domain": DOMAINS[entry.name]}
+
+
+def column_schema(entry: Columns) -> dg.TableSchema:
+    keys = entry.primary_key if isinstance(entry, Table) else ()
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(c.name, c.type.sql, description="primary key" if c.name in keys else None)
+            for c in entry.columns
+        ]
+    )
+
+
+def compute_kind() -> str:
+    """Where the Spark stages run by default: `emr` on TEEM_ENV=aws or TEEM_SPARK=emr, else `spark`."""
+    where = os.environ.get("TEEM_SPARK") or (EMR if os.environ.get("TEEM_ENV") == "aws" else "")
+    return "emr" if where == EMR else "spark"
+
+
+def storage_kind() -> str:
+    return "s3" if data_root().startswith("s3://") else "file"
+
+
+def _root_uri() -> str:
+    root = data_root()
+    return root.rstrip("/") if "://" in root else f"file://{os.path.abspath(root)}"
+
+
+def raw_uri(table: Table) -> str:
+    folder = layout.raw_snapshot if table.is_dimension else layout.raw_incremental
+    return folder(_root_uri(), table.name)
+
+
+def parquet_uri(table: Table) -> str:
+    return layout.parquet_table(_root_uri(), table.name)
+
+
+def iceberg_uri(database: str, name: str) -> str:
+    return layout.iceberg_table(_root_uri(), database, name)
+
+
+def postgres_uri() -> str:
+    """The PostgreSQL server and database the exports go to, without user or password; the embedded server's
+    data folder when none is set."""
+    url = os.environ.get("TEEM_POSTGRES_URL")
+    if url:
+        parsed = urlparse(url)
+        host = parsed.hostname or parse_qs(parsed.query).get("host", ["localhost"])[0]
+        return f"postgresql://{host}:{parsed.port or 5432}{parsed.path}"
+    if os.environ.get("TEEM_PG_HOST"):
+        host, port = os.environ["TEEM_PG_HOST"], os.environ.get("TEEM_PG_PORT", "5432")
+        return f"postgresql://{host}:{port}/{os.environ.get('TEEM_PG_DATABASE', '')}"
+    return f"file://{state_dir() / 'postgres'}"
+
+
+def postgres_table_name(entry: Columns) -> str:
+    return f"{postgres_schema()}.{entry.name}"
+
+
+def conventions(
+    layer: str,
+    entry: Columns,
+    kinds: set[str],
+    uri: str,
+    table_name: str | None = None,
+    daily: bool = True,
+    code: str | None = None,
+) -> dict[str, object]:
+    """The AssetSpec arguments every asset carries: `layer` is its group and tag, `code` the LAYER_CODE entry
+    that decides its values (the layer's own by default)."""
+    return {
+        "group_name": layer,
+        "kinds": kinds,
+        "owners": OWNERS,
+        "tags": tags(layer, entry),
+        "code_version": code_version(code or layer, entry),
+        "metadata": metadata(entry, uri, table_name, daily),
+    }
+
+
+def metadata(entry: Columns, uri: str | None, table_name: str | None, daily: bool) -> dict[str, object]:
+    """The definition metadata of one asset: its columns, where it lives and the table name it has there, and
+    for a daily asset its first partition."""
+    return {
+        "dagster/column_schema": column_schema(entry),
+        **({"dagster/table_name": table_name} if table_name else {}),
+        **({"dagster/uri": uri} if uri else {}),
+        **({"first_batch_date": f"{FIRST_BATCH_DATE} (TEEM_FIRST_BATCH_DATE)"} if daily else {}),
+    }

@@ -1,0 +1,72 @@
+"""Debian's Chromium driven by Playwright, headless, the way the machine's notes say it runs here: nothing
+downloads a browser (TEEM_CHROMIUM names another binary), and background networking is off."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from playwright.sync_api import Page, sync_playwright
+
+CHROMIUM = os.environ.get("TEEM_CHROMIUM", "/usr/bin/chromium")
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(os.environ.get("TEEM_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+
+
+@contextlib.contextmanager
+def chromium_page(width: int = 1600, height: int = 1000) -> Iterator[Page]:
+    if not os.path.exists(CHROMIUM):
+        raise FileNotFoundError(f"{CHROMIUM}: Debian's chromium package (./dev.sh test installs it as root)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.set_default_timeout(60_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """A PNG a person can open, under test-artifacts/browser/ (or TEEM_TEST_ARTIFACTS)."""
+    path = ARTIFACTS / "browser" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path))
+    return path
+
+
+def open_page(page: Page, url: str) -> None:
+    """Go to `url`; close the community invitation a new browser profile gets on its first visit."""
+    page.goto(url)
+    page.wait_for_load_state("networkidle")
+    skip = page.get_by_role("button", name="Skip")
+    if skip.is_visible():
+        skip.click()
+
+
+def launch_from_asset_page(page: Page, base: str, asset: str, partitions: str, button: str) -> None:
+    """On an asset's page: Materialize…, every partition shown, `partitions` typed into the selection (a key or
+    `[first...last]`), then `button` ("Launch 1 run", "Launch backfill")."""
+    open_page(page, f"{base}/assets/{asset}")
+    page.get_by_role("button").filter(has_text=re.compile(r"^Materialize")).first.click()
+    confirm = page.get_by_role("button", name="Confirm")  # "upstream not materialized": the test knows
+    show_all = page.get_by_text("Show all partitions")
+    show_all.or_(confirm).first.wait_for()
+    if confirm.is_visible():
+        confirm.click()
+    show_all.click()
+    selection = page.get_by_role("dialog").locator("input[type=text]")
+    selection.fill(partitions)
+    selection.press("Enter")
+    page.get_by_role("button", name=button).click()

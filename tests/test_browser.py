@@ -1,0 +1,141 @@
+"""The Dagster UI as people use it, in Debian's Chromium: the lineage, a backfill and a partition launched from an
+asset's page, and a failed blocking check read on its page, against `dagster dev` on the 14-day sample.
+Screenshots go to test-artifacts/browser/."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from browser import chromium_page, launch_from_asset_page, open_page, screenshot
+from dagster_ui import base_url, dagster_dev
+from playwright.sync_api import Page
+from servers import free_port, wait_for
+from tables import iceberg_rows
+
+from teem_assets import layout
+from teem_assets.runner import ensure_instance_settings
+from teem_assets.sample.generate import UnloadOptions, generate_sample
+from teem_assets.sample.spec import SampleSpec
+
+# Text values without characters to escape: one record per line, so the test counts a part's rows itself.
+SPEC = SampleSpec(start=dt.date(2019, 9, 1), days=14, seed=7, plain_text=True)
+GROUPS = {"raw", "parquet", "migrated", "aggregates", "postgres"}
+BACKFILLS = """
+{ partitionBackfillsOrError { ... on PartitionBackfills { results {
+    id status partitionNames runs(limit: 10) { runId status tags { key value } }
+} } } }
+"""
+
+
+def _lines(folder: str) -> int:
+    return sum(len(part.read_bytes().splitlines()) for part in Path(folder).iterdir() if "_part_" in part.name)
+
+
+def _lineage_shows_every_group(page: Page, base: str) -> None:
+    open_page(page, f"{base}/asset-groups")
+    groups = page.locator("[class*=collapsedGroupNodeBox]")
+    groups.first.wait_for()
+    assert {text.strip().splitlines()[0] for text in groups.all_inner_texts()} == GROUPS
+    screenshot(page, "lineage")
+
+
+def _backfill_of_three_days_is_one_run(page: Page, base: str, graphql: Callable[..., dict]) -> None:
+    launch_from_asset_page(page, base, "parquet/fact_event_by_day", "[2019-09-01...2019-09-03]", "Launch backfill")
+    page.get_by_text(re.compile(r"^Created backfill")).wait_for()
+
+    def finished() -> dict | None:
+        [backfill] = graphql(BACKFILLS)["partitionBackfillsOrError"]["results"]
+        return backfill if backfill["status"].startswith("COMPLETED") or backfill["status"] == "FAILED" else None
+
+    backfill = wait_for(finished, 600, "the backfill to finish", interval=2)
+    assert backfill["status"] == "COMPLETED_SUCCESS"
+    assert backfill["partitionNames"] == ["2019-09-01", "2019-09-02", "2019-09-03"]
+    [run] = backfill["runs"]  # one run covers the three days: the stages' single-run backfill policy
+    tags = {tag["key"]: tag["value"] for tag in run["tags"]}
+    assert run["status"] == "SUCCESS"
+    assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == (
+        "2019-09-01",
+        "2019-09-03",
+    )
+    open_page(page, f"{base}/runs/b/{backfill['id']}")
+    page.get_by_text("Succeeded", exact=True).first.wait_for()
+    page.get_by_text("100% completed").wait_for()
+    screenshot(page, "backfill")
+
+
+def _one_partition_launched_succeeds(page: Page, base: str) -> None:
+    launch_from_asset_page(page, base, "migrated/fact_event_by_day", "2019-09-02", "Launch 1 run")
+    page.get_by_text(re.compile(r"^Launched run")).wait_for()
+    page.get_by_role("link", name="View").first.click()
+    page.wait_for_url(re.compile(r"/runs/[0-9a-f-]{36}"))
+    page.get_by_text("partition: 2019-09-02").wait_for()
+    page.get_by_text("Success", exact=True).first.wait_for(timeout=600_000)
+    screenshot(page, "partition-run")
+
+
+def _failed_check_shows_its_metadata(page: Page, base: str, root: Path) -> None:
+    short = layout.raw_batch(str(root), "fact_event_by_day", "2019-09-08")
+    for part in Path(short).iterdir():
+        if part.name.startswith("fact_event_by_day_0001_part_"):  # one Redshift slice's files never arrived
+            part.unlink()
+    rows, baseline = _lines(short), _lines(layout.raw_batch(str(root), "fact_event_by_day", "2019-09-01"))
+    assert rows < 0.95 * baseline
+
+    launch_from_asset_page(page, base, "parquet/fact_event_by_day", "2019-09-08", "Launch 1 run")
+    page.get_by_text(re.compile(r"^Launched run")).wait_for()
+    page.get_by_role("link", name="View").first.click()
+    page.get_by_text("Failure", exact=True).first.wait_for(timeout=600_000)
+    screenshot(page, "failed-run")
+
+    open_page(page, f"{base}/assets/parquet/fact_event_by_day?view=checks")
+    page.get_by_text("volume_vs_trailing_median").first.click()
+    page.get_by_text("This is a blocking asset check.").wait_for()
+    metadata = page.locator("table", has_text="short_batches")
+    assert re.search(r"short_batches\s+2019-09-08", metadata.inner_text())
+    assert re.search(r"threshold\s+0\.95", metadata.inner_text())
+    page.get_by_text("[Show Markdown]").first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("2019-09-08:").wait_for()
+    page.wait_for_timeout(500)  # the dialog fades in
+    shown = dialog.inner_text()
+    share = f"{rows / baseline:.1%}"
+    assert f"2019-09-08: {rows} rows, {share} of {baseline}, the fewest of 2019-09-01" in shown
+    screenshot(page, "failed-check")
+
+
+def _settings_show_their_variables_not_values(page: Page, base: str, location: str, secret_parts: list[str]) -> None:
+    for resource, variable in (("storage", "TEEM_ROOT"), ("postgres", "TEEM_POSTGRES_URL")):
+        open_page(page, f"{base}/locations/{location}/resources/{resource}")
+        row = page.get_by_role("row").filter(has_text=variable)
+        assert "Env var" in row.inner_text()
+        shown = page.locator("body").inner_text()
+        assert not [part for part in secret_parts if part in shown]
+    screenshot(page, "postgres-resource")
+
+
+def test_a_user_session_in_the_dagster_ui(tmp_path: Path, postgres_url: str, pg_schema: str):
+    root = tmp_path / "root"
+    generate_sample(str(root), SPEC, UnloadOptions())
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+        "TEEM_ROOT": str(root),
+        "TEEM_HOME": str(tmp_path / "teem"),
+        "TEEM_POSTGRES_URL": postgres_url,
+        "TEEM_PG_SCHEMA": pg_schema,
+    }
+    ensure_instance_settings(env["DAGSTER_HOME"])  # as `./dev.sh ui` does: pools and run retries
+    port = free_port()
+    base = base_url(port)
+    with dagster_dev(env, tmp_path, port) as (graphql, location), chromium_page() as page:
+        _lineage_shows_every_group(page, base)
+        _settings_show_their_variables_not_values(page, base, location["name"], [str(root), postgres_url])
+        _backfill_of_three_days_is_one_run(page, base, graphql)
+        _one_partition_launched_succeeds(page, base)
+        _failed_check_shows_its_metadata(page, base, root)
+    migrated = iceberg_rows(root, "migrated", "fact_event_by_day")
+    assert migrated.num_rows > 0
