@@ -1,8 +1,12 @@
-"""Throughput of the UNLOAD reader against Spark's own CSV reader and pyarrow's CSV parser, one run.
+"""Throughput of the UNLOAD reader against DuckDB, Spark's own CSV reader and pyarrow's CSV parser, one run.
 
-All three convert the same unload text (fact_event_by_day rows without escapes, so that the CSV readers can
-read it too) to Snappy Parquet with the catalogue's types; the script checks that they agree on the rows
-and prints MB/s (decimal megabytes of text) and ratios. Usage: python bench/reader.py [--gb 1] [--runs 3]
+All of them convert the same unload text (fact_event_by_day rows without escaped delimiters, so that the CSV
+readers can read it too) to Snappy Parquet with the catalogue's types. Each peer runs in a process of its
+own (its peak RSS, summed over the process and its children, the JVM and Spark's Python workers included, is
+sampled from outside); its first conversion in that process is reported as cold, then the median of the
+next `--runs`. The script checks that the peers agree on the row count and on a fingerprint of columns every
+peer reads exactly, and prints MB/s (decimal megabytes of text) and ratios.
+Usage: python bench/reader.py [--gb 1] [--runs 3]
 """
 
 from __future__ import annotations
@@ -11,21 +15,28 @@ import argparse
 import datetime as dt
 import functools
 import itertools
+import json
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from teem_assets.catalogue import TABLES
+from teem_assets.redshift_types import Kind
 from teem_assets.sample.generate import batch_rows
 from teem_assets.sample.spec import SampleSpec
 from teem_assets.sample.unload_writer import write_unload
@@ -112,17 +123,107 @@ def pyarrow_alone(spark: SparkSession, source: Path, out: Path) -> int:
     return rows
 
 
-def fingerprint(spark: SparkSession, out: Path) -> tuple:
-    frame = spark.read.parquet(str(out / "parquet"))
-    return tuple(
-        frame.agg(
-            F.count("*"),
-            F.sum(F.col("event_by_day_pk").cast("decimal(38,0)")),
-            F.count("event_by_day_cancelled_at"),
-            F.max("edw_event_by_day_updated_at").cast("string"),
-            F.sum(F.length("event_by_day_platform_url")),
-        ).first()
+DUCKDB_TYPES = {
+    Kind.SMALLINT: "SMALLINT",
+    Kind.INTEGER: "INTEGER",
+    Kind.BIGINT: "BIGINT",
+    Kind.REAL: "FLOAT",
+    Kind.DOUBLE: "DOUBLE",
+    Kind.BOOLEAN: "BOOLEAN",
+    Kind.CHAR: "VARCHAR",
+    Kind.VARCHAR: "VARCHAR",
+    Kind.DATE: "DATE",
+    Kind.TIMESTAMP: "TIMESTAMP",
+    Kind.TIMESTAMPTZ: "TIMESTAMPTZ",
+}
+
+
+def duckdb_type(kind: Kind, precision: int | None, scale: int | None) -> str:
+    return f"DECIMAL({precision},{scale})" if kind is Kind.DECIMAL else DUCKDB_TYPES[kind]
+
+
+def duckdb_copy(_: SparkSession | None, source: Path, out: Path) -> int:
+    """DuckDB's CSV reader with every column typed, as many threads as Spark has cores, `COPY … TO` Parquet.
+    It refuses a backslash escape together with `\\N` as NULL, so it reads without the escape: exact on
+    this text but for a text value `\\N` (written `\\\\N`), which it keeps with both backslashes."""
+    import duckdb
+
+    columns = {c.name: duckdb_type(c.type.kind, c.type.precision, c.type.scale) for c in TABLE.columns}
+    (out / "parquet").mkdir(parents=True)
+    with duckdb.connect() as connection:
+        connection.execute(f"SET threads = {os.cpu_count()}")
+        connection.execute(
+            f"""COPY (SELECT * FROM read_csv('{source}/{TABLE.name}_*_part_*', delim = '|', quote = '"',
+                   escape = '"', nullstr = '\\N', header = false, auto_detect = false,
+                   columns = {json.dumps(columns)}))
+                TO '{out}/parquet/data.parquet' (FORMAT parquet, COMPRESSION snappy)"""
+        )
+    return pq.ParquetFile(out / "parquet" / "data.parquet").metadata.num_rows
+
+
+# Run in this order; the first one's output (out/0) is bench/postgres_load.py's source.
+PEERS: dict[str, tuple[str, Callable[[SparkSession | None, Path, Path], int], bool]] = {
+    "teem": ("teem reader (Spark tasks, numba scan, pyarrow write)", ours, True),
+    "duckdb": (f"DuckDB read_csv typed, {os.cpu_count()} threads, COPY TO Parquet", duckdb_copy, False),
+    "pyarrow": ("pyarrow CSV parser alone (one process)", pyarrow_alone, False),
+    "spark-csv": ("Spark read.csv -> write.parquet", spark_csv, True),
+    "spark-csv-multiline": (
+        "Spark read.csv multiLine -> write.parquet",
+        functools.partial(spark_csv, multiline=True),
+        True,
+    ),
+}
+
+
+def fingerprint(out: Path) -> tuple:
+    """Row count and values of columns every peer reads exactly (numbers, timestamps, a URL without escapes)."""
+    pk, cancelled, updated, url = (
+        "event_by_day_pk",
+        "event_by_day_cancelled_at",
+        "edw_event_by_day_updated_at",
+        "event_by_day_platform_url",
     )
+    table = ds.dataset(out / "parquet", format="parquet").to_table(columns=[pk, cancelled, updated, url])
+    return (
+        table.num_rows,
+        pc.sum(table[pk]).as_py(),
+        pc.count(table[cancelled]).as_py(),
+        str(pc.max(table[updated]).as_py()),
+        pc.sum(pc.utf8_length(table[url])).as_py(),
+    )
+
+
+def run_peer(key: str, source: Path, out: Path, runs: int) -> None:
+    """In the child process: one cold conversion, then `runs` more; the seconds and rows as JSON, last line."""
+    _, convert, needs_spark = PEERS[key]
+    spark = build_spark_session("bench-reader", extra_conf={"spark.driver.memory": "8g"}) if needs_spark else None
+    seconds, rows = [], 0
+    for _ in range(runs + 1):
+        shutil.rmtree(out, ignore_errors=True)
+        begin = time.monotonic()
+        rows = convert(spark, source, out)
+        seconds.append(time.monotonic() - begin)
+    if spark is not None:
+        spark.stop()
+    print(json.dumps({"seconds": seconds, "rows": rows}), flush=True)
+
+
+def measured(key: str, source: Path, out: Path, runs: int) -> tuple[dict, float]:
+    """A peer run in a child process; returns its report and the peak RSS (MB) of its process tree."""
+    command = [sys.executable, __file__, "--peer", key, "--source", str(source), "--out", str(out), "--runs", str(runs)]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    tree, peak = psutil.Process(child.pid), 0
+    while child.poll() is None:
+        try:
+            processes = [tree, *tree.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in processes if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    output = child.stdout.read() if child.stdout else ""
+    if child.returncode:
+        raise SystemExit(f"{key} failed ({child.returncode})")
+    return json.loads(output.strip().splitlines()[-1]), peak / 2**20
 
 
 def main() -> None:
@@ -130,48 +231,41 @@ def main() -> None:
     parser.add_argument("--gb", type=float, default=1.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--work", default=str(Path(__file__).parent / "data"))
+    parser.add_argument("--peer", choices=PEERS, help=argparse.SUPPRESS)
+    parser.add_argument("--source", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.peer:
+        run_peer(args.peer, Path(args.source), Path(args.out), args.runs)
+        return
     work = Path(args.work)
     source = work / "unload"
     started = time.monotonic()
     size = generate(source, args.gb)
     print(f"unload: {size / 1e6:.0f} MB of text in {len(list(source.glob('*_part_*')))} parts", flush=True)
     print(f"(generated in {time.monotonic() - started:.0f} s if it was not there)", flush=True)
-    jvm_started = time.monotonic()
-    spark = build_spark_session("bench-reader", extra_conf={"spark.driver.memory": "8g"})
-    print(f"Spark started in {time.monotonic() - jvm_started:.1f} s (not counted below)", flush=True)
-    peers: dict[str, Callable[[SparkSession, Path, Path], int]] = {
-        "teem reader (Spark tasks, numba scan, pyarrow write)": ours,
-        "Spark read.csv -> write.parquet": spark_csv,
-        "Spark read.csv multiLine -> write.parquet": functools.partial(spark_csv, multiline=True),
-        "pyarrow CSV parser alone (one process)": pyarrow_alone,
-    }
-    seconds: dict[str, list[float]] = {name: [] for name in peers}
-    prints: dict[str, tuple] = {}
-    for run in range(args.runs):
-        for name, convert in peers.items():
-            out = work / "out" / str(list(peers).index(name))
-            shutil.rmtree(out, ignore_errors=True)
-            begin = time.monotonic()
-            rows = convert(spark, source, out)
-            seconds[name].append(time.monotonic() - begin)
-            prints[name] = fingerprint(spark, out)
-            assert prints[name][0] == rows
-            print(f"run {run + 1}: {name}: {seconds[name][-1]:.1f} s, {rows} rows", flush=True)
+    reports, peaks, prints = {}, {}, {}
+    for index, (key, (name, _, _)) in enumerate(PEERS.items()):
+        out = work / "out" / str(index)
+        reports[key], peaks[key] = measured(key, source, out, args.runs)
+        prints[key] = fingerprint(out)
+        assert prints[key][0] == reports[key]["rows"], (key, prints[key], reports[key])
+        times = ", ".join(f"{s:.1f}" for s in reports[key]["seconds"])
+        print(f"{name}: {times} s (cold first), peak RSS {peaks[key]:.0f} MB", flush=True)
     assert len(set(prints.values())) == 1, f"the peers disagree: {prints}"
-    medians = {name: statistics.median(values) for name, values in seconds.items()}
-    ours_name, csv_name, multiline_name, arrow_name = peers
-    print(f"\n{size / 1e6:.0f} MB, {prints[ours_name][0]} rows x {len(COLUMNS)} columns, median of {args.runs} runs")
-    for name, median in medians.items():
-        print(f"  {name:<55} {size / 1e6 / median:7.1f} MB/s  ({median:.1f} s)")
-    print(f"  ratio teem / Spark CSV:   {medians[csv_name] / medians[ours_name]:.2f}x")
-    print(
-        f"  ratio teem / Spark CSV with multiLine (what escaped line feeds need): "
-        f"{medians[multiline_name] / medians[ours_name]:.2f}x"
-    )
-    print(f"  ratio teem / pyarrow:     {medians[arrow_name] / medians[ours_name]:.2f}x")
-    print(f"  cores: {os.cpu_count()}")
-    spark.stop()
+    cold = {key: report["seconds"][0] for key, report in reports.items()}
+    warm = {key: statistics.median(report["seconds"][1:]) for key, report in reports.items()}
+    print(f"\n{size / 1e6:.0f} MB, {prints['teem'][0]} rows x {len(COLUMNS)} columns; cold = first conversion in a")
+    print(f"fresh process, warm = median of the {args.runs} after it; {os.cpu_count()} cores")
+    print(f"  {'':<58} {'cold MB/s':>10} {'warm MB/s':>10} {'peak RSS':>10}")
+    for key, (name, _, _) in PEERS.items():
+        print(f"  {name:<58} {size / 1e6 / cold[key]:10.1f} {size / 1e6 / warm[key]:10.1f} {peaks[key]:7.0f} MB")
+    for key in PEERS:
+        if key != "teem":
+            print(
+                f"  ratio teem / {key}: cold {cold[key] / cold['teem']:.2f}x, warm {warm[key] / warm['teem']:.2f}x, "
+                f"peak RSS {peaks['teem'] / peaks[key]:.2f}x"
+            )
 
 
 if __name__ == "__main__":
