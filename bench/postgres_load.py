@@ -1,10 +1,12 @@
 """The PostgreSQL load of one fact batch against its peers, in one run, each peer a process of its own.
 
-Peers: `psql \\copy` of the same rows from a CSV file straight into the table (the ceiling), `psql \\copy`
-into a staging table plus the same upsert statement (like for like), this project's upsert (Parquet ->
-Arrow CSV -> COPY, serialisation overlapped, then INSERT … ON CONFLICT), its dimension-style load
-(COPY straight into a new table), and Spark's JDBC writer with rewriteBatchedInserts (the predecessor's
-way) when a PostgreSQL JDBC jar is on this machine. Prints rows/s, ratios and each process's peak RSS.
+Peers: a plain binary COPY of the same rows into the empty table (the server's ceiling), `psql \\copy` of
+them from a CSV file, `psql \\copy` into a staging table plus the same upsert statement (like for like),
+this project's upsert into the empty table and into a realistic one (the batch 90% new keys and 10% newer
+versions of rows the table holds, beside as many rows of other keys: a day of a table with history), its
+dimension-style load (COPY straight into a new table), and Spark's JDBC writer with rewriteBatchedInserts
+(the predecessor's way) when a PostgreSQL JDBC jar is on this machine. Prints rows/s, ratios and each
+process's peak RSS.
 Usage: python bench/postgres_load.py --url postgresql://postgres@127.0.0.1:5432/test [--rows 5000000]
 """
 
@@ -16,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +32,9 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from teem_assets.catalogue import TABLES
+from teem_assets.postgres.copy import copy_batches
 from teem_assets.postgres.ddl import create_table_sql
-from teem_assets.postgres.load import replace, upsert
+from teem_assets.postgres.load import fingerprint_of_rows, replace, table_fingerprint, upsert
 from teem_assets.postgres.source import stream
 from teem_assets.unload.decode import arrow_schema
 
@@ -63,19 +67,84 @@ def make_batch(rows: int, work: Path) -> tuple[Path, Path]:
     return parquet, csv
 
 
-def reset(url: str, name: str) -> None:
+UPDATED_SHARE = 0.1  # of the realistic batch: newer versions of rows the table holds
+OTHER_KEYS = 5 * 10**17  # the history's keys the batch does not touch start here
+
+
+SOURCE_SCHEMA = arrow_schema(TABLE.typed_columns)
+
+
+def rows_of(parquet: Path) -> Iterator[pa.RecordBatch]:
+    return stream(ds.dataset(parquet), TABLE.column_names)
+
+
+def reset(url: str, name: str, history: Path | None = None) -> int:
+    """An empty table, or one holding `history` (loaded before the clock starts); returns its rows."""
     connection = psycopg2.connect(url)
     with connection, connection.cursor() as cursor:
         cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
         cursor.execute(f"DROP TABLE IF EXISTS {SCHEMA}.{name}")
         cursor.execute(create_table_sql(TABLE, SCHEMA, name))
+        rows = 0
+        if history is not None:
+            rows = copy_batches(
+                cursor, SCHEMA, name, arrow_schema(TABLE.typed_columns), stream(ds.dataset(history), TABLE.column_names)
+            )
+    connection.close()
+    if history is not None:
+        vacuumed = psycopg2.connect(url)
+        vacuumed.autocommit = True  # VACUUM ANALYZE, as autovacuum would have by the next day
+        with vacuumed.cursor() as cursor:
+            cursor.execute(f"VACUUM ANALYZE {SCHEMA}.{name}")
+        vacuumed.close()
+    return rows
+
+
+def make_history(batch: Path, work: Path) -> Path:
+    """What the table holds before the realistic batch: an older version of every tenth row of the batch
+    (updated a day earlier), and as many rows again of keys the batch does not touch."""
+    history = work / "history.parquet"
+    rows = pq.ParquetFile(batch).metadata.num_rows
+    if history.exists() and pq.ParquetFile(history).metadata.num_rows == rows + rows // 10:
+        return history
+    table = pq.read_table(batch)
+    key, updated = TABLE.primary_key[0], TABLE.updated_at
+    older = table.take(pa.array(np.arange(0, rows, int(1 / UPDATED_SHARE))))
+    older = older.set_column(
+        older.schema.get_field_index(updated),
+        updated,
+        pc.subtract(older[updated], pa.scalar(86_400_000_000, pa.duration("us"))),
+    )
+    others = table.set_column(
+        table.schema.get_field_index(key), key, pc.add(table[key], pa.scalar(OTHER_KEYS, pa.int64()))
+    )
+    pq.write_table(
+        pa.concat_tables([others, older.cast(table.schema)]),
+        history,
+        compression="snappy",
+        row_group_size=ROW_GROUP_ROWS,
+    )
+    return history
+
+
+def peer_binary_copy(url: str, parquet: Path) -> None:
+    """The ceiling: the rows as they are, in PostgreSQL's binary format, into the empty table, one transaction."""
+    connection = psycopg2.connect(url)
+    with connection, connection.cursor() as cursor:
+        copy_batches(
+            cursor,
+            SCHEMA,
+            TABLE.name,
+            arrow_schema(TABLE.typed_columns),
+            stream(ds.dataset(parquet), TABLE.column_names),
+        )
     connection.close()
 
 
 def peer_ours(url: str, parquet: Path, mode: str) -> None:
     batches = stream(ds.dataset(parquet), TABLE.column_names)
     connection = psycopg2.connect(url)
-    (upsert if mode == "upsert" else replace)(connection, TABLE, SCHEMA, batches)
+    (replace if mode == "replace" else upsert)(connection, TABLE, SCHEMA, batches)
     connection.close()
 
 
@@ -126,20 +195,24 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--peer", help=argparse.SUPPRESS)
     parser.add_argument("--jar", default=os.environ.get("TEEM_PG_JDBC_JAR"))
-    parser.add_argument("--only", help="comma-separated peers: psql, psql+upsert, upsert, replace, jdbc")
+    parser.add_argument(
+        "--only", help="comma-separated peers: binary, upsert-realistic, psql, psql+upsert, upsert, replace, jdbc"
+    )
     args = parser.parse_args()
     work = HERE / "data" / "postgres"
     work.mkdir(parents=True, exist_ok=True)
     parquet, csv = work / "batch.parquet", work / "batch.csv"
     me = [sys.executable, __file__, "--url", args.url, "--rows", str(args.rows)]
     if args.peer == "make":
-        make_batch(args.rows, work)
+        make_history(make_batch(args.rows, work)[0], work)
         return
     if not args.peer:  # made in a child, so that this process stays small and its children's RSS is their own
         subprocess.run([*me, "--peer", "make"], check=True)
     if args.peer:
         if args.peer == "jdbc":
             peer_jdbc(args.url, parquet, args.jar)
+        elif args.peer == "binary":
+            peer_binary_copy(args.url, parquet)
         else:
             peer_ours(args.url, parquet, args.peer)
         return
@@ -156,7 +229,12 @@ def main() -> None:
     staged_file = work / "staged.sql"
     staged_file.write_text(staged)
     peers: dict[str, tuple[str, list[str]]] = {
-        "psql": ("psql \\copy into the table (the ceiling)", _psql(args.url, copy)),
+        "binary": ("binary COPY into the empty table (the ceiling)", [*me, "--peer", "binary"]),
+        "upsert-realistic": (
+            "teem upsert, 90% new keys, 10% newer versions",
+            [*me, "--peer", "upsert-realistic"],
+        ),
+        "psql": ("psql \\copy of CSV into the table", _psql(args.url, copy)),
         "psql+upsert": ("psql \\copy into staging + the same upsert", ["psql", args.url, "-q", "-f", str(staged_file)]),
         "upsert": ("teem upsert (facts)", [*me, "--peer", "upsert"]),
         "replace": ("teem replace (dimensions: COPY into a new table)", [*me, "--peer", "replace"]),
@@ -173,22 +251,39 @@ def main() -> None:
     if args.only:
         peers = {key: peer for key, peer in peers.items() if key in args.only.split(",")}
     seconds: dict[str, float] = {}
+    history = work / "history.parquet"
+    batch_print = fingerprint_of_rows(TABLE, rows_of(parquet))
     for key, (name, command) in peers.items():
-        reset(args.url, TABLE.name)
+        held = reset(args.url, TABLE.name, history if key == "upsert-realistic" else None)
         seconds[key], peak = timed(command)
         connection = psycopg2.connect(args.url)
         with connection, connection.cursor() as cursor:
-            cursor.execute(f"SELECT count(*) FROM {target}")
-            loaded = cursor.fetchone()[0]
+            cursor.execute(f"SELECT count(*), max({TABLE.updated_at}) FROM {target}")
+            loaded, newest = cursor.fetchone()
+            cursor.execute(f"SELECT count(*) FROM {target} WHERE {TABLE.primary_key[0]} < %s", (OTHER_KEYS,))
+            batch_rows = cursor.fetchone()[0]
+            # every row of the batch's keys is the batch's version, none the history's older one
+            keys = pq.read_table(parquet, columns=[TABLE.primary_key[0]])[0]
+            found = table_fingerprint(cursor, TABLE, SCHEMA, keys)
+        if found != batch_print:
+            print(f"{name}: the batch's keys do not hold the batch's rows: {found} != {batch_print}", flush=True)
+            assert key == "jdbc", "the loads must all end with the batch's rows"
         connection.close()
-        assert loaded == args.rows, (name, loaded)
+        # the history's older versions were replaced, its other keys stay: rows of the batch + other keys
+        expected = args.rows + (held - len(range(0, args.rows, int(1 / UPDATED_SHARE))) if held else 0)
+        assert (loaded, batch_rows) == (expected, args.rows), (name, loaded, batch_rows, expected)
+        assert newest is not None
         print(f"{name}: {seconds[key]:.1f} s, {args.rows / seconds[key]:,.0f} rows/s, peak RSS {peak} MB", flush=True)
     print(f"\n{args.rows:,} rows x {len(TABLE.columns)} columns of {TABLE.name}, one run each")
     if set(seconds) != set(peers) or len(peers) < 4:
         return
-    print(f"  teem upsert / psql copy (the ceiling):  {seconds['psql'] / seconds['upsert']:.2f}x")
+    print(
+        f"  teem upsert, realistic / binary COPY (the ceiling): {seconds['binary'] / seconds['upsert-realistic']:.2f}x"
+    )
+    print(f"  teem upsert, empty table / binary COPY:             {seconds['binary'] / seconds['upsert']:.2f}x")
+    print(f"  teem upsert / psql copy of CSV:         {seconds['psql'] / seconds['upsert']:.2f}x")
     print(f"  teem upsert / psql copy + same upsert:  {seconds['psql+upsert'] / seconds['upsert']:.2f}x")
-    print(f"  teem replace / psql copy (the ceiling): {seconds['psql'] / seconds['replace']:.2f}x")
+    print(f"  teem replace / binary COPY:             {seconds['binary'] / seconds['replace']:.2f}x")
     if "jdbc" in seconds:
         print(f"  teem upsert / Spark JDBC:               {seconds['jdbc'] / seconds['upsert']:.2f}x")
     connection = psycopg2.connect(args.url)

@@ -3,10 +3,12 @@ check and partition), and the weekly snapshot's success."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import time
+from dataclasses import dataclass
 
 import dagster as dg
-from dagster._core.event_api import EventRecordsFilter
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
@@ -76,19 +78,41 @@ def _text(value: object) -> str:
     return raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True, default=str)
 
 
-def _alerted_before(instance: dg.DagsterInstance, record: dg.EventLogRecord, partitions: str) -> bool:
+def _alerted_before(instance: dg.DagsterInstance, check: dg.AssetCheckKey, before: float, partitions: str) -> bool:
     """Whether an earlier failed evaluation of the same check covered the same partitions (and so alerted)."""
-    evaluation = record.event_log_entry.dagster_event.event_specific_data
     earlier = instance.event_log_storage.get_asset_check_execution_history(
-        evaluation.asset_check_key, limit=50, status={AssetCheckExecutionRecordStatus.FAILED}
+        check, limit=50, status={AssetCheckExecutionRecordStatus.FAILED}
     )
-    now = record.event_log_entry.timestamp
-    run_ids = [e.run_id for e in earlier if e.event is not None and e.event.timestamp < now]
+    run_ids = [e.run_id for e in earlier if e.event is not None and e.event.timestamp < before]
     runs = instance.get_runs(dg.RunsFilter(run_ids=run_ids)) if run_ids else []
     return any(partitions_of(run) == partitions for run in runs)
 
 
-WARNINGS_PER_TICK = 200
+RUNS_PER_TICK = 500
+FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+# Runs are read again this long after their last update, for a run whose update was stored late; the cursor
+# remembers the ones already read in that window.
+OVERLAP = dt.timedelta(seconds=60)
+
+
+@dataclass
+class _Cursor:
+    after: float  # runs updated after this (epoch seconds, less OVERLAP) are read
+    read: list[str]  # the runs read that were updated within OVERLAP of `after`
+
+    @staticmethod
+    def parse(text: str) -> _Cursor:
+        found = json.loads(text)
+        return _Cursor(found["after"], found["read"])
+
+    def text(self) -> str:
+        return json.dumps({"after": self.after, "read": self.read})
+
+
+def _warnings(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[tuple[dg.EventLogEntry, object]]:
+    entries = instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+    found = [(entry, entry.dagster_event.event_specific_data) for entry in entries]
+    return [(e, v) for e, v in found if not v.passed and v.severity == dg.AssetCheckSeverity.WARN]
 
 
 @dg.sensor(
@@ -101,32 +125,37 @@ WARNINGS_PER_TICK = 200
 def check_warning_alerts(
     context: dg.SensorEvaluationContext, email: EmailAlerts, slack: SlackAlerts
 ) -> dg.SkipReason | None:
+    """Reads the check evaluations of the runs that finished since its last tick: the run storage and each
+    run's own events, which every event log storage serves (SQLite's default per-run shards included)."""
     instance = context.instance
-    events = EventRecordsFilter(DagsterEventType.ASSET_CHECK_EVALUATION)
     if context.cursor is None:  # a new sensor starts from now, not with every warning of the past
-        newest = instance.event_log_storage.get_event_records(events, limit=1, ascending=False)
-        context.update_cursor(str(newest[0].storage_id if newest else 0))
+        context.update_cursor(_Cursor(time.time(), []).text())
         return dg.SkipReason("started: warnings from now on")
-    after = int(context.cursor)
-    records = instance.event_log_storage.get_event_records(
-        EventRecordsFilter(DagsterEventType.ASSET_CHECK_EVALUATION, after_cursor=after),
-        limit=WARNINGS_PER_TICK,
+    cursor = _Cursor.parse(context.cursor)
+    since = dt.datetime.fromtimestamp(cursor.after, dt.UTC) - OVERLAP
+    records = instance.get_run_records(
+        dg.RunsFilter(statuses=FINISHED, updated_after=since),
+        limit=RUNS_PER_TICK,
+        order_by="update_timestamp",
         ascending=True,
     )
-    for record in records:
-        evaluation = record.event_log_entry.dagster_event.event_specific_data
-        if evaluation.passed or evaluation.severity != dg.AssetCheckSeverity.WARN:
-            continue
-        run = instance.get_run_by_id(record.run_id)
-        partitions = partitions_of(run) if run else ""
-        if _alerted_before(instance, record, partitions):
-            continue
-        check = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
-        subject = f"teem-pipelines: warning {check} failed" + (f" for {partitions}" if partitions else "")
-        details = "\n".join(f"{name}: {_text(value)}" for name, value in sorted(evaluation.metadata.items()))
-        deliver(context.log, email, slack, subject, f"{details}\n{run_link(record.run_id)}")
+    fresh = [r for r in records if r.dagster_run.run_id not in cursor.read]
+    for record in fresh:
+        run = record.dagster_run
+        partitions = partitions_of(run)
+        for entry, evaluation in _warnings(instance, run):
+            if _alerted_before(instance, evaluation.asset_check_key, entry.timestamp, partitions):
+                continue
+            check = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+            subject = f"teem-pipelines: warning {check} failed" + (f" for {partitions}" if partitions else "")
+            details = "\n".join(f"{name}: {_text(value)}" for name, value in sorted(evaluation.metadata.items()))
+            deliver(context.log, email, slack, subject, f"{details}\n{run_link(run.run_id)}")
     if records:
-        context.update_cursor(str(records[-1].storage_id))
+        newest = max(cursor.after, records[-1].update_timestamp.timestamp())
+        window = newest - OVERLAP.total_seconds()
+        recent = [r.dagster_run.run_id for r in records if r.update_timestamp.timestamp() > window]
+        read = [run_id for run_id in cursor.read if run_id not in recent] + recent
+        context.update_cursor(_Cursor(newest, read[-2 * RUNS_PER_TICK :]).text())
     return None
 
 

@@ -35,6 +35,13 @@ def _lines(folder: str) -> int:
     return sum(len(part.read_bytes().splitlines()) for part in Path(folder).iterdir() if "_part_" in part.name)
 
 
+SENSOR_TICKS = """
+query($selector: RepositorySelector!) { sensorsOrError(repositorySelector: $selector) { ... on Sensors { results {
+    name sensorState { status ticks(limit: 50) { status error { message } } }
+} } } }
+"""
+
+
 def _lineage_shows_every_group(page: Page, base: str) -> None:
     open_page(page, f"{base}/asset-groups")
     groups = page.locator("[class*=collapsedGroupNodeBox]")
@@ -137,5 +144,18 @@ def test_a_user_session_in_the_dagster_ui(tmp_path: Path, postgres_url: str, pg_
         _backfill_of_three_days_is_one_run(page, base, graphql)
         _one_partition_launched_succeeds(page, base)
         _failed_check_shows_its_metadata(page, base, root)
+        # meanwhile the daemon ran the sensors that start RUNNING on the instance's default SQLite storage
+        repository = location["locationOrLoadError"]["repositories"][0]["name"]
+        selector = {"repositoryLocationName": location["name"], "repositoryName": repository}
+
+        def running_sensor_ticks() -> dict[str, list[dict]] | None:
+            sensors = graphql(SENSOR_TICKS, selector=selector)["sensorsOrError"]["results"]
+            found = {s["name"]: s["sensorState"]["ticks"] for s in sensors if s["sensorState"]["status"] == "RUNNING"}
+            return found if len(found["check_warning_alerts"]) >= 2 else None  # the first only starts its cursor
+
+        ticks = wait_for(running_sensor_ticks, 180, "two ticks of check_warning_alerts", interval=5)
+        assert {name: [t["error"] for t in found if t["status"] == "FAILURE"] for name, found in ticks.items()} == {
+            name: [] for name in ticks
+        }
     migrated = iceberg_rows(root, "migrated", "fact_event_by_day")
     assert migrated.num_rows > 0

@@ -245,7 +245,8 @@ def test_the_trailing_batches_are_looked_up_by_date_within_a_bounded_window(tmp_
 def test_a_failed_warning_check_alerts_once_per_partition(
     tmp_path: Path, monkeypatch, postgres_url, pg_schema, spark, smtp, slack
 ) -> None:
-    instance = dg.DagsterInstance.ephemeral()
+    # The storage `dagster dev` and `teem` use by default: SQLite, the events sharded by run.
+    instance = dg.DagsterInstance.local_temp(str(tmp_path))
     root, defs = _migrated(tmp_path, monkeypatch, postgres_url, pg_schema, instance=instance)
     rows = list(batch_rows(SPEC, EVENTS.name, SPEC.batch_dates[3]))
     company = EVENTS.column_names.index("edw_event_by_day_company_id")
