@@ -33,6 +33,8 @@ def chromium_page(width: int = 1600, height: int = 1000) -> Iterator[Page]:
         try:
             page = browser.new_page(viewport={"width": width, "height": height})
             page.set_default_timeout(60_000)
+            # Dagster's community invitation, which a new profile gets once, whenever it shows up
+            page.add_locator_handler(page.get_by_role("button", name="Skip"), lambda skip: skip.click())
             yield page
         finally:
             browser.close()
