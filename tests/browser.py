@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 
 CHROMIUM = os.environ.get("TEEM_CHROMIUM", "/usr/bin/chromium")
 FLAGS = [
@@ -33,7 +33,8 @@ def chromium_page(width: int = 1600, height: int = 1000) -> Iterator[Page]:
         try:
             page = browser.new_page(viewport={"width": width, "height": height})
             page.set_default_timeout(60_000)
-            # Dagster's community invitation, which a new profile gets once, whenever it shows up
+            # Dagster's community invitation, which a new profile gets once and may show at any moment: closed
+            # by Playwright before any action or assertion it would cover
             page.add_locator_handler(page.get_by_role("button", name="Skip"), lambda skip: skip.click())
             yield page
         finally:
@@ -44,17 +45,20 @@ def screenshot(page: Page, name: str) -> Path:
     """A PNG a person can open, under test-artifacts/browser/ (or TEEM_TEST_ARTIFACTS)."""
     path = ARTIFACTS / "browser" / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
+    _settle(page)
     page.screenshot(path=str(path))
     return path
 
 
+def _settle(page: Page) -> None:
+    """An auto-waiting assertion: Playwright runs the page's locator handlers first (the invitation's Skip)."""
+    expect(page.locator("body")).to_be_visible()
+
+
 def open_page(page: Page, url: str) -> None:
-    """Go to `url`; close the community invitation a new browser profile gets on its first visit."""
     page.goto(url)
     page.wait_for_load_state("networkidle")
-    skip = page.get_by_role("button", name="Skip")
-    if skip.is_visible():
-        skip.click()
+    _settle(page)
 
 
 def launch_from_asset_page(page: Page, base: str, asset: str, partitions: str, button: str) -> None:
