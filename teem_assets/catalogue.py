@@ -7,7 +7,7 @@ column that decides the last writer, and how it is loaded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from teem_assets.redshift_types import RedshiftType, parse_type
@@ -32,6 +32,7 @@ class Columns:
 
     name: str
     columns: tuple[Column, ...]
+    domain: str = field(default="", kw_only=True)  # the business area it belongs to (workplace, bookings, …)
 
     @property
     def column_names(self) -> list[str]:
@@ -67,6 +68,7 @@ def _table(
     edw: str,
     primary_key: str,
     load_mode: LoadMode,
+    domain: str,
     columns: list[tuple[str, str]],
     company_column: str | None = None,
 ) -> Table:
@@ -80,6 +82,7 @@ def _table(
         updated_at=f"edw_{edw}_updated_at",
         load_mode=load_mode,
         company_column=company_column,
+        domain=domain,
     )
     named = [primary_key, table.created_at, table.updated_at, company_column]
     for required in filter(None, named):
@@ -110,6 +113,7 @@ DIM_COMPANY = _table(
     "company",
     "company_pk",
     LoadMode.SNAPSHOT,
+    "workplace",
     [
         ("company_pk", "int"),
         ("company_id", "int"),
@@ -136,6 +140,7 @@ DIM_SPACE = _table(
     "space",
     "space_pk",
     LoadMode.SNAPSHOT,
+    "workplace",
     [
         ("space_pk", "int"),
         ("space_id", "int"),
@@ -169,6 +174,7 @@ DIM_CALENDAR = _table(
     "calendar",
     "calendar_pk",
     LoadMode.SNAPSHOT,
+    "calendar",
     [
         ("calendar_pk", "bigint"),
         ("calendar_uuid", "varchar(64)"),
@@ -200,6 +206,7 @@ DIM_DATE = _table(
     "date",
     "date_pk",
     LoadMode.SNAPSHOT,
+    "calendar",
     [
         ("date_pk", "int"),
         ("day_date", "date"),
@@ -245,6 +252,7 @@ FACT_EVENT_BY_DAY = _table(
     "event_by_day",
     "event_by_day_pk",
     LoadMode.INCREMENTAL,
+    "bookings",
     [
         ("event_pk", "bigint"),
         ("space_pk", "int"),
@@ -289,6 +297,7 @@ FACT_ATTENDANCE = _table(
     "attendance",
     "attendance_pk",
     LoadMode.INCREMENTAL,
+    "attendance",
     [
         ("event_pk", "bigint"),
         ("calendar_pk", "bigint"),

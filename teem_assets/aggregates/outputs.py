@@ -16,13 +16,14 @@ class Aggregate(Columns):
     partition_column: str  # one folder per value: date=… or week_start_date=…
 
 
-def _aggregate(name: str, partition_column: str, columns: list[tuple[str, str]]) -> Aggregate:
-    return Aggregate(name, tuple(Column(n, parse_type(t)) for n, t in columns), partition_column)
+def _aggregate(name: str, partition_column: str, domain: str, columns: list[tuple[str, str]]) -> Aggregate:
+    return Aggregate(name, tuple(Column(n, parse_type(t)) for n, t in columns), partition_column, domain=domain)
 
 
 AGG_HOURLY_SPACE = _aggregate(
     "agg_hourly_space",
     "date",
+    "bookings",
     [
         *_KEY,
         ("date", "date"),
@@ -48,6 +49,7 @@ AGG_HOURLY_SPACE = _aggregate(
 WEEK_PEOPLE_COUNT = _aggregate(
     "week_people_count",
     "week_start_date",
+    "attendance",
     [
         *_KEY,
         ("week_start_date", "date"),

@@ -21,17 +21,6 @@ from teem_assets.partitions import FIRST_BATCH_DATE
 from teem_assets.settings import data_root, postgres_schema, state_dir
 
 OWNERS = ["team:data-engineering"]
-# The business area of each table and aggregate; a new catalogue entry names its own.
-DOMAINS = {
-    "dim_company": "workplace",
-    "dim_space": "workplace",
-    "dim_calendar": "calendar",
-    "dim_date": "calendar",
-    "fact_event_by_day": "bookings",
-    "fact_attendance": "attendance",
-    "agg_hourly_space": "bookings",
-    "week_people_count": "attendance",
-}
 PACKAGE = Path(__file__).resolve().parents[1]
 # The code that decides each layer's values, relative to teem_assets/ (a folder counts every module in it).
 # The catalogue is not here: each asset's own entry is part of its version instead.
@@ -86,7 +75,9 @@ def code_version(layer: str, entry: Columns) -> str:
 
 
 def tags(layer: str, entry: Columns) -> dict[str, str]:
-    return {"layer": layer, "domain": DOMAINS[entry.name]}
+    if not entry.domain:
+        raise ValueError(f"{entry.name}: the catalogue entry names no domain")
+    return {"layer": layer, "domain": entry.domain}
 
 
 def column_schema(entry: Columns) -> dg.TableSchema:
