@@ -46,6 +46,18 @@ def loaded_location(graphql: Callable[..., dict], timeout: float = 180) -> dict:
     return wait_for(loaded, timeout, "the code location to load")
 
 
+def local_env(folder: Path, root: Path, postgres_url: str, pg_schema: str) -> dict[str, str]:
+    """The environment of a `dagster dev` on a folder root: its instance, state and PostgreSQL schema."""
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(folder / "dagster"),
+        "TEEM_ROOT": str(root),
+        "TEEM_HOME": str(folder / "teem"),
+        "TEEM_POSTGRES_URL": postgres_url,
+        "TEEM_PG_SCHEMA": pg_schema,
+    }
+
+
 @contextlib.contextmanager
 def dagster_dev(
     env: dict[str, str], folder: Path, port: int | None = None

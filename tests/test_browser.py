@@ -5,13 +5,12 @@ Screenshots go to test-artifacts/browser/."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 from browser import chromium_page, launch_from_asset_page, open_page, screenshot
-from dagster_ui import base_url, dagster_dev
+from dagster_ui import base_url, dagster_dev, local_env
 from playwright.sync_api import Page
 from servers import free_port, wait_for
 from tables import iceberg_rows
@@ -127,14 +126,7 @@ def _settings_show_their_variables_not_values(page: Page, base: str, location: s
 def test_a_user_session_in_the_dagster_ui(tmp_path: Path, postgres_url: str, pg_schema: str):
     root = tmp_path / "root"
     generate_sample(str(root), SPEC, UnloadOptions())
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(tmp_path / "dagster"),
-        "TEEM_ROOT": str(root),
-        "TEEM_HOME": str(tmp_path / "teem"),
-        "TEEM_POSTGRES_URL": postgres_url,
-        "TEEM_PG_SCHEMA": pg_schema,
-    }
+    env = local_env(tmp_path, root, postgres_url, pg_schema)
     ensure_instance_settings(env["DAGSTER_HOME"])  # as `./dev.sh ui` does: pools and run retries
     port = free_port()
     base = base_url(port)

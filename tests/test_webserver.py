@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from dagster_helpers import SMALL_SPEC, small_sample
-from dagster_ui import dagster_dev
+from dagster_ui import dagster_dev, local_env
 from servers import wait_for
 from tables import iceberg_rows
 
@@ -29,14 +28,7 @@ query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {
 
 def test_materialization_launched_through_graphql(tmp_path: Path, postgres_url: str, pg_schema: str):
     root = small_sample(tmp_path / "root")
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(tmp_path / "dagster"),
-        "TEEM_ROOT": str(root),
-        "TEEM_HOME": str(tmp_path / "teem"),
-        "TEEM_POSTGRES_URL": postgres_url,
-        "TEEM_PG_SCHEMA": pg_schema,
-    }
+    env = local_env(tmp_path, root, postgres_url, pg_schema)
     with dagster_dev(env, tmp_path) as (graphql, location):
         repository = location["locationOrLoadError"]["repositories"][0]
         assert {"snapshot_job", "batch_job", "migration_job"} <= {j["name"] for j in repository["jobs"]}
