@@ -37,6 +37,16 @@ def _embedded_uri() -> str:
     return server.get_uri()
 
 
+def server_of(dsn: str) -> str:
+    """host:port/database of a connection URL or key=value string: never its user or password."""
+    if "://" in dsn:
+        parsed = urlparse(dsn)
+        host = parsed.hostname or dict(p.split("=", 1) for p in parsed.query.split("&") if "=" in p).get("host")
+        return f"{host}:{parsed.port or 5432}/{parsed.path.lstrip('/')}"
+    parts = psycopg2.extensions.parse_dsn(dsn)
+    return f"{parts.get('host')}:{parts.get('port', 5432)}/{parts.get('dbname')}"
+
+
 def _env(name: str) -> dg.EnvVar | None:
     """A setting present in the environment, as a field the launchpad shows by its variable's name."""
     return dg.EnvVar(name) if os.environ.get(name) else None
@@ -89,13 +99,7 @@ class PostgresResource(dg.ConfigurableResource):
 
     def server(self) -> str:
         """Where the server is, for messages: host and port (or socket folder) and database, no secrets."""
-        dsn = self._dsn()
-        if "://" in dsn:
-            parsed = urlparse(dsn)
-            host = parsed.hostname or dict(p.split("=", 1) for p in parsed.query.split("&") if "=" in p).get("host")
-            return f"{host}:{parsed.port or 5432}/{parsed.path.lstrip('/')}"
-        parts = psycopg2.extensions.parse_dsn(dsn)
-        return f"{parts.get('host')}:{parts.get('port', 5432)}/{parts.get('dbname')}"
+        return server_of(self._dsn())
 
     def connect(self) -> psycopg2.extensions.connection:
         """A connection; a server that refuses or restarts raises PostgresUnavailable (the step's retry policy

@@ -119,3 +119,20 @@ def test_code_versions_change_with_a_catalogue_column_or_a_layers_code_and_nowhe
     after_code = {key: asset["code_version"] for key, asset in _describe(project, **env).items()}
     changed = {key for key in after_column if after_code[key] != after_column[key]}
     assert changed == {f"postgres/{t}" for t in TABLES} | {f"postgres/{a}" for a in AGGREGATES}
+
+
+def test_the_postgres_location_names_the_server_never_the_credentials(monkeypatch, tmp_path: Path):
+    from teem_assets.assets.conventions import postgres_uri
+
+    monkeypatch.delenv("TEEM_POSTGRES_URL", raising=False)
+    monkeypatch.setenv("TEEM_PG_HOST", "db.internal")
+    monkeypatch.setenv("TEEM_PG_PORT", "6432")
+    monkeypatch.setenv("TEEM_PG_DATABASE", "analytics")
+    monkeypatch.setenv("TEEM_PG_PASSWORD", "not-shown")
+    assert postgres_uri() == "postgresql://db.internal:6432/analytics"
+    monkeypatch.setenv("TEEM_POSTGRES_URL", "postgresql://loader:not-shown@/analytics?host=/run/postgresql")
+    assert postgres_uri() == "postgresql:///run/postgresql:5432/analytics"
+    monkeypatch.delenv("TEEM_POSTGRES_URL")
+    monkeypatch.delenv("TEEM_PG_HOST")
+    monkeypatch.setenv("TEEM_HOME", str(tmp_path))
+    assert postgres_uri() == f"file://{tmp_path}/postgres"

@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
 
 import dagster as dg
+import psycopg2.extensions
 
+from resources.postgres import server_of
 from resources.spark import EMR
 from teem_assets import layout
 from teem_assets.catalogue import Columns, Table
@@ -121,14 +122,15 @@ def iceberg_uri(database: str, name: str) -> str:
 def postgres_uri() -> str:
     """The PostgreSQL server and database the exports go to, without user or password; the embedded server's
     data folder when none is set."""
-    url = os.environ.get("TEEM_POSTGRES_URL")
-    if url:
-        parsed = urlparse(url)
-        host = parsed.hostname or parse_qs(parsed.query).get("host", ["localhost"])[0]
-        return f"postgresql://{host}:{parsed.port or 5432}{parsed.path}"
+    if os.environ.get("TEEM_POSTGRES_URL"):
+        return f"postgresql://{server_of(os.environ['TEEM_POSTGRES_URL'])}"
     if os.environ.get("TEEM_PG_HOST"):
-        host, port = os.environ["TEEM_PG_HOST"], os.environ.get("TEEM_PG_PORT", "5432")
-        return f"postgresql://{host}:{port}/{os.environ.get('TEEM_PG_DATABASE', '')}"
+        dsn = psycopg2.extensions.make_dsn(
+            host=os.environ["TEEM_PG_HOST"],
+            port=os.environ.get("TEEM_PG_PORT", "5432"),
+            dbname=os.environ.get("TEEM_PG_DATABASE", ""),
+        )
+        return f"postgresql://{server_of(dsn)}"
     return f"file://{state_dir() / 'postgres'}"
 
 
