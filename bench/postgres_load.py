@@ -7,7 +7,7 @@ versions of rows the table holds, beside as many rows of other keys: a day of a 
 dimension-style load (COPY straight into a new table), and Spark's JDBC writer with rewriteBatchedInserts
 (the predecessor's way) when a PostgreSQL JDBC jar is on this machine. Prints rows/s, ratios and each
 process's peak RSS.
-Usage: python bench/postgres_load.py --url postgresql://postgres@127.0.0.1:5432/test [--rows 5000000]
+Usage: python bench/postgres_load.py --url postgresql://postgres@127.0.0.1:5432/test [--rows 5000000] [--runs 1]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -34,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from teem_assets.catalogue import TABLES
 from teem_assets.postgres.copy import copy_batches
 from teem_assets.postgres.ddl import create_table_sql
-from teem_assets.postgres.load import fingerprint_of_rows, replace, table_fingerprint, upsert
+from teem_assets.postgres.keys import KeySet
+from teem_assets.postgres.load import Fingerprint, fingerprint_of_rows, replace, table_fingerprint, upsert
 from teem_assets.postgres.source import stream
 from teem_assets.unload.decode import arrow_schema
 
@@ -144,7 +146,11 @@ def peer_binary_copy(url: str, parquet: Path) -> None:
 def peer_ours(url: str, parquet: Path, mode: str) -> None:
     batches = stream(ds.dataset(parquet), TABLE.column_names)
     connection = psycopg2.connect(url)
-    (replace if mode == "replace" else upsert)(connection, TABLE, SCHEMA, batches)
+    if mode == "replace":
+        replace(connection, TABLE, SCHEMA, batches)
+    else:  # the batch's keys, as the pipeline finds them in the batch's files before its load
+        keys = KeySet.of(pq.read_table(parquet, columns=[TABLE.primary_key[0]]).column(0))
+        upsert(connection, TABLE, SCHEMA, batches, keys)
     connection.close()
 
 
@@ -166,6 +172,33 @@ def peer_jdbc(url: str, parquet: Path, jar: str) -> None:
         .save()
     )
     spark.stop()
+
+
+def measure(
+    url: str, key: str, command: list[str], history: Path, parquet: Path, batch_print: Fingerprint, rows: int
+) -> tuple[float, int]:
+    """One peer's load into a fresh table (the history first for the realistic batch), checked: the table
+    holds the batch's version of every batch key and keeps the history's other keys."""
+    held = reset(url, TABLE.name, history if key == "upsert-realistic" else None)
+    seconds, peak = timed(command)
+    target = f"{SCHEMA}.{TABLE.name}"
+    connection = psycopg2.connect(url)
+    with connection, connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*), max({TABLE.updated_at}) FROM {target}")
+        loaded, newest = cursor.fetchone()
+        cursor.execute(f"SELECT count(*) FROM {target} WHERE {TABLE.primary_key[0]} < %s", (OTHER_KEYS,))
+        batch_rows = cursor.fetchone()[0]
+        keys = KeySet.of(pq.read_table(parquet, columns=[TABLE.primary_key[0]])[0])
+        found = table_fingerprint(cursor, TABLE, SCHEMA, keys)
+    connection.close()
+    if found != batch_print:
+        print(f"{key}: the batch's keys do not hold the batch's rows: {found} != {batch_print}", flush=True)
+        assert key == "jdbc", "the loads must all end with the batch's rows"
+    # the history's older versions were replaced, its other keys stay: rows of the batch + other keys
+    expected = rows + (held - len(range(0, rows, int(1 / UPDATED_SHARE))) if held else 0)
+    assert (loaded, batch_rows) == (expected, rows), (key, loaded, batch_rows, expected)
+    assert newest is not None
+    return seconds, peak
 
 
 def _psql(url: str, script: str) -> list[str]:
@@ -193,6 +226,7 @@ def main() -> None:
         "--url", default=os.environ.get("TEEM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
     )
     parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--runs", type=int, default=1, help="rounds over the peers; medians are compared")
     parser.add_argument("--peer", help=argparse.SUPPRESS)
     parser.add_argument("--jar", default=os.environ.get("TEEM_PG_JDBC_JAR"))
     parser.add_argument(
@@ -250,42 +284,29 @@ def main() -> None:
         print("no PostgreSQL JDBC jar on this machine (TEEM_PG_JDBC_JAR): Spark JDBC skipped")
     if args.only:
         peers = {key: peer for key, peer in peers.items() if key in args.only.split(",")}
-    seconds: dict[str, float] = {}
     history = work / "history.parquet"
     batch_print = fingerprint_of_rows(TABLE, rows_of(parquet))
-    for key, (name, command) in peers.items():
-        held = reset(args.url, TABLE.name, history if key == "upsert-realistic" else None)
-        seconds[key], peak = timed(command)
-        connection = psycopg2.connect(args.url)
-        with connection, connection.cursor() as cursor:
-            cursor.execute(f"SELECT count(*), max({TABLE.updated_at}) FROM {target}")
-            loaded, newest = cursor.fetchone()
-            cursor.execute(f"SELECT count(*) FROM {target} WHERE {TABLE.primary_key[0]} < %s", (OTHER_KEYS,))
-            batch_rows = cursor.fetchone()[0]
-            # every row of the batch's keys is the batch's version, none the history's older one
-            keys = pq.read_table(parquet, columns=[TABLE.primary_key[0]])[0]
-            found = table_fingerprint(cursor, TABLE, SCHEMA, keys)
-        if found != batch_print:
-            print(f"{name}: the batch's keys do not hold the batch's rows: {found} != {batch_print}", flush=True)
-            assert key == "jdbc", "the loads must all end with the batch's rows"
-        connection.close()
-        # the history's older versions were replaced, its other keys stay: rows of the batch + other keys
-        expected = args.rows + (held - len(range(0, args.rows, int(1 / UPDATED_SHARE))) if held else 0)
-        assert (loaded, batch_rows) == (expected, args.rows), (name, loaded, batch_rows, expected)
-        assert newest is not None
-        print(f"{name}: {seconds[key]:.1f} s, {args.rows / seconds[key]:,.0f} rows/s, peak RSS {peak} MB", flush=True)
-    print(f"\n{args.rows:,} rows x {len(TABLE.columns)} columns of {TABLE.name}, one run each")
-    if set(seconds) != set(peers) or len(peers) < 4:
-        return
-    print(
-        f"  teem upsert, realistic / binary COPY (the ceiling): {seconds['binary'] / seconds['upsert-realistic']:.2f}x"
-    )
-    print(f"  teem upsert, empty table / binary COPY:             {seconds['binary'] / seconds['upsert']:.2f}x")
-    print(f"  teem upsert / psql copy of CSV:         {seconds['psql'] / seconds['upsert']:.2f}x")
-    print(f"  teem upsert / psql copy + same upsert:  {seconds['psql+upsert'] / seconds['upsert']:.2f}x")
-    print(f"  teem replace / binary COPY:             {seconds['binary'] / seconds['replace']:.2f}x")
-    if "jdbc" in seconds:
-        print(f"  teem upsert / Spark JDBC:               {seconds['jdbc'] / seconds['upsert']:.2f}x")
+    times: dict[str, list[float]] = {key: [] for key in peers}
+    for _ in range(args.runs):  # round after round, so that a slow spell of the machine falls on every peer
+        for key, (name, command) in peers.items():
+            elapsed, peak = measure(args.url, key, command, history, parquet, batch_print, args.rows)
+            times[key].append(elapsed)
+            print(f"{name}: {elapsed:.1f} s, {args.rows / elapsed:,.0f} rows/s, peak RSS {peak} MB", flush=True)
+    seconds = {key: statistics.median(found) for key, found in times.items()}
+    print(f"\n{args.rows:,} rows x {len(TABLE.columns)} columns of {TABLE.name}, median of {args.runs} run(s) each")
+    for key, (name, _) in peers.items():
+        print(f"  {name:<58} {seconds[key]:6.1f} s  {args.rows / seconds[key]:>10,.0f} rows/s")
+    ratios = [
+        ("teem upsert, realistic batch / binary COPY (the ceiling)", "binary", "upsert-realistic"),
+        ("teem upsert, empty table / binary COPY", "binary", "upsert"),
+        ("teem upsert / psql copy of CSV", "psql", "upsert"),
+        ("teem upsert / psql copy + same upsert", "psql+upsert", "upsert"),
+        ("teem replace / binary COPY", "binary", "replace"),
+        ("teem upsert / Spark JDBC", "jdbc", "upsert"),
+    ]
+    for label, peer, ours in ratios:
+        if peer in seconds and ours in seconds:
+            print(f"  {label + ':':<58} {seconds[peer] / seconds[ours]:.2f}x")
     connection = psycopg2.connect(args.url)
     with connection, connection.cursor() as cursor:
         cursor.execute(f"DROP SCHEMA {SCHEMA} CASCADE")

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 
 from teem_assets.catalogue import TABLES, Table
+from teem_assets.postgres.keys import KeySet
 from teem_assets.postgres.load import LoadFailed, replace, upsert
 from teem_assets.redshift_types import arrow_schema
 
@@ -181,3 +182,95 @@ def test_a_backend_terminated_during_the_dimension_swap(postgres_url: str, pg_sc
     assert replace(again, COMPANY, pg_schema, snapshot.to_batches()).rows_sent == 20
     again.close()
     assert [row[0] for row in _contents(postgres_url, pg_schema, COMPANY)] == list(range(1, 21))
+
+
+def _keys(rows: pa.Table) -> KeySet:
+    return KeySet.of(rows.column(ATTENDANCE.primary_key[0]))
+
+
+OLDER = dt.datetime(2019, 8, 31)
+
+
+def _mixed_batch() -> pa.Table:
+    """Newer versions of keys 50..100, older versions of keys 1..10 (ignored), new keys 101..5000."""
+    return pa.concat_tables([_rows(ATTENDANCE, range(1, 11), OLDER), _newer_batch()])
+
+
+@pytest.mark.parametrize("batch_rows", [1000, 100_000])
+def test_the_upsert_given_the_keys_writes_what_the_staged_upsert_writes(
+    postgres_url: str, pg_schema: str, batch_rows: int
+) -> None:
+    """The batch's keys let the new ones go straight in with COPY; the table ends the same, row for row."""
+    base = _rows(ATTENDANCE, range(1, 101), dt.datetime(2019, 9, 1))
+    key = ATTENDANCE.column_names.index(ATTENDANCE.primary_key[0])
+    updated = ATTENDANCE.column_names.index(ATTENDANCE.updated_at)
+    reports, contents = [], []
+    for keys in (None, "given"):
+        connection = _loader(postgres_url)
+        with connection, connection.cursor() as cursor:
+            cursor.execute(f'DROP TABLE IF EXISTS "{pg_schema}".fact_attendance')
+        upsert(connection, ATTENDANCE, pg_schema, base.to_batches(), _keys(base) if keys else None)
+        batch = _mixed_batch()
+        reports.append(
+            upsert(connection, ATTENDANCE, pg_schema, batch.to_batches(batch_rows), _keys(batch) if keys else None)
+        )
+        connection.close()
+        contents.append(sorted(_contents(postgres_url, pg_schema, ATTENDANCE), key=lambda row: row[key]))
+    assert contents[0] == contents[1]
+    found = {row[key]: row[updated] for row in contents[1]}
+    assert len(found) == 5000
+    assert {k for k, v in found.items() if v == NEWER} == set(range(50, 5001))
+    assert {k for k, v in found.items() if v == dt.datetime(2019, 9, 1)} == set(range(1, 50))
+    assert reports[1].rows_sent == reports[0].rows_sent == 4961
+    assert reports[1].rows_written == reports[0].rows_written == 4951
+
+
+def test_two_upserts_given_their_keys_at_once_keep_the_newest(postgres_url: str, pg_schema: str) -> None:
+    """Writers of one table wait for each other (the table lock), so keys new to both do not collide."""
+    first, second = _rows(ATTENDANCE, range(1, 3001), NEWER), _rows(ATTENDANCE, range(2001, 5001), OLDER)
+    errors: list[BaseException] = []
+
+    def load(rows: pa.Table) -> None:
+        connection = _loader(postgres_url)
+        try:
+            upsert(connection, ATTENDANCE, pg_schema, rows.to_batches(500), _keys(rows))
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    setup = _loader(postgres_url)
+    upsert(setup, ATTENDANCE, pg_schema, _rows(ATTENDANCE, range(1, 2), OLDER).to_batches(), None)
+    setup.close()
+    threads = [threading.Thread(target=load, args=(rows,)) for rows in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    key = ATTENDANCE.column_names.index(ATTENDANCE.primary_key[0])
+    updated = ATTENDANCE.column_names.index(ATTENDANCE.updated_at)
+    found = {row[key]: row[updated] for row in _contents(postgres_url, pg_schema, ATTENDANCE)}
+    assert len(found) == 5000
+    assert {k for k, v in found.items() if v == NEWER} == set(range(1, 3001))  # in whichever order they ran
+
+
+def test_a_backend_terminated_during_the_copy_of_new_keys(postgres_url: str, pg_schema: str, watcher) -> None:
+    before = _loaded(postgres_url, pg_schema)
+    terminated = threading.Event()
+    batch = _mixed_batch()
+
+    def slow_batches() -> Iterable[pa.RecordBatch]:
+        batches = batch.to_batches(1000)
+        yield batches[0]
+        terminated.wait(60)
+        yield from batches[1:]
+
+    connection = _loader(postgres_url)
+    thread, errors = _load_in_thread(lambda: upsert(connection, ATTENDANCE, pg_schema, slow_batches(), _keys(batch)))
+    _terminate(watcher, f'COPY "{pg_schema}"', waiting_on_lock=False)
+    terminated.set()
+    thread.join(60)
+    _assert_clear(errors, pg_schema, ATTENDANCE, postgres_url, "copying the rows of new keys (COPY)")
+    assert _contents(postgres_url, pg_schema, ATTENDANCE) == before
+    _retry_completes(postgres_url, pg_schema)

@@ -100,7 +100,7 @@ def postgres_batches(
         rows = fingerprinted(table, migrated_rows(source, table, keys, dates), sent)
         connection = postgres.connect()
         try:
-            report = upsert(connection, table, postgres.schema_name, rows)
+            report = upsert(connection, table, postgres.schema_name, rows, keys)
             with connection, connection.cursor() as cursor:
                 found = table_fingerprint(cursor, table, postgres.schema_name, keys)
         finally:

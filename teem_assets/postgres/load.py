@@ -3,18 +3,23 @@ transaction, so a failed or killed load leaves the table as it was."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 import psycopg2
 import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg2 import sql
 
 from teem_assets.catalogue import Table
 from teem_assets.postgres.copy import copy_batches
 from teem_assets.postgres.ddl import create_table_sql, ensure_table, qualified
+from teem_assets.postgres.held_keys import copy_keys, held_keys
+from teem_assets.postgres.keys import KeySet
 from teem_assets.redshift_types import Kind, arrow_schema
 
 MODULUS = 999_983  # keeps every product of the fingerprint inside 64 bits
@@ -72,14 +77,13 @@ def _fingerprint_sql(table: Table, source: sql.Composable) -> sql.Composed:
     ).format(key=key, updated=updated, m=modulus, source=source)
 
 
-def table_fingerprint(cursor, table: Table, schema: str, keys: pa.Array | None = None) -> Fingerprint:  # noqa: ANN001
+def table_fingerprint(cursor, table: Table, schema: str, keys: KeySet | None = None) -> Fingerprint:  # noqa: ANN001
     """The fingerprint of the PostgreSQL table, or of its rows whose key is in `keys`."""
     source: sql.Composable = qualified(schema, table.name)
     if keys is not None:
         cursor.execute("CREATE TEMP TABLE IF NOT EXISTS teem_check_keys (k bigint) ON COMMIT DROP")
         cursor.execute("TRUNCATE teem_check_keys")
-        key_table = pa.table({"k": keys.cast(pa.int64())})
-        copy_batches(cursor, "pg_temp", "teem_check_keys", key_table.schema, key_table.to_batches(1 << 20))
+        copy_keys(cursor, "teem_check_keys", keys)
         source = sql.SQL("{} t WHERE {} IN (SELECT k FROM teem_check_keys)").format(
             source, sql.Identifier(_key_column(table))
         )
@@ -134,7 +138,98 @@ class LoadReport:
     columns_added: list[str]
 
 
-def upsert(connection, table: Table, schema: str, batches: Iterable[pa.RecordBatch]) -> LoadReport:  # noqa: ANN001
+def upsert(
+    connection,  # noqa: ANN001
+    table: Table,
+    schema: str,
+    batches: Iterable[pa.RecordBatch],
+    keys: KeySet | None = None,
+) -> LoadReport:
+    """Insert the rows, replacing a row only by one at least as new, in one transaction.
+
+    With `keys`, every key of the batch's rows, the rows of keys the table does not hold (`held_keys`) go
+    straight into it with COPY, and only the others through a staging table and one UPDATE: most of a daily
+    batch is new keys. The table is locked against other writers for the transaction (SHARE ROW EXCLUSIVE:
+    readers go on), so no key appears between the look-up and the COPY; a row whose key `keys` lacks, held
+    by the table, fails the COPY and the load changes nothing. Without `keys`, every row goes through the
+    staging table and one INSERT … ON CONFLICT."""
+    if keys is None:
+        return _upsert_staged(connection, table, schema, batches)
+    target = qualified(schema, table.name)
+    types = arrow_schema(table.typed_columns)
+    with _named_failures(connection, schema, table) as progress, connection, connection.cursor() as cursor:
+        progress.step = "creating the table"
+        added = ensure_table(cursor, table, schema)
+        progress.step = "locking the table against other writers"
+        cursor.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target))
+        progress.step = "finding the keys the table holds"
+        held = held_keys(cursor, target, table.primary_key[0], keys)
+        with tempfile.TemporaryFile(prefix="teem-upsert-") as spill:
+            split = _SplitByKey(table.primary_key[0], held, spill)
+            progress.step = "copying the rows of new keys (COPY)"
+            inserted = copy_batches(cursor, schema, table.name, types, split.new_rows(batches))
+            updated = staged = 0
+            if split.spilled:
+                progress.step = "copying the rows of keys the table holds (COPY)"
+                _create_stage(cursor, target)
+                staged = copy_batches(cursor, "pg_temp", "teem_stage", types, split.held_rows())
+                progress.step = "updating the rows of keys the table holds"
+                updated = _update_from_stage(cursor, table, target)
+        progress.step = "committing"
+    return LoadReport(inserted + staged, inserted + updated, added)
+
+
+class _SplitByKey:
+    """Passes on the rows of new keys and spills the rows of held keys to a local file, read back after."""
+
+    def __init__(self, key: str, held: KeySet, spill: BinaryIO) -> None:
+        self._key, self._held, self._spill = key, held, spill
+        self._writer: pa.ipc.RecordBatchStreamWriter | None = None
+
+    @property
+    def spilled(self) -> bool:
+        return self._writer is not None
+
+    def new_rows(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            held = self._held.contains(batch.column(self._key))
+            older = batch.filter(held)
+            if older.num_rows:
+                if self._writer is None:
+                    self._writer = pa.ipc.new_stream(self._spill, batch.schema)
+                self._writer.write_batch(older)
+            yield batch.filter(pc.invert(held))
+
+    def held_rows(self) -> Iterator[pa.RecordBatch]:
+        if self._writer is None:
+            return
+        self._writer.close()
+        self._spill.seek(0)
+        yield from pa.ipc.open_stream(self._spill)
+
+
+def _create_stage(cursor, target: sql.Composable) -> None:  # noqa: ANN001
+    cursor.execute(sql.SQL("CREATE TEMP TABLE teem_stage (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(target))
+
+
+def _update_from_stage(cursor, table: Table, target: sql.Composable) -> int:  # noqa: ANN001
+    """Every staged row replaces the table's row of its key when it is at least as new; returns how many did."""
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = s.{}").format(sql.Identifier(c), sql.Identifier(c))
+        for c in table.column_names
+        if c not in table.primary_key
+    )
+    key, updated = sql.Identifier(table.primary_key[0]), sql.Identifier(table.updated_at)
+    cursor.execute(
+        sql.SQL(
+            "UPDATE {target} AS t SET {assignments} FROM pg_temp.teem_stage s "
+            "WHERE t.{key} = s.{key} AND s.{updated} >= t.{updated}"
+        ).format(target=target, assignments=assignments, key=key, updated=updated)
+    )
+    return cursor.rowcount
+
+
+def _upsert_staged(connection, table: Table, schema: str, batches: Iterable[pa.RecordBatch]) -> LoadReport:  # noqa: ANN001
     """COPY the rows into a temporary table, then insert them, replacing a row only by one at least as new."""
     columns = table.column_names
     names = sql.SQL(", ").join(map(sql.Identifier, columns))
@@ -143,9 +238,7 @@ def upsert(connection, table: Table, schema: str, batches: Iterable[pa.RecordBat
     with _named_failures(connection, schema, table) as progress, connection, connection.cursor() as cursor:
         progress.step = "creating the table"
         added = ensure_table(cursor, table, schema)
-        cursor.execute(
-            sql.SQL("CREATE TEMP TABLE teem_stage (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(target)
-        )
+        _create_stage(cursor, target)
         progress.step = "copying the rows (COPY)"
         sent = copy_batches(cursor, "pg_temp", "teem_stage", arrow_schema(table.typed_columns), batches)
         assignments = sql.SQL(", ").join(

@@ -10,6 +10,7 @@ import pyarrow.dataset as ds
 
 from teem_assets.catalogue import Table
 from teem_assets.migration import CREATED_DATE
+from teem_assets.postgres.keys import KeySet
 from teem_assets.redshift_types import arrow_schema
 from teem_assets.unload.location import parquet_dataset
 
@@ -29,20 +30,20 @@ def stream(dataset: ds.Dataset, columns: list[str], condition: ds.Expression | N
     )
 
 
-def batch_keys(table: Table, files: list[str]) -> tuple[pa.Array, list[str]]:
+def batch_keys(table: Table, files: list[str]) -> tuple[KeySet, list[str]]:
     """The distinct primary keys of the batches' Parquet files, and the created dates they fall on."""
     key = table.primary_key[0]
     if not files:
-        return pa.array([], pa.int64()), []
+        return KeySet.of([]), []
     rows = parquet_dataset(files).to_table(columns=[key, table.created_at])
     dates = pc.unique(pc.cast(rows.column(table.created_at), pa.date32()).drop_null())
-    return pc.unique(rows.column(key)), sorted(str(d) for d in dates.to_pylist())
+    return KeySet.of(rows.column(key)), sorted(str(d) for d in dates.to_pylist())
 
 
 def migrated_rows(
     iceberg_table,  # noqa: ANN001 - pyiceberg's Table
     table: Table,
-    keys: pa.Array | None = None,
+    keys: KeySet | None = None,
     created_dates: list[str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """The current rows of a migrated table (all, or those with a key in `keys` on `created_dates`), in the
@@ -57,6 +58,6 @@ def migrated_rows(
     key = table.primary_key[0]
     for batch in scan.to_arrow_batch_reader():
         if keys is not None:
-            batch = batch.filter(pc.is_in(batch.column(key), value_set=keys))
+            batch = batch.filter(keys.contains(batch.column(key)))
         for piece in pa.Table.from_batches([batch]).to_batches(BATCH_ROWS):
             yield piece.select(schema.names).cast(schema)
