@@ -83,6 +83,7 @@ def decode_records(
         raise ValueError(f"{file}: more than {MAX_BLOCK_BYTES} bytes without a record end: not an UNLOAD file")
     ncols = len(columns)
     capacity = scanner.count_lf(buf) + 1
+    any_nul = scanner.holds_nul(buf)
     field_start = np.empty(capacity * ncols, dtype=np.int64)
     field_end = np.empty(capacity * ncols, dtype=np.int64)
     field_kind = np.empty(capacity * ncols, dtype=np.uint8)
@@ -145,7 +146,7 @@ def decode_records(
         typed, bad = to_typed(text, rtype)
         for row in bad:
             bad_rows.setdefault(row, f"invalid {rtype} value {text[row].as_py()!r} in column {name}")
-        if rtype.is_text:  # neither Redshift's VARCHAR nor PostgreSQL's text holds a NUL character
+        if any_nul and rtype.is_text:  # neither Redshift's VARCHAR nor PostgreSQL's text holds a NUL character
             nul = pc.fill_null(pc.match_substring(text, "\x00"), False).to_numpy(zero_copy_only=False)
             for row in np.flatnonzero(nul):
                 bad_rows.setdefault(int(row), f"a NUL byte in column {name}")
