@@ -5,6 +5,8 @@ This is the work of one Spark task; it also runs on its own (`teem check-unload`
 
 from __future__ import annotations
 
+import mmap
+import os
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -79,22 +81,32 @@ def iter_record_blocks(stream: pa.NativeFile, block_size: int = BLOCK_SIZE) -> I
 
 
 def _mapped_blocks(path: str, block_size: int) -> Iterator[memoryview]:
-    """Blocks of an uncompressed local file, straight from a memory map: nothing is copied."""
-    with pa.memory_map(path) as mapped:
-        data = memoryview(mapped.read_buffer())
-        array = np.frombuffer(data, dtype=np.uint8)
-        size = len(data)
-        start = 0
-        while start < size:
-            stop = min(size, start + block_size)
-            while stop < size:
-                cut = _record_end(array[start:stop])
-                if cut:
-                    stop = start + cut
-                    break
-                stop = min(size, stop + block_size)  # a record longer than a block
-            yield data[start:stop]
-            start = stop
+    """Blocks of an uncompressed local file, straight from a memory map: nothing is copied. The pages of a
+    block are let go once the next one is asked for, so the process's memory stays that of a block or two
+    whatever the part's size (a mapped file's pages count as the process's own, and a YARN container's).
+    The map closes when the last view of it goes (the decoder may still hold one)."""
+    with open(path, "rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size == 0:
+            return
+        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    data = memoryview(mapped)
+    array = np.frombuffer(data, dtype=np.uint8)
+    start = released = 0
+    while start < size:
+        stop = min(size, start + block_size)
+        while stop < size:
+            cut = _record_end(array[start:stop])
+            if cut:
+                stop = start + cut
+                break
+            stop = min(size, stop + block_size)  # a record longer than a block
+        yield data[start:stop]
+        done = stop // mmap.PAGESIZE * mmap.PAGESIZE
+        if done > released:
+            mapped.madvise(mmap.MADV_DONTNEED, released, done - released)
+            released = done
+        start = stop
 
 
 def _blocks(part: Part, block_size: int) -> Iterator[memoryview]:
