@@ -39,25 +39,27 @@ def test_membership_agrees_with_python_sets_on_random_keys() -> None:
     assert sum(found) > 10_000
 
 
-def _table_with_keys(url: str, schema: str, keys: list[int]) -> psycopg2.extensions.connection:
+def _table_with_keys(
+    url: str, schema: str, keys: list[int], key_type: str = "bigint"
+) -> psycopg2.extensions.connection:
     connection = psycopg2.connect(url)
     with connection, connection.cursor() as cursor:
         cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        cursor.execute(f'CREATE TABLE "{schema}".facts (k bigint PRIMARY KEY, v text)')
+        cursor.execute(f'CREATE TABLE "{schema}".facts (k {key_type} PRIMARY KEY, v text)')
         cursor.execute(f"INSERT INTO \"{schema}\".facts SELECT k, 'x' FROM unnest(%s::bigint[]) k", (keys,))
         cursor.execute(f'ANALYZE "{schema}".facts')
     return connection
 
 
-@pytest.mark.parametrize("way", ["range", "join"])
+@pytest.mark.parametrize("way, key_type", [("range", "bigint"), ("join", "bigint"), ("range", "integer")])
 def test_both_ways_find_exactly_the_keys_the_table_holds(
-    postgres_url: str, pg_schema: str, way: str, monkeypatch: pytest.MonkeyPatch
+    postgres_url: str, pg_schema: str, way: str, key_type: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     generator = random.Random(11)
     table_keys = sorted(generator.sample(range(10**6), 30_000))
     batch = [*generator.sample(table_keys, 2_000), *generator.sample(range(10**6, 2 * 10**6), 8_000), 10**6 - 1]
     monkeypatch.setattr(held_keys_module, "RANGE_READ_LIMIT", float("inf") if way == "range" else 0.0)
-    connection = _table_with_keys(postgres_url, pg_schema, table_keys)
+    connection = _table_with_keys(postgres_url, pg_schema, table_keys, key_type)
     with connection, connection.cursor() as cursor:
         found = held_keys(cursor, sql.Identifier(pg_schema, "facts"), "k", KeySet.of(batch))
     connection.close()

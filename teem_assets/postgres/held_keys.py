@@ -53,9 +53,9 @@ def estimated_rows_between(cursor, target: sql.Composable, column: sql.Identifie
 
 
 def _keys_between(cursor, target: sql.Composable, column: sql.Identifier, keys: KeySet) -> np.ndarray:  # noqa: ANN001
-    """The table's keys from the batch's lowest to its highest."""
+    """The table's keys from the batch's lowest to its highest (as bigint, whatever the integer type)."""
     sink = io.BytesIO()
-    query = sql.SQL("COPY (SELECT {c} FROM {t} WHERE {c} BETWEEN {low} AND {high}) TO STDOUT (FORMAT binary)")
+    query = sql.SQL("COPY (SELECT {c}::bigint FROM {t} WHERE {c} BETWEEN {low} AND {high}) TO STDOUT (FORMAT binary)")
     cursor.copy_expert(query.format(c=column, t=target, low=sql.Literal(keys.low), high=sql.Literal(keys.high)), sink)
     data = sink.getbuffer()
     start = BINARY_HEADER + int.from_bytes(data[BINARY_HEADER - 4 : BINARY_HEADER], "big")
