@@ -78,8 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--request is needed outside Dagster Pipes")
     with open(args.request) as source:
         report = _run(StageRequest.from_json(source.read()))
-    output = open(args.report, "w") if args.report else sys.stdout
-    json.dump(report.to_dict(), output, indent=1)
+    if args.report:  # closed here: under spark-submit the process may end before Python's own clean-up
+        with open(args.report, "w") as output:
+            json.dump(report.to_dict(), output, indent=1)
+    else:
+        json.dump(report.to_dict(), sys.stdout, indent=1)
+        sys.stdout.flush()
     return 0
 
 
