@@ -8,6 +8,10 @@ from teem_assets.aggregates.outputs import AGGREGATES
 from teem_assets.assets.keys import aggregate_key, migrated_key, parquet_key, postgres_key
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
 from teem_assets.checks.freshness import freshness_checks
+from teem_assets.settings import max_runtime_seconds
+
+# Run monitoring ends a run that runs longer than this (README, "Deployment settings"): a hung run ends too.
+RUN_TAGS = {"dagster/max_runtime": str(max_runtime_seconds())}
 
 
 def _layers(tables: list[Table]) -> dg.AssetSelection:
@@ -18,6 +22,7 @@ def _layers(tables: list[Table]) -> dg.AssetSelection:
 
 snapshot_job = dg.define_asset_job(
     "snapshot_job",
+    tags=RUN_TAGS,
     selection=_layers(DIMENSIONS),
     description="Dimensions: convert the newest snapshots, replace the migrated tables and the PostgreSQL copies.",
 )
@@ -28,6 +33,7 @@ AGGREGATE_LAYERS = dg.AssetSelection.assets(
 
 batch_job = dg.define_asset_job(
     "batch_job",
+    tags=RUN_TAGS,
     selection=_layers(FACTS) | AGGREGATE_LAYERS,
     description="Facts: convert the day's batch unloads, upsert them into the migrated tables and PostgreSQL, "
     "recompute the aggregates for the days they touch.",
@@ -35,6 +41,7 @@ batch_job = dg.define_asset_job(
 
 migration_job = dg.define_asset_job(
     "migration_job",
+    tags=RUN_TAGS,
     selection=_layers(DIMENSIONS) | _layers(FACTS) | AGGREGATE_LAYERS,
     description="Every layer for a range of batch dates in one run: the snapshots first, then the batches, "
     "then the aggregates.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from jobs.batch_jobs import batch_job, snapshot_job
+from jobs.batch_jobs import RUN_TAGS, batch_job, snapshot_job
 from teem_assets.checks.freshness import freshness_checks
 
 daily_batch_schedule = dg.build_schedule_from_partitioned_job(
@@ -26,6 +26,7 @@ weekly_snapshot_schedule = dg.ScheduleDefinition(
 freshness_job = dg.define_asset_job(
     "freshness_job",
     selection=dg.AssetSelection.checks(*freshness_checks),
+    tags=RUN_TAGS,
     description="The freshness checks of the migrated fact tables.",
 )
 

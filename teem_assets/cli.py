@@ -98,6 +98,19 @@ def _run(args: argparse.Namespace) -> int:
     return run_in_terminal(args.first, args.last)
 
 
+def _runs(args: argparse.Namespace) -> int:
+    from jobs.dead_runs import end_dead_runs
+    from jobs.run_list import HEADER, run_lines
+    from teem_assets.runner import instance
+
+    for item in end_dead_runs(instance()):
+        print(f"ended run {item.run_id}: {item.why}; its pool slots were freed")
+    print(HEADER)
+    for line in run_lines(instance(), args.limit):
+        print(line)
+    return 0
+
+
 def _table(args: argparse.Namespace) -> int:
     from resources.storage import MissingTable
     from teem_assets.definitions import storage_from_environment
@@ -171,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--from", dest="first", type=_date, required=True, help="first batch date")
     run.add_argument("--to", dest="last", type=_date, required=True, help="last batch date")
     run.set_defaults(run=_run)
+
+    runs = commands.add_parser("runs", help="the instance's runs: status, batch dates, pools held, why a run ended")
+    runs.add_argument("--limit", type=int, default=20, help="how many of the newest runs (default: 20)")
+    runs.set_defaults(run=_runs)
 
     table = commands.add_parser("table", help="a table's row count and first rows, or every row as JSON lines")
     table.add_argument("name", help="a catalogue table or an aggregate")

@@ -16,6 +16,8 @@ from dagster_aws.s3 import S3Resource
 
 from jobs.alerts import alert_sensors
 from jobs.batch_jobs import batch_job, migration_job, snapshot_job
+from jobs.dead_runs import dead_run_sensor
+from jobs.executor import waiting_in_process_executor
 from jobs.schedules import freshness_job, schedules
 from jobs.sensors import unload_sensors
 from resources.alerts import EmailAlerts, SlackAlerts
@@ -122,10 +124,11 @@ def build_definitions(environment: str | None = None) -> dg.Definitions:
         asset_checks=freshness_checks,
         jobs=[snapshot_job, batch_job, migration_job, freshness_job],
         schedules=schedules,
-        sensors=[*unload_sensors, *alert_sensors],
+        sensors=[*unload_sensors, *alert_sensors, dead_run_sensor],
         resources=resources_for(environment or dg.EnvVar("TEEM_ENV").get_value("local") or "local"),
-        # One process per run, so the run's in-process stages share one Spark application.
-        executor=dg.in_process_executor,
+        # One process per run, so the run's in-process stages share one Spark application; its waits for a
+        # pool sleep, end dead holders and stop on a signal (jobs/executor.py).
+        executor=waiting_in_process_executor,
     )
 
 

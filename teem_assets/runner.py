@@ -27,19 +27,27 @@ RUN_RETRIES = """run_retries:
   max_retries: 2
   retry_on_asset_or_op_failure: false
 """
-INSTANCE_SETTINGS = "telemetry:\n  enabled: false\n" + POOLS + RUN_RETRIES
+# The daemon's run monitoring: a run past its `dagster/max_runtime` (every job carries one) is ended, and the
+# slots of a run that ended are freed after 5 minutes whoever ended it. Runs whose worker was killed are ended,
+# and their slots freed at once, by `jobs.dead_runs`.
+RUN_MONITORING = """run_monitoring:
+  enabled: true
+  free_slots_after_run_end_seconds: 300
+"""
+INSTANCE_SETTINGS = "telemetry:\n  enabled: false\n" + POOLS + RUN_RETRIES + RUN_MONITORING
 
 
 def ensure_instance_settings(home: str) -> None:
-    """Write DAGSTER_HOME/dagster.yaml when it is missing, or add the pools and run retries to one written
-    before them."""
+    """Write DAGSTER_HOME/dagster.yaml when it is missing, or add the pools, run retries and run monitoring to one
+    written before them."""
     os.makedirs(home, exist_ok=True)
     settings = os.path.join(home, "dagster.yaml")
     current = open(settings).read() if os.path.exists(settings) else ""
     if not current.strip():
         missing = INSTANCE_SETTINGS
     else:
-        missing = ("" if "concurrency:" in current else POOLS) + ("" if "run_retries:" in current else RUN_RETRIES)
+        blocks = {"concurrency:": POOLS, "run_retries:": RUN_RETRIES, "run_monitoring:": RUN_MONITORING}
+        missing = "".join(block for key, block in blocks.items() if key not in current)
     if missing:
         with open(settings, "a") as handle:
             handle.write(missing if current.endswith("\n") or not current else "\n" + missing)
@@ -60,21 +68,38 @@ class Materialized:
     quarantined: object
 
 
+def execute(
+    job_name: str, tags: dict[str, str], run_id: str | None = None, run_config: dict | None = None
+) -> dg.ExecutionResult:
+    """Run a job of the code location in this process on the instance, with the job's own executor
+    (`jobs.executor`: a run waiting for a pool ends dead holders, sleeps and stops on a signal).
+    `execute_in_process` would put Dagster's plain in-process executor in its place."""
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster._core.execution.api import execute_run
+
+    job = ReconstructableRepository.for_module("teem_assets.definitions", "defs").get_reconstructable_job(job_name)
+    definition = job.get_definition()
+    run = instance().create_run_for_job(
+        job_def=definition,
+        run_id=run_id,
+        run_config=run_config or {},
+        tags={**definition.run_tags, **tags},
+        job_code_origin=job.get_python_origin(),
+    )
+    return execute_run(job, run, instance())
+
+
 def run_range(
     first: dt.date, last: dt.date, run_id: str | None = None
-) -> tuple[dg.ExecuteInProcessResult, list[Materialized]]:
+) -> tuple[dg.ExecutionResult, list[Materialized]]:
     """Materialize every layer for batch dates first..last as one single-run backfill."""
-    from teem_assets.definitions import defs
-
     if last < first:
         raise ValueError(f"--to {last} is before --from {first}")
-    job = defs.resolve_job_def("migration_job")
-    result = job.execute_in_process(
-        instance=instance(),
-        run_id=run_id,
-        tags={ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()},
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+    result = execute(
+        "migration_job",
+        {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()},
+        run_id,
+        {"loggers": {"console": {"config": {"log_level": "INFO"}}}},
     )
     seen: dict[str, Materialized] = {}
     for event in result.get_asset_materialization_events():

@@ -94,3 +94,24 @@ def aggregates_database() -> str:
 def postgres_schema() -> str:
     """The PostgreSQL schema the exports are written to (TEEM_PG_SCHEMA)."""
     return os.environ.get("TEEM_PG_SCHEMA") or "teem"
+
+
+def _positive_seconds(variable: str, default: str) -> float:
+    text = os.environ.get(variable) or default
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError(f"{variable} is {text!r}: a number of seconds") from None
+    if seconds <= 0:
+        raise ValueError(f"{variable} is {text!r}: a number of seconds above 0")
+    return seconds
+
+
+def run_heartbeat_timeout_seconds() -> float:
+    """A run on another host whose heartbeat is older than this is dead (TEEM_RUN_HEARTBEAT_TIMEOUT_SECONDS)."""
+    return _positive_seconds("TEEM_RUN_HEARTBEAT_TIMEOUT_SECONDS", "300")
+
+
+def max_runtime_seconds() -> int:
+    """Every job's `dagster/max_runtime`: run monitoring ends a run that runs longer (TEEM_MAX_RUNTIME_SECONDS)."""
+    return int(_positive_seconds("TEEM_MAX_RUNTIME_SECONDS", "21600"))

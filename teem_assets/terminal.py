@@ -16,6 +16,8 @@ from typing import TextIO
 import dagster as dg
 from dagster._core.events import DagsterEventType
 
+from jobs.executor import ENDED_PREFIX, WAITING_PREFIX
+
 STEP_ENDS = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE, DagsterEventType.STEP_SKIPPED}
 POLL_SECONDS = 0.5
 
@@ -87,6 +89,10 @@ class StageProgress:
 
     def _on(self, entry: dg.EventLogEntry) -> None:
         event = entry.dagster_event
+        if event is not None and event.event_type == DagsterEventType.ENGINE_EVENT:
+            if (event.message or "").startswith((WAITING_PREFIX, ENDED_PREFIX)):
+                self.out.write(f"  {event.message}\n")
+            return
         if event is None or event.step_key is None:
             return
         step = self._steps.setdefault(event.step_key, _Step())

@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import psycopg2
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from teem_assets import converted, layout
-from teem_assets.aggregates.outputs import Aggregate
+from teem_assets.aggregates.outputs import AGGREGATES, Aggregate
+from teem_assets.catalogue import TABLES
 from teem_assets.iceberg import CatalogSettings, python_catalog
 
 
@@ -40,3 +42,18 @@ def batch_table(root: Path | str, table: str, day: str) -> pa.Table:
     found = converted.read(layout.parquet_batch(str(root), table, day))
     assert found is not None, f"{table} {day} was never converted"
     return pa.concat_tables([pq.read_table(uri) for uri in found.uris])
+
+
+ICEBERG = [("migrated", name) for name in TABLES] + [("aggregates", name) for name in AGGREGATES]
+
+
+def pipeline_state(root: Path, url: str, schema: str) -> dict[tuple[str, str], list[tuple]]:
+    """Every table the pipeline writes, whole: the Iceberg tables and their PostgreSQL exports."""
+    found = {key: sorted_rows(iceberg_rows(root, *key)) for key in ICEBERG}
+    connection = psycopg2.connect(url)
+    with connection, connection.cursor() as cursor:
+        for name in [*TABLES, *AGGREGATES]:
+            cursor.execute(f'SELECT * FROM "{schema}"."{name}"')
+            found[("postgres", name)] = sorted(cursor.fetchall(), key=repr)
+    connection.close()
+    return found

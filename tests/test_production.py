@@ -6,19 +6,40 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
+import socket
 import sys
 from pathlib import Path
 
+import dagster as dg
 import psycopg2
 from dagster_ui import graphql_client, loaded_location
 from servers import free_port, running, wait_for
 
+from jobs.dead_runs import pools_held
 from teem_assets.aggregates.outputs import AGGREGATES
 from teem_assets.catalogue import FACTS
+from teem_assets.runner import ensure_instance_settings
 from teem_assets.sample.generate import UnloadOptions, batch_rows, generate_sample
 from teem_assets.sample.spec import SampleSpec
+from teem_assets.workers import PID_TAG
 
 ROOT = Path(__file__).resolve().parents[1]
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop())
+        todo += children.get(found[-1], [])
+    return found
+
+
 SPEC = SampleSpec(start=dt.date(2019, 9, 1), days=2, seed=7)
 DAYS = [d.isoformat() for d in SPEC.batch_dates]
 
@@ -56,7 +77,7 @@ def test_unloads_dropped_into_s3_reach_postgres_and_a_backfill_is_one_run(
         "TEEM_SENSOR_INTERVAL_SECONDS": "5",
         "TEEM_UNLOAD_SETTLE_SECONDS": "3600",  # only manifests complete an unload here
     }
-    os.makedirs(env["DAGSTER_HOME"])
+    ensure_instance_settings(env["DAGSTER_HOME"])  # the deployment settings: pools, run retries, run monitoring
 
     graphql = graphql_client(port)
 
@@ -114,11 +135,42 @@ def test_unloads_dropped_into_s3_reach_postgres_and_a_backfill_is_one_run(
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
         tag = {"key": "dagster/backfill", "value": launched["backfillId"]}
 
-        def backfill_done() -> list[dict] | None:
+        def backfill_done(tag: dict) -> list[dict] | None:
             found = runs(tag=tag)
             return found if found and all(r["status"] in ("SUCCESS", "FAILURE") for r in found) else None
 
-        backfill_runs = wait_for(backfill_done, 400, "the backfill", interval=3)
+        backfill_runs = wait_for(lambda: backfill_done(tag), 400, "the backfill", interval=3)
         assert [r["status"] for r in backfill_runs] == ["SUCCESS"]  # two days, one run
         tags = {t["key"]: t["value"] for t in backfill_runs[0]["tags"]}
         assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == tuple(DAYS)
+
+        # a run's worker (and the JVM it started) SIGKILLed while it holds a pool, as a lost host ends it: the
+        # next run launched from GraphQL still succeeds. The code server that started the worker marks the run
+        # failed when it sees its process die, but its slots would stay held for run monitoring's
+        # free_slots_after_run_end_seconds (300 s); dead_run_sensor, or the next run before it waits, frees them.
+        instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+
+        def launch(day: str) -> dict:
+            found = graphql(BACKFILL, params={"assetSelection": keys, "partitionNames": [day]})
+            assert found["launchPartitionBackfill"]["__typename"] == "LaunchBackfillSuccess", found
+            return {"key": "dagster/backfill", "value": found["launchPartitionBackfill"]["backfillId"]}
+
+        def holding_a_pool(tag: dict) -> dict | None:
+            found = [r for r in runs(tag=tag) if r["status"] == "STARTED"]
+            return found[0] if found and pools_held(instance, found[0]["runId"]) else None
+
+        first_tag = launch(DAYS[1])
+        doomed = wait_for(lambda: holding_a_pool(first_tag), 400, "the run to hold a pool", interval=0.2)
+        worker = int({t["key"]: t["value"] for t in doomed["tags"]}[PID_TAG])
+        for pid in _descendants(worker):
+            os.kill(pid, signal.SIGKILL)
+        next_tag = launch(DAYS[1])
+        after = wait_for(lambda: backfill_done(next_tag), 600, "the run after the killed one", interval=3)
+        assert [r["status"] for r in after] == ["SUCCESS"]
+        assert instance.get_run_by_id(doomed["runId"]).status == dg.DagsterRunStatus.FAILURE
+        assert doomed["runId"] not in instance.event_log_storage.get_concurrency_run_ids()
+        gone = f"its worker, process {worker} on {socket.gethostname()}, no longer exists"
+        by_sensor = f"run {doomed['runId']}: the run ended (FAILURE) and {gone}"
+        by_next_run = [e.message for e in instance.all_logs(after[0]["runId"]) if doomed["runId"] in (e.message or "")]
+        assert by_sensor in (tmp_path / "dagster-dev.log").read_text() or by_next_run, by_next_run
+        instance.dispose()

@@ -69,6 +69,10 @@ def test_settings_that_cannot_work_fail_at_once_and_say_what_to_fix(
     # nor is the run made again: run retries are for runs that failed outside their steps
     assert (instance.run_retries_enabled, instance.run_retries_max_retries) == (True, 2)
     assert instance.run_retries_retry_on_asset_or_op_failure is False
+    # run monitoring frees the slots of runs that ended, and ends runs past their dagster/max_runtime
+    assert instance.run_monitoring_enabled
+    assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 300
+    assert int(defs.resolve_job_def("migration_job").run_tags["dagster/max_runtime"]) == 6 * 3600
     failed = instance.get_run_by_id(result.run_id)
     assert failed.tags.get("dagster/will_retry") == "false" and not should_retry(failed, instance)
     failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
