@@ -7,6 +7,7 @@ statistics, never the old batches' rows.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,11 @@ from teem_assets.unload.location import join, resolve
 POINTER = "_batch.json"
 ATTEMPT_PREFIX = "attempt-"
 KEEP_ATTEMPTS = 2  # the current one, and the one a reader that started earlier may still be reading
+# An attempt no pointer names is removed only once it is this old: until then a conversion running beside this
+# one (another run of the same batch, from another instance whose pools do not hold this one) may still be
+# writing into it. No run lasts that long (TEEM_MAX_RUNTIME_SECONDS, 6 hours by default, ends it before).
+ATTEMPT_RETENTION = dt.timedelta(hours=24)
+_STAMP = "%Y%m%dT%H%M%SZ"
 
 
 @dataclass(frozen=True)
@@ -37,8 +43,23 @@ class ConvertedBatch:
         return [join(self.folder, self.attempt, name) for name in self.files]
 
 
-def new_attempt() -> str:
-    return f"{ATTEMPT_PREFIX}{uuid.uuid4().hex[:16]}"
+class EmptyPointerError(RuntimeError):
+    """A pointer would name no files for a batch with rows: its attempt was removed or never written."""
+
+
+def new_attempt(now: dt.datetime | None = None) -> str:
+    """An attempt folder's name: when it was begun (UTC), then a random part."""
+    begun = (now or dt.datetime.now(dt.UTC)).strftime(_STAMP)
+    return f"{ATTEMPT_PREFIX}{begun}-{uuid.uuid4().hex[:12]}"
+
+
+def attempt_begun(name: str) -> dt.datetime | None:
+    """When an attempt was begun, from its name; None for a name without a time (older versions')."""
+    stamp = name[len(ATTEMPT_PREFIX) :].split("-")[0]
+    try:
+        return dt.datetime.strptime(stamp, _STAMP).replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
 
 
 def _write_atomically(uri: str, text: str) -> None:
@@ -59,17 +80,33 @@ def files_of(folder: str, attempt: str) -> list[str]:
     return sorted(i.base_name for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(".parquet"))
 
 
-def commit(batch: ConvertedBatch) -> None:
-    """Point the batch at its new attempt, then remove attempts older than the one before it (and those a
-    killed conversion left)."""
+def commit(batch: ConvertedBatch, now: dt.datetime | None = None) -> None:
+    """Point the batch at its new attempt, then remove the attempts no conversion can still own (neither it nor
+    the one before it, and begun more than ATTEMPT_RETENTION ago). A pointer naming no files for a batch with
+    rows is refused: the batch would pass every check and reach no table."""
+    if batch.rows > 0 and not batch.files:
+        raise EmptyPointerError(
+            f"{join(batch.folder, batch.attempt)}: no Parquet file for {batch.rows} rows; nothing was published"
+        )
     previous = read(batch.folder)
     _write_atomically(join(batch.folder, POINTER), json.dumps(asdict(batch), indent=1))
-    keep = {batch.attempt} | ({previous.attempt} if previous else set())
-    fs, path = resolve(batch.folder)
+    remove_stale_attempts(batch.folder, {batch.attempt} | ({previous.attempt} if previous else set()), now)
+
+
+def remove_stale_attempts(folder: str, keep: set[str], now: dt.datetime | None = None) -> list[str]:
+    """Remove the attempt folders of `folder` not in `keep` and begun more than ATTEMPT_RETENTION before `now`
+    (what killed or concurrent conversions left); returns their names."""
+    oldest_kept = (now or dt.datetime.now(dt.UTC)) - ATTEMPT_RETENTION
+    fs, path = resolve(folder)
+    removed = []
     for info in fs.get_file_info(pafs.FileSelector(path, allow_not_found=True)):
-        if info.type == pafs.FileType.Directory and info.base_name.startswith(ATTEMPT_PREFIX):
-            if info.base_name not in keep:
-                fs.delete_dir(info.path)
+        if info.type != pafs.FileType.Directory or not info.base_name.startswith(ATTEMPT_PREFIX):
+            continue
+        begun = attempt_begun(info.base_name)
+        if info.base_name not in keep and (begun is None or begun < oldest_kept):
+            fs.delete_dir(info.path)
+            removed.append(info.base_name)
+    return removed
 
 
 def read(folder: str) -> ConvertedBatch | None:

@@ -21,7 +21,7 @@ import psycopg2
 import pytest
 from dagster_helpers import definitions, run_job
 from pg_proxy import PostgresProxy
-from tables import iceberg_rows, sorted_rows
+from tables import pipeline_state as state
 
 from teem_assets import converted, layout
 from teem_assets.aggregates.outputs import AGGREGATES
@@ -35,7 +35,6 @@ from teem_assets.sample.spec import SampleSpec
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = SampleSpec(start=dt.date(2019, 9, 1), days=7, seed=7)
 DAYS = [d.isoformat() for d in SPEC.batch_dates]
-ICEBERG = [("migrated", name) for name in TABLES] + [("aggregates", name) for name in AGGREGATES]
 
 
 def _drop(url: str, schema: str) -> None:
@@ -43,18 +42,6 @@ def _drop(url: str, schema: str) -> None:
     with connection, connection.cursor() as cursor:
         cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     connection.close()
-
-
-def state(root: Path, url: str, schema: str) -> dict[tuple[str, str], list[tuple]]:
-    """Every table the pipeline writes, whole: the Iceberg tables and their PostgreSQL exports."""
-    found = {key: sorted_rows(iceberg_rows(root, *key)) for key in ICEBERG}
-    connection = psycopg2.connect(url)
-    with connection, connection.cursor() as cursor:
-        for name in [*TABLES, *AGGREGATES]:
-            cursor.execute(f'SELECT * FROM "{schema}"."{name}"')
-            found[("postgres", name)] = sorted(cursor.fetchall(), key=repr)
-    connection.close()
-    return found
 
 
 def _child(
@@ -106,28 +93,61 @@ def baseline(tmp_path_factory, postgres_url, spark):
     _drop(postgres_url, schema)
 
 
+def _converting_any(root: Path, day: str) -> bool:
+    """A conversion of batch `day` has begun writing (an attempt folder of a fact table exists)."""
+    return _converting(day)(root)
+
+
+def _wave(
+    runs: list[tuple[str, Path]], root: Path, url: str, schema: str, work: Path, stagger: bool
+) -> list[subprocess.Popen]:
+    """`batch_job` runs of (day, Dagster instance) at once; staggered, each starts once the one before it has
+    begun converting, so that the first commits its batch while the next converts the same one."""
+    children: list[subprocess.Popen] = []
+    for number, (day, dagster_home) in enumerate(runs):
+        if stagger and children:
+            deadline = time.monotonic() + 300
+            while not _converting_any(root, day) and children[-1].poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+        children.append(_child("batch_job", day, root, url, schema, dagster_home, work / f"worker-{day}-{number}"))
+    return children
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(2400)  # with the baseline's seven batches, when it is the first to ask for them
 def test_batch_runs_started_at_once_equal_the_same_runs_one_after_another(
     baseline, tmp_path, monkeypatch, postgres_url, pg_schema, spark
 ):
+    """Runs of different dates at once; then the same date twice at once, three times over: started together,
+    staggered in one instance (its pools make the second wait), and staggered in two instances (no pool
+    between them: the writers' own guards hold). Every run succeeds, and the tables equal the runs one after
+    another."""
     root = tmp_path / "root"
     _started(monkeypatch, root, postgres_url, pg_schema, DAYS[:1])
     dagster_home = tmp_path / "dagster"  # one instance: its pools keep writers of one table apart
-    ensure_instance_settings(str(dagster_home))  # created once, as a deployment's instance is, before the runs
-    dg.DagsterInstance.from_config(str(dagster_home)).dispose()
-    for wave in (DAYS[1:3], DAYS[3:6]):  # two runs at once, then three
-        children = [
-            _child("batch_job", day, root, postgres_url, pg_schema, dagster_home, tmp_path / f"worker-{day}")
-            for day in wave
-        ]
-        for day, child in zip(wave, children):
-            assert child.wait(900) == 0, (tmp_path / f"worker-{day}" / "run.log").read_text()[-6000:]
+    other_home = tmp_path / "dagster-other"  # another deployment's instance, launching the same work
+    for home in (dagster_home, other_home):
+        ensure_instance_settings(str(home))  # created once, as a deployment's instance is, before the runs
+        dg.DagsterInstance.from_config(str(home)).dispose()
+    waves = [
+        ([(DAYS[1], dagster_home), (DAYS[2], dagster_home)], False),
+        ([(DAYS[3], dagster_home), (DAYS[3], dagster_home)], False),
+        ([(DAYS[4], dagster_home), (DAYS[4], dagster_home)], True),
+        ([(DAYS[5], dagster_home), (DAYS[5], other_home)], True),
+    ]
+    for runs, stagger in waves:
+        children = _wave(runs, root, postgres_url, pg_schema, tmp_path, stagger)
+        for number, ((day, _), child) in enumerate(zip(runs, children)):
+            assert child.wait(900) == 0, (tmp_path / f"worker-{day}-{number}" / "run.log").read_text()[-6000:]
     got = state(root, postgres_url, pg_schema)
     expected = baseline[DAYS[5]]
     for key in expected:
         assert got[key] == expected[key], key
         assert len(got[key]) > 0
+    for day in DAYS[3:6]:  # every batch converted twice: the pointer names the files of all its rows
+        for table in FACTS:
+            batch = converted.read(layout.parquet_batch(str(root), table.name, day))
+            assert batch.files and all(Path(uri).exists() for uri in batch.uris), (table.name, day)
 
 
 @dataclass(frozen=True)
@@ -241,11 +261,14 @@ def _killed_run(point: KillPoint, root: Path, url: str, schema: str, work: Path)
 
 def _leftovers(root: Path, url: str, schema: str, day: str | None) -> list[str]:
     """What a killed run may leave that the re-run must have removed: Parquet attempts no pointer names
-    (beyond the one before the current), pointer files half written, PostgreSQL tables half loaded."""
+    (beyond the one before the current, once ATTEMPT_RETENTION has passed: till then a conversion beside this
+    one may own them), pointer files half written, PostgreSQL tables half loaded."""
     found = []
+    later = dt.datetime.now(dt.UTC) + converted.ATTEMPT_RETENTION
     for table in FACTS if day else []:
         folder = Path(layout.parquet_batch(str(root), table.name, day))
         current = converted.read(str(folder))
+        converted.remove_stale_attempts(str(folder), {current.attempt} if current else set(), later)
         attempts = {p.name for p in folder.glob(f"{converted.ATTEMPT_PREFIX}*")}
         if current is None or current.attempt not in attempts or len(attempts) > converted.KEEP_ATTEMPTS:
             found.append(f"{folder}: attempts {sorted(attempts)}")

@@ -18,8 +18,11 @@ SNAPSHOTS_FIRST = {"dagster/priority": "10"}
 # are idempotent (MERGE, replace, upsert), so a retried step has no duplicate effect.
 COMMIT_RETRIES = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 # Stages that write shared tables take their pool's one slot (DESIGN §7): runs that write the same tables
-# never overlap, in every instance the project creates (`teem_assets.runner.INSTANCE_SETTINGS`).
+# never overlap, in every instance the project creates (`teem_assets.runner.INSTANCE_SETTINGS`). The
+# conversions too: two runs of one batch date convert one after the other, not into each other's attempts.
 WRITER_POOLS = {
+    "parquet_snapshots",
+    "parquet_batches",
     "migrated_snapshots",
     "migrated_batches",
     "postgres_snapshots",
