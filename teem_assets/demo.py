@@ -8,6 +8,7 @@ import os
 import time
 from typing import TextIO
 
+from dagster._core.storage.dagster_run import DagsterRunStatus
 from dagster._core.utils import make_new_run_id
 
 from teem_assets.runner import Materialized, instance, run_range
@@ -38,7 +39,10 @@ def report_run(first: dt.date, last: dt.date, out: TextIO, started: float, log: 
     out.write(f"run {run_id}, batch dates {first}..{last} (Spark's and Dagster's logs: {log})\n")
     with StageProgress(instance(), run_id, out) as progress:
         result, materialized = run_range(first, last, run_id)
-    out.write(f"run {run_id}: {'succeeded' if result.success else 'FAILED'} in {time.monotonic() - started:.0f} s\n")
+    ended = "succeeded" if result.success else "FAILED"
+    if instance().get_run_by_id(run_id).status == DagsterRunStatus.CANCELED:
+        ended = "canceled"  # SIGTERM or Ctrl-C (jobs/executor.py)
+    out.write(f"run {run_id}: {ended} in {time.monotonic() - started:.0f} s\n")
     print_materialized(materialized, out)
     for failure in progress.failures:
         out.write(f"failed: {failure}\n")
