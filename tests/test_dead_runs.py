@@ -152,6 +152,48 @@ def test_teem_run_killed_holding_each_pool_is_ended_by_the_next_which_equals_an_
     assert f"{FIRST}..{LAST}" in lines
 
 
+def _wait_then_stop(
+    world: World,
+    instance: dg.DagsterInstance,
+    child: subprocess.Popen,
+    log: str,
+    holder: str,
+    pools: list[str],
+    sig: signal.Signals,
+) -> None:
+    """`child` waits for `pools` (held by run `holder`): it says so, costs next to no CPU (measured on the
+    SIGTERM round), and `sig` stops it within 5 s, the run canceled and the holder's slots untouched."""
+    storage = instance.event_log_storage
+    said = [
+        f"waiting for pool {pool} ({pool.removeprefix('teem_')}), held by run {holder} (holder_job" for pool in pools
+    ]
+
+    def waiting() -> str | None:
+        pending = [{step.run_id for step in storage.get_concurrency_info(p).pending_steps} for p in pools]
+        run_ids = set.intersection(*pending) - {holder}
+        return next(iter(run_ids)) if run_ids and all(line in world.log(log) for line in said) else None
+
+    deadline = time.monotonic() + 180
+    while (run_id := waiting()) is None and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert run_id, world.log(log)[-4000:]
+    if sig == signal.SIGTERM:
+        time.sleep(2)
+        before = _cpu_seconds(child.pid)
+        time.sleep(30)
+        spent = _cpu_seconds(child.pid) - before
+        assert spent < 2.0, f"{spent:.2f} s of CPU in 30 s of waiting"
+
+    sent = time.monotonic()
+    os.killpg(child.pid, sig)
+    child.wait(5)  # raises when it takes longer
+    assert time.monotonic() - sent < 5
+    assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.CANCELED
+    assert f"run {run_id}: canceled in " in world.log(log)
+    assert all(_holders(instance, pool) == {holder} for pool in pools)  # the live run keeps its slots
+    assert run_id not in storage.get_concurrency_run_ids()  # and the stopped one waits no more
+
+
 @pytest.mark.timeout(600)
 def test_a_run_waiting_for_a_live_runs_pool_sleeps_names_it_and_stops_on_sigterm_or_sigint(
     tmp_path, postgres_url, pg_schema
@@ -174,31 +216,9 @@ def test_a_run_waiting_for_a_live_runs_pool_sleeps_names_it_and_stops_on_sigterm
     for number, sig in enumerate((signal.SIGTERM, signal.SIGINT)):
         log = f"waiting-{number}.log"
         child = world.teem("run", "--from", FIRST, "--to", LAST, log=log)
-
-        def waiting() -> str | None:
-            pending = [{step.run_id for step in storage.get_concurrency_info(p).pending_steps} for p in pools]
-            return next(iter(set.intersection(*pending) - {holder.run_id}), None)
-
-        deadline = time.monotonic() + 180
-        while (run_id := waiting()) is None and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert run_id, world.log(log)[-4000:]
-        if sig == signal.SIGTERM:
-            time.sleep(2)
-            before = _cpu_seconds(child.pid)
-            time.sleep(30)
-            spent = _cpu_seconds(child.pid) - before
-            assert spent < 2.0, f"{spent:.2f} s of CPU in 30 s of waiting"
-        for pool in pools:
-            said = f"waiting for pool {pool} ({pool.removeprefix('teem_')}), held by run {holder.run_id} (holder_job"
-            assert said in world.log(log)
-
-        sent = time.monotonic()
-        os.killpg(child.pid, sig)
-        child.wait(5)  # raises when it takes longer
-        assert time.monotonic() - sent < 5
-        assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.CANCELED
-        assert f"run {run_id}: canceled in " in world.log(log)
-        assert all(_holders(instance, pool) == {holder.run_id} for pool in pools)  # the live run keeps its slots
-        assert run_id not in storage.get_concurrency_run_ids()  # and the stopped one waits no more
+        try:
+            _wait_then_stop(world, instance, child, log, holder.run_id, pools, sig)
+        finally:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGKILL)
     instance.dispose()
