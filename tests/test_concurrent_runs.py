@@ -93,11 +93,6 @@ def baseline(tmp_path_factory, postgres_url, spark):
     _drop(postgres_url, schema)
 
 
-def _converting_any(root: Path, day: str) -> bool:
-    """A conversion of batch `day` has begun writing (an attempt folder of a fact table exists)."""
-    return _converting(day)(root)
-
-
 def _wave(
     runs: list[tuple[str, Path]], root: Path, url: str, schema: str, work: Path, stagger: bool
 ) -> list[subprocess.Popen]:
@@ -107,7 +102,7 @@ def _wave(
     for number, (day, dagster_home) in enumerate(runs):
         if stagger and children:
             deadline = time.monotonic() + 300
-            while not _converting_any(root, day) and children[-1].poll() is None and time.monotonic() < deadline:
+            while not _converting(day)(root) and children[-1].poll() is None and time.monotonic() < deadline:
                 time.sleep(0.01)
         children.append(_child("batch_job", day, root, url, schema, dagster_home, work / f"worker-{day}-{number}"))
     return children
