@@ -90,6 +90,8 @@ case "$command" in
     ;;
   test)
     ensure_java; ensure_jars; ensure_venv; ensure_chromium
+    # Far from UTC unless told otherwise: Spark pins its own clocks, never the process's (tests/test_timezones.py).
+    export TZ=${TZ:-America/Los_Angeles}
     "$VENV/bin/ruff" check .
     exec "$VENV/bin/python" -m pytest "$@"
     ;;

@@ -6,7 +6,6 @@ from __future__ import annotations
 import glob
 import os
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -48,15 +47,6 @@ LOCAL_CONF: dict[str, str] = {
 }
 
 
-def pin_process_to_utc() -> None:
-    """The driver process and everything it starts (JVM, Python workers) run in UTC."""
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-
-
 class MissingJars(Exception):
     """The JVM jars the project needs are not installed."""
 
@@ -87,6 +77,9 @@ def spark_conf(
             conf[key] = value
     if master is not None:
         conf["spark.master"] = master
+    if local:  # one machine: the driver answers on loopback, whatever the host name resolves to
+        conf.setdefault("spark.driver.host", "127.0.0.1")
+        conf.setdefault("spark.driver.bindAddress", "127.0.0.1")
     conf["spark.pyspark.python"] = sys.executable
     conf["spark.pyspark.driver.python"] = sys.executable
     return conf
@@ -98,11 +91,16 @@ def build_spark_session(
     extra_conf: Mapping[str, str] | None = None,
     jars: list[str] | None = None,
 ) -> SparkSession:
-    """Start (or join) the process's Spark application, pinned to UTC, with Iceberg."""
-    pin_process_to_utc()
+    """Start (or join) the process's Spark application, pinned to UTC, with Iceberg.
+
+    The zone is pinned through Spark's own settings (session zone, JVM options, the Python workers' TZ), never
+    by changing this process's zone or environment: the Dagster process around it keeps its own."""
     builder = SparkSession.builder.appName(app_name)
     for key, value in spark_conf(master, extra_conf, jars).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.conf.set("spark.sql.session.timeZone", "UTC")
+    if master is not None:  # spark-submit gives its own driver the cluster's interpreter
+        # PySpark takes its workers' interpreter from PYSPARK_PYTHON; this one, without touching os.environ.
+        session.sparkContext.pythonExec = sys.executable
     return session

@@ -4,6 +4,7 @@ caller's zone asked for everywhere (the Spark resource must pin UTC anyway); pri
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -35,7 +36,7 @@ def main(master: str, zone: str) -> None:
     probe = {
         "jvm": spark._jvm.java.util.TimeZone.getDefault().getID(),
         "session": spark.conf.get("spark.sql.session.timeZone"),
-        "driver": [time.timezone, time.tzname[0]],
+        "driver": [os.environ.get("TZ"), time.timezone],
         "worker": list(worker),
         "executor_jvm": "UTC" if 'id="UTC"' in str(executor_jvm) else str(executor_jvm),
     }

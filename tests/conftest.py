@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from teem_assets.spark_session import build_spark_session
 for _name, _value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
                       ("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_REGION", "us-east-1")):  # fmt: skip
     os.environ.setdefault(_name, _value)
+
+# The test process's zone as it started (dev.sh test: America/Los_Angeles unless TZ says otherwise).
+STARTING_ZONE = (os.environ.get("TZ"), time.timezone, time.tzname)
 
 SAMPLE_SPEC = SampleSpec(start=dt.date(2019, 9, 1), days=14, seed=7)
 # Small parts, so every table has `_part_01` splits, and gzip, as Redshift writes with GZIP.

@@ -16,7 +16,14 @@ from servers import free_port, running, wait_for
 from test_aggregate_rules import as_output_rows, hourly_expected, week_expected
 
 ROOT = Path(__file__).resolve().parents[1]
-UTC_EVERYWHERE = {"jvm": "UTC", "session": "UTC", "driver": [0, "UTC"], "worker": [0, "UTC"], "executor_jvm": "UTC"}
+# time.timezone of each zone: seconds west of UTC outside daylight saving.
+STANDARD_OFFSET = {"America/Los_Angeles": 8 * 3600, "Asia/Kolkata": -(5 * 3600 + 30 * 60)}
+
+
+def utc_in_spark_only(zone: str) -> dict[str, object]:
+    """Spark's JVMs, session and Python workers in UTC; the driver process in the zone it was started in."""
+    return {"jvm": "UTC", "session": "UTC", "driver": [zone, STANDARD_OFFSET[zone]], "worker": [0, "UTC"],
+            "executor_jvm": "UTC"}  # fmt: skip
 
 
 def _child_env(zone: str) -> dict[str, str]:
@@ -45,15 +52,15 @@ def _as_json_rows(rows: set[tuple]) -> list[list]:
     return sorted(json.loads(json.dumps(sorted(rows, key=repr), default=str)), key=repr)
 
 
-def _assert_expected(result: dict) -> None:
-    assert result["probe"] == UTC_EVERYWHERE
+def _assert_expected(result: dict, zone: str) -> None:
+    assert result["probe"] == utc_in_spark_only(zone)
     assert sorted(result["hourly"], key=repr) == _as_json_rows(as_output_rows(hourly_expected()))
     assert sorted(result["weekly"], key=repr) == _as_json_rows(week_expected())
 
 
 @pytest.mark.parametrize("zone", ["America/Los_Angeles", "Asia/Kolkata"])
 def test_the_aggregates_are_the_same_in_another_zone(zone: str) -> None:
-    _assert_expected(_run_child("local[2]", zone))
+    _assert_expected(_run_child("local[2]", zone), zone)
 
 
 def test_the_aggregates_are_the_same_on_a_standalone_cluster_in_los_angeles(tmp_path: Path) -> None:
@@ -72,4 +79,4 @@ def test_the_aggregates_are_the_same_on_a_standalone_cluster_in_los_angeles(tmp_
         with running(worker, worker_env, str(tmp_path), str(tmp_path / "worker.log")):
             wait_for(lambda: "Successfully registered" in (tmp_path / "worker.log").read_text(), 60, "the worker")
             result = _run_child(master_url, "America/Los_Angeles")
-    _assert_expected(result)
+    _assert_expected(result, "America/Los_Angeles")

@@ -7,10 +7,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_SPEC
+from conftest import SAMPLE_SPEC, STARTING_ZONE
 
 from teem_assets.catalogue import TABLES
 from teem_assets.layout import raw_batch
@@ -19,6 +20,8 @@ from teem_assets.sample.generate import batch_rows
 ROOT = Path(__file__).resolve().parents[1]
 DAY = dt.date(2019, 9, 9)
 TABLE = "fact_event_by_day"
+# time.timezone of each zone: seconds west of UTC outside daylight saving.
+STANDARD_OFFSET = {"America/Los_Angeles": 8 * 3600, "Asia/Kolkata": -(5 * 3600 + 30 * 60)}
 
 
 @pytest.mark.parametrize("zone", ["America/Los_Angeles", "Asia/Kolkata"])
@@ -39,7 +42,10 @@ def test_timestamps_unchanged_in_another_zone(sample_root: Path, tmp_path: Path,
     )
     assert child.returncode == 0, child.stderr[-3000:]
     result = json.loads(child.stdout)
-    assert result["probe"] == {"jvm": "UTC", "session": "UTC", "driver": [0, "UTC"], "worker": [0, "UTC"]}
+    # Spark's clocks are UTC; the process that asked for Spark keeps its own zone (and its environment).
+    assert result["probe"] == {
+        "jvm": "UTC", "session": "UTC", "driver": [zone, STANDARD_OFFSET[zone]], "worker": [0, "UTC"]
+    }
 
     names = TABLES[TABLE].column_names
     timestamp_columns = [i for i, c in enumerate(TABLES[TABLE].columns) if c.type.kind.value == "timestamp"]
@@ -49,3 +55,10 @@ def test_timestamps_unchanged_in_another_zone(sample_root: Path, tmp_path: Path,
     }
     got = {row[names.index("event_by_day_pk")]: [row[i] for i in timestamp_columns] for row in result["rows"]}
     assert got == expected
+
+
+def test_a_whole_run_leaves_the_process_zone_alone(loaded) -> None:
+    """`loaded` ran every layer in this process (its tables are compared with the oracle elsewhere); the
+    process's zone, and the TZ its children inherit, are still the ones it started with."""
+    assert STARTING_ZONE[1] != 0, "run the tests in a zone away from UTC (dev.sh test sets America/Los_Angeles)"
+    assert (os.environ.get("TZ"), time.timezone, time.tzname) == STARTING_ZONE

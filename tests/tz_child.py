@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -30,7 +31,7 @@ def main(folder: str, table: str, zone: str, work: str) -> None:
     probe = {
         "jvm": spark._jvm.java.util.TimeZone.getDefault().getID(),
         "session": spark.conf.get("spark.sql.session.timeZone"),
-        "driver": [time.timezone, time.tzname[0]],
+        "driver": [os.environ.get("TZ"), time.timezone],
         "worker": list(worker),
     }
     spark.stop()
