@@ -3,21 +3,28 @@ and both optional: an unconfigured channel is skipped, not an error."""
 
 from __future__ import annotations
 
-import os
 import smtplib
+import ssl
 from email.message import EmailMessage
 
 import dagster as dg
 from dagster_slack import SlackResource
 from slack_sdk import WebClient
 
+from teem_assets.settings import Settings, environment_value, load
+
 
 def _env(name: str) -> dg.EnvVar | None:
-    return dg.EnvVar(name) if os.environ.get(name) else None
+    return dg.EnvVar(name) if environment_value(name) else None
+
+
+class AlertSettingError(ValueError):
+    """Settings that would send a secret where it can be read on the way."""
 
 
 class EmailAlerts(dg.ConfigurableResource):
-    """SMTP delivery; STARTTLS unless the server is plain (a local relay)."""
+    """SMTP delivery; STARTTLS, with the server's certificate and host name verified, unless the server is a
+    plain local relay, which then gets no login: a password never crosses the network unencrypted."""
 
     host: str | None = None
     port: int = 587
@@ -27,19 +34,32 @@ class EmailAlerts(dg.ConfigurableResource):
     recipients: list[str] = []  # noqa: RUF012 - pydantic copies field defaults
     starttls: bool = True
 
+    # Certificates trusted besides the system's (a PEM file): a company's own authority, or a test's.
+    ca_file: str | None = None
+
     @classmethod
-    def from_environment(cls) -> EmailAlerts:
+    def from_settings(cls, settings: Settings) -> EmailAlerts:
         """TEEM_SMTP_HOST, TEEM_SMTP_PORT, TEEM_SMTP_USER, TEEM_SMTP_PASSWORD, TEEM_SMTP_STARTTLS,
-        TEEM_ALERT_EMAIL_FROM and TEEM_ALERT_EMAIL_TO (comma-separated)."""
+        TEEM_SMTP_CA_FILE, TEEM_ALERT_EMAIL_FROM and TEEM_ALERT_EMAIL_TO (comma-separated)."""
+        if settings.smtp_user and not settings.smtp_starttls:
+            raise AlertSettingError(
+                "TEEM_SMTP_USER is set with TEEM_SMTP_STARTTLS=false: the login would cross the network in plain "
+                "text; use STARTTLS, or a local relay without a login"
+            )
         return cls(
             host=_env("TEEM_SMTP_HOST"),
-            port=dg.EnvVar.int("TEEM_SMTP_PORT") if os.environ.get("TEEM_SMTP_PORT") else 587,
+            port=settings.smtp_port,
             user=_env("TEEM_SMTP_USER"),
-            password=_env("TEEM_SMTP_PASSWORD"),
-            sender=_env("TEEM_ALERT_EMAIL_FROM") or "teem-pipelines@localhost",
-            recipients=[a.strip() for a in os.environ.get("TEEM_ALERT_EMAIL_TO", "").split(",") if a.strip()],
-            starttls=os.environ.get("TEEM_SMTP_STARTTLS", "true").lower() != "false",
+            password=dg.EnvVar("TEEM_SMTP_PASSWORD") if settings.smtp_password_set else None,
+            sender=settings.alert_email_from,
+            recipients=list(settings.alert_email_to),
+            starttls=settings.smtp_starttls,
+            ca_file=settings.smtp_ca_file,
         )
+
+    @classmethod
+    def from_environment(cls) -> EmailAlerts:
+        return cls.from_settings(load())
 
     @property
     def configured(self) -> bool:
@@ -49,9 +69,14 @@ class EmailAlerts(dg.ConfigurableResource):
         message = EmailMessage()
         message["Subject"], message["From"], message["To"] = subject, self.sender, ", ".join(self.recipients)
         message.set_content(body)
+        if self.user and not self.starttls:
+            raise AlertSettingError(
+                f"not logging in to {self.host}:{self.port} without TLS (TEEM_SMTP_STARTTLS=false with a user)"
+            )
         with smtplib.SMTP(self.host, self.port, timeout=30) as server:
             if self.starttls:
-                server.starttls()
+                # create_default_context verifies the certificate chain and the host name
+                server.starttls(context=ssl.create_default_context(cafile=self.ca_file))
             if self.user:
                 server.login(self.user, self.password or "")
             server.send_message(message)
@@ -65,13 +90,17 @@ class SlackAlerts(dg.ConfigurableResource):
     api_url: str = WebClient.BASE_URL
 
     @classmethod
-    def from_environment(cls) -> SlackAlerts:
+    def from_settings(cls, settings: Settings) -> SlackAlerts:
         """TEEM_SLACK_TOKEN, TEEM_SLACK_CHANNEL and TEEM_SLACK_API_URL."""
         return cls(
-            token=_env("TEEM_SLACK_TOKEN"),
-            channel=_env("TEEM_SLACK_CHANNEL") or "#teem-alerts",
-            api_url=_env("TEEM_SLACK_API_URL") or WebClient.BASE_URL,
+            token=dg.EnvVar("TEEM_SLACK_TOKEN") if settings.slack_token_set else None,
+            channel=settings.slack_channel,
+            api_url=settings.slack_api_url or WebClient.BASE_URL,
         )
+
+    @classmethod
+    def from_environment(cls) -> SlackAlerts:
+        return cls.from_settings(load())
 
     @property
     def configured(self) -> bool:

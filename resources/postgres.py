@@ -4,15 +4,15 @@ environment), else the project's own embedded server in the local state director
 
 from __future__ import annotations
 
-import os
-from urllib.parse import urlparse
-
 import dagster as dg
 import psycopg2
 import psycopg2.extensions
 from pydantic import PrivateAttr
 
-from teem_assets.settings import postgres_schema, state_dir
+from teem_assets.postgres.urls import PostgresSettingError, encoded_url, server_of
+from teem_assets.settings import Settings, environment_value, load, state_dir
+
+__all__ = ["PostgresResource", "PostgresSettingError", "PostgresUnavailable", "encoded_url", "server_of"]
 
 
 class PostgresUnavailable(Exception):
@@ -37,19 +37,9 @@ def _embedded_uri() -> str:
     return server.get_uri()
 
 
-def server_of(dsn: str) -> str:
-    """host:port/database of a connection URL or key=value string: never its user or password."""
-    if "://" in dsn:
-        parsed = urlparse(dsn)
-        host = parsed.hostname or dict(p.split("=", 1) for p in parsed.query.split("&") if "=" in p).get("host")
-        return f"{host}:{parsed.port or 5432}/{parsed.path.lstrip('/')}"
-    parts = psycopg2.extensions.parse_dsn(dsn)
-    return f"{parts.get('host')}:{parts.get('port', 5432)}/{parts.get('dbname')}"
-
-
 def _env(name: str) -> dg.EnvVar | None:
     """A setting present in the environment, as a field the launchpad shows by its variable's name."""
-    return dg.EnvVar(name) if os.environ.get(name) else None
+    return dg.EnvVar(name) if environment_value(name) else None
 
 
 class PostgresResource(dg.ConfigurableResource):
@@ -68,32 +58,39 @@ class PostgresResource(dg.ConfigurableResource):
     _resolved: str | None = PrivateAttr(default=None)
 
     @classmethod
-    def from_environment(cls, embedded_allowed: bool = True) -> PostgresResource:
-        """TEEM_POSTGRES_URL, or TEEM_PG_HOST/PORT/USER/DATABASE and TEEM_PG_PASSWORD; TEEM_PG_SCHEMA."""
+    def from_settings(cls, settings: Settings, embedded_allowed: bool = True) -> PostgresResource:
+        """TEEM_POSTGRES_URL, or TEEM_PG_HOST/PORT/USER/DATABASE and TEEM_PG_PASSWORD; TEEM_PG_SCHEMA. The URL
+        and the password stay variables: Dagster resolves them when a run starts."""
         return cls(
-            url=_env("TEEM_POSTGRES_URL"),
+            url=dg.EnvVar("TEEM_POSTGRES_URL") if settings.postgres_url_set else None,
             host=_env("TEEM_PG_HOST"),
-            port=dg.EnvVar.int("TEEM_PG_PORT") if os.environ.get("TEEM_PG_PORT") else 5432,
+            port=settings.pg_port,
             user=_env("TEEM_PG_USER"),
             database=_env("TEEM_PG_DATABASE"),
-            password=_env("TEEM_PG_PASSWORD"),
-            schema_name=postgres_schema(),
+            password=dg.EnvVar("TEEM_PG_PASSWORD") if settings.pg_password_set else None,
+            schema_name=settings.postgres_schema,
             embedded_allowed=embedded_allowed,
         )
+
+    @classmethod
+    def from_environment(cls, embedded_allowed: bool = True) -> PostgresResource:
+        return cls.from_settings(load(), embedded_allowed)
 
     def _dsn(self) -> str:
         if self._resolved is None:
             if self.url:
-                self._resolved = self.url
+                self._resolved = encoded_url(self.url)
             elif self.host:
                 self._resolved = psycopg2.extensions.make_dsn(
                     host=self.host, port=self.port, user=self.user, dbname=self.database, password=self.password
                 )
             elif self.embedded_allowed:
                 self._resolved = _embedded_uri()
-            else:
-                raise PostgresUnavailable(
-                    "no PostgreSQL server is set: TEEM_POSTGRES_URL or TEEM_PG_HOST (TEEM_ENV=aws)"
+            else:  # a setting, not an outage: trying again cannot help
+                raise dg.Failure(
+                    description="no PostgreSQL server is set: TEEM_POSTGRES_URL or TEEM_PG_HOST (TEEM_ENV=aws "
+                    "never starts the embedded server)",
+                    allow_retries=False,
                 )
         return self._resolved
 
@@ -105,7 +102,11 @@ class PostgresResource(dg.ConfigurableResource):
         """A connection; a server that refuses or restarts raises PostgresUnavailable (the step's retry policy
         tries again), settings that cannot work raise a Failure that is not retried and says what to fix."""
         try:
-            return psycopg2.connect(self._dsn(), connect_timeout=10, application_name="teem-pipelines")
+            dsn = self._dsn()
+        except PostgresSettingError as error:
+            raise dg.Failure(description=str(error), allow_retries=False) from None
+        try:
+            return psycopg2.connect(dsn, connect_timeout=10, application_name="teem-pipelines")
         except psycopg2.OperationalError as error:
             reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
             message = f"cannot connect to PostgreSQL at {self.server()}: {reason}"

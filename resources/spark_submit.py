@@ -16,6 +16,7 @@ import pyspark
 from dagster_aws.pipes import PipesS3MessageReader
 
 from resources.stage_results import StageResult, failures_in
+from teem_assets.settings import stage_environment
 from teem_assets.spark_session import project_jars
 from teem_assets.stages.entry import DRIVER_SCRIPT, REQUEST_EXTRA
 from teem_assets.stages.request import StageRequest
@@ -76,7 +77,7 @@ def run_spark_submit(
         ) as session:
             command = submit_command(master, request, driver, driver_memory, conf)
             context.log.info(f"spark-submit of stage {request.stage} to {master}")
-            env = {**os.environ, **session.get_bootstrap_env_vars()}
+            env = stage_environment(session.get_bootstrap_env_vars())  # no project secret crosses
             finished = subprocess.run(command, env=env, cwd=folder, check=False)
             if finished.returncode != 0:
                 raise dg.Failure(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +13,7 @@ from teem_assets.redshift_types import TypeSpecError, parse_columns_spec
 from teem_assets.sample.generate import UnloadOptions, generate_sample
 from teem_assets.sample.spec import SampleSpec
 from teem_assets.sample.unload_writer import DEFAULT_MAX_FILE_SIZE
-from teem_assets.settings import data_root
+from teem_assets.settings import SettingError, adopt_for_this_command, data_root, load
 from teem_assets.unload.convert import decode_part
 from teem_assets.unload.decode import Columns, DecodeOptions
 from teem_assets.unload.jsonl import json_lines
@@ -26,6 +25,35 @@ def _date(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: at least 1")
+    return value
+
+
+def _unload_dates(root: str, first: dt.date, last: dt.date) -> list[dt.date]:
+    """The dates of first..last with an incremental unload of any fact table under `root`."""
+    from pyarrow.fs import FileType
+
+    from teem_assets.catalogue import FACTS
+    from teem_assets.layout import raw_batch
+    from teem_assets.unload.location import resolve
+
+    days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+    found = []
+    for day in days:
+        for table in FACTS:
+            filesystem, path = resolve(raw_batch(root, table.name, day))
+            if filesystem.get_file_info(path).type == FileType.Directory:
+                found.append(day)
+                break
+    return found
 
 
 def _sample_unload(args: argparse.Namespace) -> int:
@@ -83,7 +111,7 @@ def _check_unload(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     if args.root:
-        os.environ["TEEM_ROOT"] = args.root
+        adopt_for_this_command("TEEM_ROOT", args.root)
     from teem_assets.demo import run_demo
 
     return run_demo(data_root())
@@ -94,6 +122,13 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.last < args.first:
         print(f"teem run: --to {args.last} is before --from {args.first}", file=sys.stderr)
+        return 2
+    if not _unload_dates(data_root(), args.first, args.last):
+        print(
+            f"teem run: no unload of any fact table for {args.first}..{args.last} under {data_root()}/csv "
+            "(TEEM_ROOT): write or copy the unloads there first",
+            file=sys.stderr,
+        )
         return 2
     return run_in_terminal(args.first, args.last)
 
@@ -112,8 +147,10 @@ def _runs(args: argparse.Namespace) -> int:
 
 
 def _table(args: argparse.Namespace) -> int:
+    import dagster as dg
+
     from resources.storage import MissingTable
-    from teem_assets.definitions import storage_from_environment
+    from teem_assets.definitions import storage_from_settings
     from teem_assets.show_table import default_layer, table_rows
 
     layer = args.layer or default_layer(args.name)
@@ -121,12 +158,15 @@ def _table(args: argparse.Namespace) -> int:
     if layer == "postgres":
         from resources.postgres import PostgresResource
 
-        postgres = PostgresResource.from_environment().process_config_and_initialize()  # EnvVars resolved
+        postgres = PostgresResource.from_settings(load()).process_config_and_initialize()  # EnvVars resolved
     try:
-        storage = storage_from_environment().process_config_and_initialize()  # EnvVars resolved
+        storage = storage_from_settings(load()).process_config_and_initialize()  # EnvVars resolved
         rows = table_rows(storage, postgres, args.name, layer)
     except MissingTable as error:
         print(f"teem table: {error}", file=sys.stderr)
+        return 2
+    except dg.Failure as failure:  # settings that cannot work, e.g. a wrong PostgreSQL password
+        print(f"teem table: {failure.description}", file=sys.stderr)
         return 2
     if args.jsonl:
         for line in json_lines(rows):
@@ -157,9 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser("sample-unload", help="write a realistic sample of TEEM unloads")
     sample.add_argument("--out", required=True, help="root folder to write csv/<table>/… under")
     sample.add_argument("--start", type=_date, default=dt.date(2019, 9, 1))
-    sample.add_argument("--days", type=int, default=14)
+    sample.add_argument("--days", type=_at_least_one, default=14)
     sample.add_argument("--seed", type=int, default=7)
-    sample.add_argument("--scale", type=int, default=1, help="multiplies companies, spaces and events")
+    sample.add_argument("--scale", type=_at_least_one, default=1, help="multiplies companies, spaces and events")
     sample.add_argument("--slices", type=int, default=2, help="Redshift slices: one file series each")
     sample.add_argument("--max-file-size", type=int, default=DEFAULT_MAX_FILE_SIZE, help="bytes before _part_NN+1")
     sample.add_argument("--gzip", action="store_true", help="gzip every part (.gz)")
@@ -209,7 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.run(args))
+    try:
+        load()  # every setting checked before anything runs
+        return int(args.run(args))
+    except SettingError as error:
+        print(f"teem: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from teem_assets.settings import state_dir
+from teem_assets.settings import load
 
 # Every pool holds one slot: two runs never write the same tables at once (the stages' pools,
 # teem_assets.assets.stage.WRITER_POOLS). The README's deployment dagster.yaml says the same.
@@ -55,9 +55,9 @@ def ensure_instance_settings(home: str) -> None:
 
 def instance() -> dg.DagsterInstance:
     """The instance under DAGSTER_HOME (default `.teem/dagster`), created on first use."""
-    home = os.environ.setdefault("DAGSTER_HOME", str(state_dir() / "dagster"))
+    home = str(load().dagster_home)
     ensure_instance_settings(home)
-    return dg.DagsterInstance.get()
+    return dg.DagsterInstance.from_config(home)
 
 
 @dataclass(frozen=True)

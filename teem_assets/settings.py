@@ -1,117 +1,347 @@
-"""Settings from the environment (README lists them); nothing secret is read here."""
+"""Every setting of teem-pipelines, read from the environment in one place into one typed object (README,
+"Settings"). A value that cannot work is refused with a `SettingError` naming its variable and what it must be.
+
+Secrets (TEEM_PG_PASSWORD, TEEM_SMTP_PASSWORD, TEEM_SLACK_TOKEN, the password inside TEEM_POSTGRES_URL) are never
+held here: resources get them as `dg.EnvVar` fields, resolved by Dagster when a run starts.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from teem_assets.postgres.urls import server_of
+
+ENVIRONMENTS = ("local", "aws")
+SECRET_VARIABLES = ("TEEM_POSTGRES_URL", "TEEM_PG_PASSWORD", "TEEM_SMTP_PASSWORD", "TEEM_SLACK_TOKEN")
+# What a spark-submitted stage inherits from this process besides its Pipes variables: tools, paths and AWS's
+# default chain. Nothing else (no project secret) crosses.
+STAGE_ENVIRONMENT_PREFIXES = ("AWS_", "JAVA_", "SPARK_", "PYSPARK_", "HADOOP_", "LC_")
+STAGE_ENVIRONMENT_NAMES = ("PATH", "HOME", "USER", "LANG", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "TEEM_HOME")
 
 
+class SettingError(ValueError):
+    """A setting that cannot work; the message names the variable and what it must be."""
+
+
+def _text(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name, "").strip()
+    return value or None
+
+
+def _number(
+    environ: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    above: float | None = None,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    whole: bool = False,
+) -> Any:
+    text = _text(environ, name)
+    if text is None:
+        return default
+    kind = "a whole number" if whole else "a number"
+    try:
+        value: float = int(text) if whole else float(text)
+    except ValueError:
+        raise SettingError(f"{name} is {text!r}: {kind}") from None
+    bounds = [
+        *([f"above {above:g}"] if above is not None else []),
+        *([f"at least {at_least:g}"] if at_least is not None else []),
+        *([f"at most {at_most:g}"] if at_most is not None else []),
+    ]
+    if (
+        value != value  # NaN
+        or (above is not None and value <= above)
+        or (at_least is not None and value < at_least)
+        or (at_most is not None and value > at_most)
+    ):
+        raise SettingError(f"{name} is {text!r}: {kind} {' and '.join(bounds)}")
+    return value
+
+
+def _json(environ: Mapping[str, str], name: str, kind: type) -> Any:
+    text = _text(environ, name)
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SettingError(f"{name} is not JSON ({error.msg} at character {error.pos})") from None
+    if not isinstance(value, kind):
+        raise SettingError(f"{name} is JSON, but not a JSON {'object' if kind is dict else 'array'}")
+    return value
+
+
+def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _text(environ, name) or default
+    if value not in choices:
+        raise SettingError(f"{name} is {value!r}: one of {', '.join(choices)}")
+    return value
+
+
+def _switch(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    text = _text(environ, name)
+    if text is None:
+        return default
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise SettingError(f"{name} is {text!r}: true or false")
+
+
+def _postgres_server(url: str | None) -> str | None:
+    if url is None:
+        return None
+    try:
+        return server_of(url)
+    except Exception:  # psycopg2's and urllib's messages quote the text they could not read
+        raise SettingError(
+            "TEEM_POSTGRES_URL is not a postgresql://user:password@host:port/database URL (its value is not shown)"
+        ) from None
+
+
+def _date(environ: Mapping[str, str], name: str, default: str) -> str:
+    text = _text(environ, name) or default
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise SettingError(f"{name} is {text!r}: a date, YYYY-MM-DD") from None
+
+
+# EmrResource's fields, the variables that set them and how each is read (README, "Running on AWS").
+EMR_VARIABLES: dict[str, tuple[str, Callable[[Mapping[str, str], str], Any]]] = {
+    "release_label": ("TEEM_EMR_RELEASE_LABEL", _text),
+    "master_instance_type": ("TEEM_EMR_MASTER_INSTANCE_TYPE", _text),
+    "core_instance_type": ("TEEM_EMR_CORE_INSTANCE_TYPE", _text),
+    "core_instance_count": ("TEEM_EMR_CORE_INSTANCE_COUNT", lambda e, n: _number(e, n, None, at_least=1, whole=True)),
+    "subnet_id": ("TEEM_EMR_SUBNET_ID", _text),
+    "service_role": ("TEEM_EMR_SERVICE_ROLE", _text),
+    "instance_profile": ("TEEM_EMR_INSTANCE_PROFILE", _text),
+    "log_uri": ("TEEM_EMR_LOG_URI", _text),
+    "archive_uri": ("TEEM_EMR_ARCHIVE_URI", _text),
+    "messages_bucket": ("TEEM_EMR_MESSAGES_BUCKET", _text),
+    "poll_seconds": ("TEEM_EMR_POLL_SECONDS", lambda e, n: _number(e, n, None, above=0)),
+    "tags": ("TEEM_EMR_TAGS", lambda e, n: _json(e, n, dict)),
+    "bootstrap_actions": ("TEEM_EMR_BOOTSTRAP_ACTIONS", lambda e, n: _json(e, n, list)),
+    "spark_conf": ("TEEM_EMR_SPARK_CONF", lambda e, n: _json(e, n, dict)),
+    "iceberg_conf": ("TEEM_EMR_ICEBERG_CONF", lambda e, n: _json(e, n, dict)),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The values of every setting; `from_env` reads and checks them, tests build one directly."""
+
+    environment: str = "local"  # TEEM_ENV
+    home: Path = field(default_factory=lambda: (Path.cwd() / ".teem").resolve())  # TEEM_HOME
+    root: str = ""  # TEEM_ROOT; empty: <home>/root
+    dagster_home: Path | None = None  # DAGSTER_HOME; None: <home>/dagster
+    spark: str | None = None  # TEEM_SPARK
+    spark_messages_bucket: str | None = None  # TEEM_SPARK_MESSAGES_BUCKET
+    first_batch_date: str = "2019-09-01"  # TEEM_FIRST_BATCH_DATE
+    migrated_database: str = "migrated"  # TEEM_MIGRATED_DATABASE
+    aggregates_database: str = "aggregates"  # TEEM_AGGREGATES_DATABASE
+    postgres_schema: str = "teem"  # TEEM_PG_SCHEMA
+    # the checks' thresholds (defaults of the `thresholds` resource, which the launchpad can override)
+    volume_threshold: float = 0.95  # TEEM_VOLUME_THRESHOLD
+    trailing_weeks: int = 4  # TEEM_TRAILING_WEEKS
+    trailing_batches: int = 7  # TEEM_TRAILING_BATCHES
+    snapshot_shrink_threshold: float = 0.9  # TEEM_SNAPSHOT_SHRINK_THRESHOLD
+    freshness_max_age_hours: float = 48.0  # TEEM_FRESHNESS_MAX_AGE_HOURS
+    # sensors and runs
+    unload_settle_seconds: float = 600.0  # TEEM_UNLOAD_SETTLE_SECONDS
+    sensor_interval_seconds: int = 30  # TEEM_SENSOR_INTERVAL_SECONDS
+    sweep_hours: float = 24.0  # TEEM_SENSOR_SWEEP_HOURS
+    run_heartbeat_timeout_seconds: float = 300.0  # TEEM_RUN_HEARTBEAT_TIMEOUT_SECONDS
+    max_runtime_seconds: int = 21600  # TEEM_MAX_RUNTIME_SECONDS
+    webserver_url: str = "http://127.0.0.1:3000"  # TEEM_WEBSERVER_URL
+    # table upkeep
+    snapshot_retention_days: float = 7.0  # TEEM_SNAPSHOT_RETENTION_DAYS
+    orphan_sweep_days: float = 7.0  # TEEM_ORPHAN_SWEEP_DAYS
+    # AWS's own variables, as its SDKs read them
+    aws_endpoint_url: str | None = None  # AWS_ENDPOINT_URL
+    aws_region: str | None = None  # AWS_REGION, else AWS_DEFAULT_REGION
+    # PostgreSQL (the password only ever as the variable's name)
+    postgres_url_set: bool = False  # TEEM_POSTGRES_URL
+    postgres_server: str | None = None  # host:port/database of TEEM_POSTGRES_URL, never its user or password
+    pg_host: str | None = None  # TEEM_PG_HOST
+    pg_port: int = 5432  # TEEM_PG_PORT
+    pg_user: str | None = None  # TEEM_PG_USER
+    pg_database: str | None = None  # TEEM_PG_DATABASE
+    pg_password_set: bool = False  # TEEM_PG_PASSWORD
+    # alerts
+    smtp_host: str | None = None  # TEEM_SMTP_HOST
+    smtp_port: int = 587  # TEEM_SMTP_PORT
+    smtp_user: str | None = None  # TEEM_SMTP_USER
+    smtp_password_set: bool = False  # TEEM_SMTP_PASSWORD
+    smtp_starttls: bool = True  # TEEM_SMTP_STARTTLS
+    smtp_ca_file: str | None = None  # TEEM_SMTP_CA_FILE
+    alert_email_from: str = "teem-pipelines@localhost"  # TEEM_ALERT_EMAIL_FROM
+    alert_email_to: tuple[str, ...] = ()  # TEEM_ALERT_EMAIL_TO, comma-separated
+    slack_token_set: bool = False  # TEEM_SLACK_TOKEN
+    slack_channel: str = "#teem-alerts"  # TEEM_SLACK_CHANNEL
+    slack_api_url: str | None = None  # TEEM_SLACK_API_URL
+    emr: dict[str, Any] = field(default_factory=dict)  # TEEM_EMR_*: EmrResource's fields that are set
+
+    def __post_init__(self) -> None:
+        if not self.root:
+            object.__setattr__(self, "root", str(self.home / "root"))
+        if self.dagster_home is None:
+            object.__setattr__(self, "dagster_home", self.home / "dagster")
+
+    @property
+    def data_root(self) -> str:
+        return self.root
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home
+
+    @property
+    def sweep_interval(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.sweep_hours)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings of `environ` (this process's environment by default); a bad value raises SettingError."""
+        env = os.environ if environ is None else environ
+        home = Path(_text(env, "TEEM_HOME") or Path.cwd() / ".teem").resolve()
+        dagster_home = _text(env, "DAGSTER_HOME")
+        max_runtime = _number(env, "TEEM_MAX_RUNTIME_SECONDS", 21600, above=0, whole=True)
+        emr = {key: parse(env, name) for key, (name, parse) in EMR_VARIABLES.items()}
+        return cls(
+            environment=_choice(env, "TEEM_ENV", "local", ENVIRONMENTS),
+            home=home,
+            root=_text(env, "TEEM_ROOT") or "",
+            dagster_home=Path(dagster_home).resolve() if dagster_home else None,
+            spark=_text(env, "TEEM_SPARK"),
+            spark_messages_bucket=_text(env, "TEEM_SPARK_MESSAGES_BUCKET"),
+            first_batch_date=_date(env, "TEEM_FIRST_BATCH_DATE", "2019-09-01"),
+            migrated_database=_text(env, "TEEM_MIGRATED_DATABASE") or "migrated",
+            aggregates_database=_text(env, "TEEM_AGGREGATES_DATABASE") or "aggregates",
+            postgres_schema=_text(env, "TEEM_PG_SCHEMA") or "teem",
+            volume_threshold=_number(env, "TEEM_VOLUME_THRESHOLD", 0.95, above=0, at_most=1),
+            trailing_weeks=_number(env, "TEEM_TRAILING_WEEKS", 4, at_least=1, whole=True),
+            trailing_batches=_number(env, "TEEM_TRAILING_BATCHES", 7, at_least=1, whole=True),
+            snapshot_shrink_threshold=_number(env, "TEEM_SNAPSHOT_SHRINK_THRESHOLD", 0.9, above=0, at_most=1),
+            freshness_max_age_hours=_number(env, "TEEM_FRESHNESS_MAX_AGE_HOURS", 48.0, above=0),
+            unload_settle_seconds=_number(env, "TEEM_UNLOAD_SETTLE_SECONDS", 600.0, at_least=0),
+            sensor_interval_seconds=_number(env, "TEEM_SENSOR_INTERVAL_SECONDS", 30, at_least=1, whole=True),
+            sweep_hours=_number(env, "TEEM_SENSOR_SWEEP_HOURS", 24.0, at_least=0),
+            run_heartbeat_timeout_seconds=_number(env, "TEEM_RUN_HEARTBEAT_TIMEOUT_SECONDS", 300.0, above=0),
+            max_runtime_seconds=max_runtime,
+            webserver_url=(_text(env, "TEEM_WEBSERVER_URL") or "http://127.0.0.1:3000").rstrip("/"),
+            # A reader may hold a snapshot for as long as a run may last: expiring it sooner breaks that read.
+            snapshot_retention_days=_number(
+                env, "TEEM_SNAPSHOT_RETENTION_DAYS", 7.0, at_least=round(max_runtime / 86400, 4)
+            ),
+            orphan_sweep_days=_number(env, "TEEM_ORPHAN_SWEEP_DAYS", 7.0, above=0),
+            aws_endpoint_url=_text(env, "AWS_ENDPOINT_URL"),
+            aws_region=_text(env, "AWS_REGION") or _text(env, "AWS_DEFAULT_REGION"),
+            postgres_url_set=_text(env, "TEEM_POSTGRES_URL") is not None,
+            postgres_server=_postgres_server(_text(env, "TEEM_POSTGRES_URL")),
+            pg_host=_text(env, "TEEM_PG_HOST"),
+            pg_port=_number(env, "TEEM_PG_PORT", 5432, at_least=1, at_most=65535, whole=True),
+            pg_user=_text(env, "TEEM_PG_USER"),
+            pg_database=_text(env, "TEEM_PG_DATABASE"),
+            pg_password_set=_text(env, "TEEM_PG_PASSWORD") is not None,
+            smtp_host=_text(env, "TEEM_SMTP_HOST"),
+            smtp_port=_number(env, "TEEM_SMTP_PORT", 587, at_least=1, at_most=65535, whole=True),
+            smtp_user=_text(env, "TEEM_SMTP_USER"),
+            smtp_password_set=_text(env, "TEEM_SMTP_PASSWORD") is not None,
+            smtp_starttls=_switch(env, "TEEM_SMTP_STARTTLS", True),
+            smtp_ca_file=_text(env, "TEEM_SMTP_CA_FILE"),
+            alert_email_from=_text(env, "TEEM_ALERT_EMAIL_FROM") or "teem-pipelines@localhost",
+            alert_email_to=tuple(a.strip() for a in env.get("TEEM_ALERT_EMAIL_TO", "").split(",") if a.strip()),
+            slack_token_set=_text(env, "TEEM_SLACK_TOKEN") is not None,
+            slack_channel=_text(env, "TEEM_SLACK_CHANNEL") or "#teem-alerts",
+            slack_api_url=_text(env, "TEEM_SLACK_API_URL"),
+            emr={key: value for key, value in emr.items() if value is not None},
+        )
+
+
+def load() -> Settings:
+    """This process's settings, read now (a test's monkeypatched environment is seen)."""
+    return Settings.from_env()
+
+
+def adopt_for_this_command(variable: str, value: str) -> None:
+    """Set a variable for the rest of this process. Only the `teem` command calls it, from its own entry point and
+    before anything else runs: a command-line option (`--root`) then means what the variable would."""
+    os.environ[variable] = value
+
+
+def stage_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a spark-submitted stage: what STAGE_ENVIRONMENT_* let through, then `extra`."""
+    passed = {
+        name: value
+        for name, value in os.environ.items()
+        if name in STAGE_ENVIRONMENT_NAMES or name.startswith(STAGE_ENVIRONMENT_PREFIXES)
+    }
+    return {**passed, **extra}
+
+
+def environment_value(name: str) -> str | None:
+    """A variable's value for a resource field that Dagster resolves itself (`dg.EnvVar`): only whether it is
+    set is decided here."""
+    return _text(os.environ, name)
+
+
+# The settings one at a time, for code that needs one value where it runs.
 def state_dir() -> Path:
     """The project's local state directory: `TEEM_HOME`, else `.teem` in the working directory."""
-    return Path(os.environ.get("TEEM_HOME") or Path.cwd() / ".teem").resolve()
+    return load().home
 
 
 def data_root() -> str:
     """Where unloads, Parquet and migrated tables live: `TEEM_ROOT` (a folder or s3:// prefix)."""
-    return os.environ.get("TEEM_ROOT") or str(state_dir() / "root")
-
-
-def volume_threshold() -> float:
-    """A batch must hold at least this share of its baseline, the same weekday of the trailing weeks
-    (TEEM_VOLUME_THRESHOLD)."""
-    return float(os.environ.get("TEEM_VOLUME_THRESHOLD", "0.95"))
-
-
-def trailing_weeks() -> int:
-    """How many weeks back the volume check looks for batches of the same weekday (TEEM_TRAILING_WEEKS)."""
-    return int(os.environ.get("TEEM_TRAILING_WEEKS", "4"))
-
-
-def trailing_batches() -> int:
-    """How many earlier batches the companies check compares with (TEEM_TRAILING_BATCHES)."""
-    return int(os.environ.get("TEEM_TRAILING_BATCHES", "7"))
-
-
-def snapshot_shrink_threshold() -> float:
-    """A dimension snapshot must hold at least this share of the current table's rows
-    (TEEM_SNAPSHOT_SHRINK_THRESHOLD)."""
-    return float(os.environ.get("TEEM_SNAPSHOT_SHRINK_THRESHOLD", "0.9"))
-
-
-def freshness_max_age_hours() -> float:
-    """How old the newest migrated batch may be, counted from the end of its day (TEEM_FRESHNESS_MAX_AGE_HOURS)."""
-    return float(os.environ.get("TEEM_FRESHNESS_MAX_AGE_HOURS", "48"))
-
-
-def unload_settle_seconds() -> float:
-    """An unload without a manifest is complete when no part has changed for this long
-    (TEEM_UNLOAD_SETTLE_SECONDS)."""
-    return float(os.environ.get("TEEM_UNLOAD_SETTLE_SECONDS", "600"))
-
-
-def sensor_interval_seconds() -> int:
-    """How often the unload sensors look (TEEM_SENSOR_INTERVAL_SECONDS)."""
-    return int(os.environ.get("TEEM_SENSOR_INTERVAL_SECONDS", "30"))
-
-
-def sweep_interval() -> dt.timedelta:
-    """How often the batch unload sensor lists every date, to notice old unloads uploaded again
-    (TEEM_SENSOR_SWEEP_HOURS)."""
-    return dt.timedelta(hours=float(os.environ.get("TEEM_SENSOR_SWEEP_HOURS", "24")))
-
-
-def snapshot_retention_days() -> float:
-    """How long the Iceberg tables keep old snapshots (TEEM_SNAPSHOT_RETENTION_DAYS)."""
-    return float(os.environ.get("TEEM_SNAPSHOT_RETENTION_DAYS", "7"))
-
-
-def webserver_url() -> str:
-    """Where the Dagster UI is served, for the links in alerts (TEEM_WEBSERVER_URL)."""
-    return os.environ.get("TEEM_WEBSERVER_URL", "http://127.0.0.1:3000").rstrip("/")
-
-
-def orphan_sweep_days() -> float:
-    """How often, at most, each Iceberg table's orphan files are removed (TEEM_ORPHAN_SWEEP_DAYS)."""
-    return float(os.environ.get("TEEM_ORPHAN_SWEEP_DAYS", "7"))
+    return load().root
 
 
 def first_batch_date() -> str:
-    """The first daily partition of every fact asset (TEEM_FIRST_BATCH_DATE)."""
-    return os.environ.get("TEEM_FIRST_BATCH_DATE", "2019-09-01")
+    return load().first_batch_date
 
 
 def migrated_database() -> str:
-    """The catalog database of the migrated tables (TEEM_MIGRATED_DATABASE)."""
-    return os.environ.get("TEEM_MIGRATED_DATABASE") or "migrated"
+    return load().migrated_database
 
 
 def aggregates_database() -> str:
-    """The catalog database of the aggregates (TEEM_AGGREGATES_DATABASE)."""
-    return os.environ.get("TEEM_AGGREGATES_DATABASE") or "aggregates"
+    return load().aggregates_database
 
 
 def postgres_schema() -> str:
-    """The PostgreSQL schema the exports are written to (TEEM_PG_SCHEMA)."""
-    return os.environ.get("TEEM_PG_SCHEMA") or "teem"
+    return load().postgres_schema
 
 
-def _positive_seconds(variable: str, default: str) -> float:
-    text = os.environ.get(variable) or default
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise ValueError(f"{variable} is {text!r}: a number of seconds") from None
-    if seconds <= 0:
-        raise ValueError(f"{variable} is {text!r}: a number of seconds above 0")
-    return seconds
+def unload_settle_seconds() -> float:
+    return load().unload_settle_seconds
+
+
+def sensor_interval_seconds() -> int:
+    return load().sensor_interval_seconds
+
+
+def sweep_interval() -> dt.timedelta:
+    return load().sweep_interval
+
+
+def webserver_url() -> str:
+    return load().webserver_url
 
 
 def run_heartbeat_timeout_seconds() -> float:
-    """A run on another host whose heartbeat is older than this is dead (TEEM_RUN_HEARTBEAT_TIMEOUT_SECONDS)."""
-    return _positive_seconds("TEEM_RUN_HEARTBEAT_TIMEOUT_SECONDS", "300")
+    return load().run_heartbeat_timeout_seconds
 
 
 def max_runtime_seconds() -> int:
-    """Every job's `dagster/max_runtime`: run monitoring ends a run that runs longer (TEEM_MAX_RUNTIME_SECONDS)."""
-    return int(_positive_seconds("TEEM_MAX_RUNTIME_SECONDS", "21600"))
+    return load().max_runtime_seconds

@@ -48,6 +48,9 @@ def _postgres(postgres: PostgresResource, name: str, columns: Columns) -> pa.Tab
     connection = postgres.connect()
     try:
         with connection, connection.cursor() as cursor:
+            cursor.execute("SELECT to_regclass(%s)", (f'"{postgres.schema_name}"."{name}"',))
+            if cursor.fetchone()[0] is None:
+                raise MissingTable(f"PostgreSQL at {postgres.server()} has no table {postgres.schema_name}.{name} yet")
             cursor.execute(
                 sql.SQL("SELECT {} FROM {}.{}").format(
                     sql.SQL(", ").join(sql.Identifier(c) for c in columns.column_names),
@@ -65,6 +68,10 @@ def _postgres(postgres: PostgresResource, name: str, columns: Columns) -> pa.Tab
 def table_rows(storage: StorageResource, postgres: PostgresResource | None, name: str, layer: str) -> pa.Table:
     """Every current row of table `name` in `layer`, sorted by its key."""
     columns = _columns(name)
+    if name in AGGREGATES and layer in ("parquet", "migrated"):
+        raise MissingTable(f"{name} is an aggregate: its layers are aggregates and postgres, not {layer}")
+    if name in TABLES and layer == "aggregates":
+        raise MissingTable(f"{name} is a migrated table: its layers are parquet, migrated and postgres")
     if layer == "parquet":
         rows = _parquet(storage, name)
     elif layer == "postgres":

@@ -49,6 +49,8 @@ def running(command: Sequence[str], env: dict[str, str], cwd: str, log: str) -> 
 
 
 def wait_for(check: Callable[[], object], timeout: float, what: str, interval: float = 1.0) -> object:
+    """`check()`'s first truthy value. An error it raises means "not yet" (a server still starting), except a failed
+    assert, which is an answer and fails the test at once instead of after the timeout."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -56,6 +58,8 @@ def wait_for(check: Callable[[], object], timeout: float, what: str, interval: f
             value = check()
             if value:
                 return value
+        except AssertionError:
+            raise
         except Exception as error:
             last_error = error
         time.sleep(interval)

@@ -104,7 +104,7 @@ def test_an_update_three_batches_later_changes_its_day(tmp_path: Path, monkeypat
     updated[column[table.updated_at]] = dt.datetime(2019, 9, 5, 12, 0, 0, 123456)
     replace_raw_batch(tmp_path, table, "2019-09-05", [updated])
 
-    monkeypatch.setenv("TEEM_VOLUME_THRESHOLD", "0")  # a batch of one row, on purpose
+    monkeypatch.setenv("TEEM_VOLUME_THRESHOLD", "0.000001")  # a batch of one row, on purpose
     result = run_job(defs, "batch_job", "2019-09-05")
     assert result.success
     evaluations = result.get_asset_check_evaluations()

@@ -1,5 +1,7 @@
-"""The Dagster UI as people use it, in Debian's Chromium: the lineage, a backfill and a partition launched from an
-asset's page, and a failed blocking check read on its page, against `dagster dev` on the 14-day sample.
+"""The Dagster UI as people use it, in Debian's Chromium: the lineage, the resources and the launchpad showing
+variables and never a secret, a backfill and a partition launched from an asset's page, a job launched through
+the GraphQL API as the launchpad sends it, and a failed blocking check read on its page, against `dagster dev`
+(webserver and daemon) on the 14-day sample.
 Screenshots go to test-artifacts/browser/."""
 
 from __future__ import annotations
@@ -113,28 +115,99 @@ def _failed_check_shows_its_metadata(page: Page, base: str, root: Path) -> None:
     screenshot(page, "failed-check")
 
 
-def _settings_show_their_variables_not_values(page: Page, base: str, location: str, secret_parts: list[str]) -> None:
-    for resource, variable in (("storage", "TEEM_ROOT"), ("postgres", "TEEM_POSTGRES_URL")):
+# Canaries in every secret setting, the PostgreSQL password written into the URL as it is.
+PG_CANARY = "Pg/canary#pw?x@1"
+SECRETS = {
+    "TEEM_SMTP_USER": "alerts",
+    "TEEM_SMTP_PASSWORD": "smtp-canary",
+    "TEEM_SLACK_TOKEN": "xoxb-canary",
+    "TEEM_SLACK_API_URL": "http://127.0.0.1:9/api/",  # nothing listens: the failed run's alert fails, and says so
+}
+
+
+def _with_password(url: str, password: str) -> str:
+    if "://" not in url:
+        return f"{url} password='{password}'"
+    scheme, rest = url.split("://", 1)
+    credentials, location = rest.split("@", 1)
+    return f"{scheme}://{credentials.split(':')[0]}:{password}@{location}"
+
+
+def _settings_show_their_variables_not_values(page: Page, base: str, location: str, root: Path) -> None:
+    for resource, variables in (
+        ("storage", ["TEEM_ROOT"]),
+        ("postgres", ["TEEM_POSTGRES_URL"]),
+        ("email", ["TEEM_SMTP_PASSWORD", "TEEM_SMTP_USER"]),
+        ("slack", ["TEEM_SLACK_TOKEN"]),
+    ):
         open_page(page, f"{base}/locations/{location}/resources/{resource}")
-        row = page.get_by_role("row").filter(has_text=variable)
-        assert "Env var" in row.inner_text()
-        shown = page.locator("body").inner_text()
-        assert not [part for part in secret_parts if part in shown]
+        for variable in variables:
+            assert "Env var" in page.get_by_role("row").filter(has_text=variable).inner_text(), variable
+        assert "canary" not in page.content().lower()
+        assert str(root) not in page.locator("body").inner_text()
     screenshot(page, "postgres-resource")
+    open_page(page, f"{base}/locations/{location}/jobs/migration_job/playground")
+    page.get_by_text("Scaffold missing config").or_(page.get_by_text("Launch run")).first.wait_for()
+    launchpad = page.content().lower()
+    assert "thresholds" in launchpad and "canary" not in launchpad
+    screenshot(page, "launchpad")
+
+
+LAUNCH = """
+mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+} }
+"""
+STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+MATERIALIZED = """
+query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {
+    assetMaterializations(limit: 50) { partition metadataEntries { label ... on IntMetadataEntry { intValue } } }
+} } }
+"""
+
+
+def _job_launched_through_graphql(graphql: Callable[..., dict], location: dict, day: str) -> None:
+    """What the UI's launchpad sends: every layer of one batch date, then its materializations' metadata."""
+    repository = location["locationOrLoadError"]["repositories"][0]
+    assert {"snapshot_job", "batch_job", "migration_job", "freshness_job"} <= {j["name"] for j in repository["jobs"]}
+    selector = {"repositoryLocationName": location["name"], "repositoryName": repository["name"]}
+    params = {
+        "selector": {**selector, "jobName": "migration_job"},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]},
+    }
+    launched = graphql(LAUNCH, params=params)["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+
+    def finished() -> str | None:
+        status = graphql(STATUS, id=run_id)["runOrError"]["status"]
+        return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
+
+    assert wait_for(finished, 600, "the run to finish", interval=2) == "SUCCESS"
+    for key, label in ((["migrated", "fact_event_by_day"], "dagster/row_count"),
+                       (["aggregates", "agg_hourly_space"], "rows_in_recomputed_partitions")):  # fmt: skip
+        found = graphql(MATERIALIZED, key={"path": key})["assetOrError"]["assetMaterializations"]
+        [materialization] = [m for m in found if m["partition"] == day]
+        assert {e["label"]: e.get("intValue") for e in materialization["metadataEntries"]}[label] > 0, key
 
 
 def test_a_user_session_in_the_dagster_ui(tmp_path: Path, postgres_url: str, pg_schema: str):
     root = tmp_path / "root"
     generate_sample(str(root), SPEC, UnloadOptions())
-    env = local_env(tmp_path, root, postgres_url, pg_schema)
+    env = {**local_env(tmp_path, root, _with_password(postgres_url, PG_CANARY), pg_schema), **SECRETS}
     ensure_instance_settings(env["DAGSTER_HOME"])  # as `./dev.sh ui` does: pools and run retries
     port = free_port()
     base = base_url(port)
     with dagster_dev(env, tmp_path, port) as (graphql, location), chromium_page() as page:
         _lineage_shows_every_group(page, base)
-        _settings_show_their_variables_not_values(page, base, location["name"], [str(root), postgres_url])
+        _settings_show_their_variables_not_values(page, base, location["name"], root)
         _backfill_of_three_days_is_one_run(page, base, graphql)
         _one_partition_launched_succeeds(page, base)
+        _job_launched_through_graphql(graphql, location, "2019-09-04")
         _failed_check_shows_its_metadata(page, base, root)
         # meanwhile the daemon ran the sensors that start RUNNING on the instance's default SQLite storage
         repository = location["locationOrLoadError"]["repositories"][0]["name"]
@@ -151,3 +224,7 @@ def test_a_user_session_in_the_dagster_ui(tmp_path: Path, postgres_url: str, pg_
         }
     migrated = iceberg_rows(root, "migrated", "fact_event_by_day")
     assert migrated.num_rows > 0
+    # the webserver's and daemon's logs, the instance's event logs, compute logs and metadata: no secret
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "dagster-dev.log" for p in files) and any(p.suffix == ".db" for p in files)
+    assert [str(p) for p in files if b"canary" in p.read_bytes().lower()] == []

@@ -253,7 +253,7 @@ def test_a_failed_warning_check_alerts_once_per_partition(
     companies = sorted({row[company] for row in rows})
     kept = [row for row in rows if row[company] != companies[0]]  # one company is missing from the batch
     replace_raw_batch(root, EVENTS, DAYS[3], kept)
-    monkeypatch.setenv("TEEM_VOLUME_THRESHOLD", "0")  # a smaller batch, on purpose: only the warning fails
+    monkeypatch.setenv("TEEM_VOLUME_THRESHOLD", "0.000001")  # a smaller batch, on purpose: only the warning fails
 
     def tick(cursor: str | None) -> str | None:
         context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=_resources())

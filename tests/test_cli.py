@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg2.extensions
 from corpus import CORPUS
 
 from teem_assets.aggregates.outputs import AGGREGATES
@@ -77,16 +78,42 @@ def test_check_unload_bad_arguments_say_why(tmp_path: Path):
     assert result.returncode == 2 and "money" in result.stderr
 
 
-def test_run_materializes_a_range_into_the_dagster_instance(tmp_path: Path, postgres_url: str, pg_schema: str):
+# Canary values in every secret setting: the PostgreSQL password written into the URL as it is, with the
+# characters a URL would take for its next part.
+PG_CANARY = "Pg/canary#pw?x@1"
+SMTP_CANARY = "smtp-canary-secret"
+SLACK_CANARY = "xoxb-canary-slack-token"
+
+
+def _with_password(url: str, user: str, password: str) -> str:
+    """`url` (postgresql://user[:password]@…, or key=value) logging in as `user` with `password`."""
+    if "://" not in url:
+        return f"{url} user={user} password='{password}'"
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{user}:{password}@{rest.split('@', 1)[1]}"
+
+
+def test_run_materializes_a_range_into_the_dagster_instance_and_no_secret_leaks(
+    tmp_path: Path, postgres_url: str, pg_schema: str
+):
+    """`teem run` as a user runs it, with every secret set to a canary: one passing and one failing run, then
+    nothing under TEEM_HOME (logs, the Dagster instance's event log, compute logs and metadata) holds a canary."""
+    import dagster as dg
     from dagster_helpers import small_sample
 
     root = small_sample(tmp_path / "root")
+    user = psycopg2.extensions.parse_dsn(postgres_url).get("user", "postgres")
     env = {
         **os.environ,
         "TEEM_ROOT": str(root),
         "TEEM_HOME": str(tmp_path / "home"),
-        "TEEM_POSTGRES_URL": postgres_url,
+        "TEEM_POSTGRES_URL": _with_password(postgres_url, user, PG_CANARY),  # local servers trust the user
         "TEEM_PG_SCHEMA": pg_schema,
+        "TEEM_SMTP_HOST": "127.0.0.1",
+        "TEEM_SMTP_USER": "alerts",
+        "TEEM_SMTP_PASSWORD": SMTP_CANARY,
+        "TEEM_ALERT_EMAIL_TO": "data-team@example.com",
+        "TEEM_SLACK_TOKEN": SLACK_CANARY,
     }
     result = subprocess.run(
         [TEEM, "run", "--from", "2019-09-02", "--to", "2019-09-03"],
@@ -101,8 +128,27 @@ def test_run_materializes_a_range_into_the_dagster_instance(tmp_path: Path, post
     assert "2019-09-02..2019-09-03" in lines["migrated/fact_event_by_day"]
     every_table = {f"{layer}/{t}" for layer in ("parquet", "migrated", "postgres") for t in TABLES}
     assert set(lines) == every_table | {f"{layer}/{a}" for layer in ("aggregates", "postgres") for a in AGGREGATES}
-    assert os.listdir(tmp_path / "home" / "dagster")  # the run is recorded where `./dev.sh ui` looks
     assert not (root / "parquet" / "fact_attendance" / "batch_date=2019-09-01").exists()
+    # the run is recorded where `./dev.sh ui` looks, with its partitions
+    instance = dg.DagsterInstance.from_config(str(tmp_path / "home" / "dagster"))
+    [run] = instance.get_runs()
+    assert run.status == dg.DagsterRunStatus.SUCCESS and run.job_name == "migration_job"
+    assert instance.get_materialized_partitions(dg.AssetKey(["migrated", "fact_event_by_day"])) == {
+        "2019-09-02", "2019-09-03"
+    }  # fmt: skip
+
+    failing = {**env, "TEEM_POSTGRES_URL": _with_password(postgres_url, "no_such_role_here", PG_CANARY)}
+    failed = subprocess.run(
+        [TEEM, "run", "--from", "2019-09-01", "--to", "2019-09-01"],
+        env=failing, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert failed.returncode == 1 and "no_such_role_here" in failed.stdout + failed.stderr
+    assert "canary" not in failed.stdout + failed.stderr + result.stdout + result.stderr
+    assert len(instance.get_runs()) == 2
+    files = [p for p in (tmp_path / "home").rglob("*") if p.is_file()]
+    assert any(p.suffix == ".log" for p in files) and any("dagster" in p.parts for p in files)
+    leaked = [str(p) for p in files if b"canary" in p.read_bytes().lower()]
+    assert leaked == []
 
     def table(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([TEEM, "table", *args], env=env, capture_output=True, text=True, timeout=300)

@@ -39,24 +39,25 @@ def test_records_and_lines_are_numbered_across_escaped_line_feeds():
 
 
 @pytest.mark.parametrize(
-    ("spec", "text", "column"),
+    ("spec", "text", "detail"),
     [
-        ("v:smallint", '"40000"', "v"),
-        ("v:int", '"12a"', "v"),
-        ("v:decimal(5,2)", '"1.234"', "v"),
-        ("v:boolean", '"true"', "v"),
-        ("v:date", '"2019-02-30"', "v"),
-        ("v:timestamp", '"2019-01-01 25:00:00"', "v"),
-        ("v:timestamp", '"2019-01-01 10:00:00+00"', "v"),
+        ("v:smallint", '"40000"', "invalid smallint value '40000' in column v"),
+        ("v:int", '"12a"', "invalid integer value '12a' in column v"),
+        ("v:decimal(5,2)", '"1.234"', "invalid decimal(5,2) value '1.234' in column v"),
+        ("v:boolean", '"true"', "invalid boolean value 'true' in column v"),
+        ("v:date", '"2019-02-30"', "invalid date value '2019-02-30' in column v"),
+        ("v:timestamp", '"2019-01-01 25:00:00"', "invalid timestamp value '2019-01-01 25:00:00' in column v"),
+        ("v:timestamp", '"2019-01-01 10:00:00+00"', "invalid timestamp value '2019-01-01 10:00:00+00' in column v"),
     ],
 )
-def test_values_not_of_their_type_are_quarantined(spec: str, text: str, column: str):
+def test_values_not_of_their_type_are_quarantined(spec: str, text: str, detail: str):
     columns = parse_columns_spec(f"k:int,{spec}")
     data = f'"1"|{text}\n"2"|"\\N"\n'.encode()
     decoded = decode_records(data, columns, file="f")
     assert decoded.table.to_pylist() == [{"k": 2, "v": None}]
     [bad] = decoded.malformed
-    assert bad.reason == "bad_value" and bad.line == 1 and column in bad.detail
+    assert (bad.reason, bad.line, bad.detail, bad.raw) == ("bad_value", 1, detail, f'"1"|{text}'.encode())
+    assert bad.describe() == f"f:1: record 1: bad_value: {detail}"
 
 
 def test_typed_values():

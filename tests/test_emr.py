@@ -23,6 +23,7 @@ from resources.emr import EmrResource, EmrSettingError
 from resources.spark import SparkResource
 from resources.spark_submit import spark_submit_path
 from resources.storage import StorageResource
+from resources.thresholds import CheckThresholds
 from teem_assets.assets.parquet import parquet_snapshots
 from teem_assets.catalogue import DIMENSIONS
 from teem_assets.spark_session import project_jars
@@ -61,7 +62,7 @@ def aws(monkeypatch):
 def _resources(aws, **changes) -> dict:
     emr = EmrResource(**{**SETTINGS, **changes}, region=REGION, aws_endpoint_url=aws.endpoint)
     storage = StorageResource(root="s3://teem/root", aws_endpoint_url=aws.endpoint, aws_region=REGION)
-    return {"spark": SparkResource(where="emr", emr=emr), "storage": storage}
+    return {"spark": SparkResource(where="emr", emr=emr), "storage": storage, "thresholds": CheckThresholds()}
 
 
 class Materializing(threading.Thread):
@@ -231,7 +232,7 @@ def test_the_driver_started_as_emr_starts_it_reports_back_through_s3(aws, sample
 
 def _in_process_snapshots(sample_root: Path, root: Path) -> dict[str, dict[str, object]]:
     shutil.copytree(sample_root / "csv", root / "csv")
-    resources = {"spark": SparkResource(), "storage": StorageResource(root=str(root))}
+    resources = {"spark": SparkResource(), "storage": StorageResource(root=str(root)), "thresholds": CheckThresholds()}
     result = dg.materialize([parquet_snapshots], resources=resources)
     return {
         e.step_materialization_data.materialization.asset_key.to_user_string(): {

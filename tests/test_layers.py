@@ -40,12 +40,24 @@ def layer_of(module: str) -> str:
 
 
 def imports(path: Path) -> set[str]:
+    """The modules `path` imports, as absolute names: `from teem_assets import x` is `teem_assets.x` when x is a
+    module of the project, and a relative import is resolved against the importing module's package."""
     found: set[str] = set()
+    package = module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            found.add(module)
+            for alias in node.names:
+                candidate = f"{module}.{alias.name}"
+                as_path = ROOT.joinpath(*candidate.split("."))
+                if as_path.with_suffix(".py").exists() or (as_path / "__init__.py").exists():
+                    found.add(candidate)
     return found
 
 
@@ -60,6 +72,33 @@ def test_the_classification_sees_every_layer():
     assert layer_of("teem_assets.stages.convert") == "logic"
     assert layer_of("resources.spark") == "resources"
     assert layer_of("teem_assets.definitions_extra") == "logic"  # a prefix of a name is not the module
+
+
+def test_imports_are_read_as_what_they_are(tmp_path: Path) -> None:
+    here = ROOT / "teem_assets" / "assets" / "probe_for_the_layer_test.py"
+    here.write_text("from teem_assets import definitions\nfrom ..checks import freshness\nfrom . import keys\n")
+    try:
+        found = imports(here)
+    finally:
+        here.unlink()
+    assert {"teem_assets.definitions", "teem_assets.checks.freshness", "teem_assets.assets.keys"} <= found
+
+
+def test_only_the_settings_module_reads_the_environment() -> None:
+    """Settings are read in one place, checked once (teem_assets/settings.py); everything else gets values."""
+    readers = []
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):
+                text = ast.unparse(node) if isinstance(node, ast.Attribute | ast.Call) else ""
+                if (
+                    text in ("os.environ", "os.getenv", "os.putenv")
+                    or text.startswith(("os.environ.", "os.getenv(", "environ.get("))
+                    or (isinstance(node, ast.Call) and text.endswith(".get_value()") and "EnvVar" in text)
+                ):
+                    readers.append(f"{module_name(path)}:{node.lineno}: {text[:60]}")
+    assert sorted({r for r in readers if not r.startswith("teem_assets.settings:")}) == []
 
 
 def test_no_module_imports_a_layer_above_its_own():

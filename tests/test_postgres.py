@@ -135,6 +135,9 @@ def test_a_load_killed_during_copy_leaves_the_table_as_it_was(loaded, postgres_u
     )
     assert after == batch_fingerprint(table, newest.combine_chunks().to_batches()[0])
     connection.close()
+    # every value, not only the keys and updated-at the fingerprint covers
+    expected = sorted((tuple(row.values()) for row in newest.to_pylist()), key=repr)
+    assert fetch(postgres_url, pg_schema, table.name) == expected
 
 
 def test_a_server_that_is_down_is_named_and_nothing_is_written():

@@ -19,6 +19,7 @@ from test_s3_glue import S3_ROOT, _postgres_rows, _upload
 
 from resources.spark import SparkResource
 from resources.storage import StorageResource
+from resources.thresholds import CheckThresholds
 from teem_assets.aggregates.outputs import AGGREGATES
 from teem_assets.assets.parquet import parquet_snapshots
 from teem_assets.catalogue import TABLES
@@ -28,7 +29,9 @@ FIRST, LAST = SAMPLE_DAYS[0], SAMPLE_DAYS[-1]
 
 
 def _snapshots(resources: dict) -> dict[str, dict[str, object]]:
-    result = dg.materialize([parquet_snapshots], resources=resources, raise_on_error=False)
+    result = dg.materialize(
+        [parquet_snapshots], resources={**resources, "thresholds": CheckThresholds()}, raise_on_error=False
+    )
     assert result.success
     found = {}
     for event in result.get_asset_materialization_events():

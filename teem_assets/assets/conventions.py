@@ -14,12 +14,12 @@ from pathlib import Path
 import dagster as dg
 import psycopg2.extensions
 
-from resources.postgres import server_of
 from resources.spark import EMR
 from teem_assets import layout
 from teem_assets.catalogue import Columns, Table
 from teem_assets.partitions import FIRST_BATCH_DATE
-from teem_assets.settings import data_root, postgres_schema, state_dir
+from teem_assets.postgres.urls import server_of
+from teem_assets.settings import data_root, load, postgres_schema, state_dir
 
 OWNERS = ["team:data-engineering"]
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -93,7 +93,8 @@ def column_schema(entry: Columns) -> dg.TableSchema:
 
 def compute_kind() -> str:
     """Where the Spark stages run by default: `emr` on TEEM_ENV=aws or TEEM_SPARK=emr, else `spark`."""
-    where = os.environ.get("TEEM_SPARK") or (EMR if os.environ.get("TEEM_ENV") == "aws" else "")
+    settings = load()
+    where = settings.spark or (EMR if settings.environment == "aws" else "")
     return "emr" if where == EMR else "spark"
 
 
@@ -122,13 +123,12 @@ def iceberg_uri(database: str, name: str) -> str:
 def postgres_uri() -> str:
     """The PostgreSQL server and database the exports go to, without user or password; the embedded server's
     data folder when none is set."""
-    if os.environ.get("TEEM_POSTGRES_URL"):
-        return f"postgresql://{server_of(os.environ['TEEM_POSTGRES_URL'])}"
-    if os.environ.get("TEEM_PG_HOST"):
+    settings = load()
+    if settings.postgres_url_set:
+        return f"postgresql://{settings.postgres_server}"
+    if settings.pg_host:
         dsn = psycopg2.extensions.make_dsn(
-            host=os.environ["TEEM_PG_HOST"],
-            port=os.environ.get("TEEM_PG_PORT", "5432"),
-            dbname=os.environ.get("TEEM_PG_DATABASE", ""),
+            host=settings.pg_host, port=settings.pg_port, dbname=settings.pg_database or ""
         )
         return f"postgresql://{server_of(dsn)}"
     return f"file://{state_dir() / 'postgres'}"

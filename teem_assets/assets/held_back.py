@@ -8,21 +8,24 @@ from collections.abc import Iterable, Iterator
 import dagster as dg
 
 from resources.storage import StorageResource
+from resources.thresholds import CheckThresholds
 from teem_assets.catalogue import FACTS
-from teem_assets.settings import trailing_weeks, volume_threshold
 from teem_assets.verdicts.batches import short_batches
 
 
-def admitted_batches(context: dg.AssetExecutionContext, storage: StorageResource) -> tuple[list[str], list[str]]:
+def admitted_batches(
+    context: dg.AssetExecutionContext, storage: StorageResource, thresholds: CheckThresholds
+) -> tuple[list[str], list[str]]:
     """The run's batch dates that every fact table's volume check passes, and the dates held back."""
     batches = list(context.partition_keys)
     folders = [storage.data.parquet_table(table.name) for table in FACTS]
-    held = short_batches(folders, batches, trailing_weeks(), volume_threshold())
+    held = short_batches(folders, batches, thresholds.trailing_weeks, thresholds.volume_threshold)
     admitted = [b for b in batches if b not in held]
     if not admitted:
         raise dg.Failure(
             description=f"every batch of the run is short (volume check): {', '.join(held)}; run each again once "
-            "its unload is complete, or with TEEM_VOLUME_THRESHOLD lowered if the volume is real",
+            "its unload is complete, or with the volume threshold lowered if the volume is real "
+            "(TEEM_VOLUME_THRESHOLD, or the run's `thresholds` resource config)",
             allow_retries=False,
         )
     if held:

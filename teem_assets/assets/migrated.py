@@ -7,6 +7,7 @@ import dagster as dg
 
 from resources.spark import SparkResource
 from resources.storage import StorageResource
+from resources.thresholds import CheckThresholds
 from teem_assets.assets.conventions import compute_kind, iceberg_uri, storage_kind
 from teem_assets.assets.held_back import admitted_batches, noting_held_back
 from teem_assets.assets.keys import migrated_key, parquet_key, selected_tables
@@ -39,10 +40,10 @@ def migrated_snapshots(
 
 @stage("migrated_batches", FACTS, _spec, retry_policy=COMMIT_RETRIES)
 def migrated_batches(
-    context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource
+    context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource, thresholds: CheckThresholds
 ) -> Iterator[dg.MaterializeResult]:
     tables = [t.name for t in selected_tables(context, FACTS, migrated_key)]
-    admitted, held = admitted_batches(context, storage)
+    admitted, held = admitted_batches(context, storage, thresholds)
     request = stage_request(context, storage, "migrate", tables, admitted)
     yield from noting_held_back(spark.run_stage(context, storage, request), held)
 

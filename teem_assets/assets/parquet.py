@@ -10,11 +10,11 @@ import dagster as dg
 
 from resources.spark import SparkResource
 from resources.storage import StorageResource
+from resources.thresholds import CheckThresholds
 from teem_assets.assets.conventions import compute_kind, parquet_uri, storage_kind
 from teem_assets.assets.keys import parquet_key, raw_key, selected_tables
 from teem_assets.assets.stage import layer_spec, stage, stage_request
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
-from teem_assets.settings import snapshot_shrink_threshold, trailing_batches, trailing_weeks, volume_threshold
 from teem_assets.verdicts.batches import COMPANIES, VOLUME
 from teem_assets.verdicts.snapshots import SHRINK
 
@@ -67,10 +67,10 @@ def _batch_check_specs(table: Table) -> list[dg.AssetCheckSpec]:
 
 @stage("parquet_snapshots", DIMENSIONS, _spec, checks=_snapshot_check_specs)
 def parquet_snapshots(
-    context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource
+    context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource, thresholds: CheckThresholds
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     tables = [t.name for t in selected_tables(context, DIMENSIONS, parquet_key)]
-    settings = {"snapshot_shrink_threshold": snapshot_shrink_threshold()}
+    settings = {"snapshot_shrink_threshold": thresholds.snapshot_shrink_threshold}
     yield from spark.run_stage(
         context, storage, stage_request(context, storage, "convert", tables, ["snapshot"], settings)
     )
@@ -78,13 +78,13 @@ def parquet_snapshots(
 
 @stage("parquet_batches", FACTS, _spec, checks=_batch_check_specs)
 def parquet_batches(
-    context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource
+    context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource, thresholds: CheckThresholds
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     tables = [t.name for t in selected_tables(context, FACTS, parquet_key)]
     settings = {
-        "volume_threshold": volume_threshold(),
-        "trailing_weeks": trailing_weeks(),
-        "trailing_batches": trailing_batches(),
+        "volume_threshold": thresholds.volume_threshold,
+        "trailing_weeks": thresholds.trailing_weeks,
+        "trailing_batches": thresholds.trailing_batches,
     }
     request = stage_request(context, storage, "convert", tables, context.partition_keys, settings)
     yield from spark.run_stage(context, storage, request)

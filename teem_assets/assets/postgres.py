@@ -6,6 +6,7 @@ import dagster as dg
 
 from resources.postgres import PostgresResource
 from resources.storage import StorageResource
+from resources.thresholds import CheckThresholds
 from teem_assets.assets.conventions import postgres_table_name, postgres_uri
 from teem_assets.assets.held_back import admitted_batches, noting_held_back
 from teem_assets.assets.keys import migrated_key, postgres_key, selected_tables
@@ -89,9 +90,12 @@ def postgres_snapshots(
 
 @stage("postgres_batches", FACTS, _spec, checks=_check_specs, retry_policy=COMMIT_RETRIES)
 def postgres_batches(
-    context: dg.AssetExecutionContext, postgres: PostgresResource, storage: StorageResource
+    context: dg.AssetExecutionContext,
+    postgres: PostgresResource,
+    storage: StorageResource,
+    thresholds: CheckThresholds,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    batches, held = admitted_batches(context, storage)
+    batches, held = admitted_batches(context, storage, thresholds)
     for table in selected_tables(context, FACTS, postgres_key):
         files = [uri for b in batches for uri in storage.data.converted_or_fail(table.name, b).uris]
         keys, dates = batch_keys(table, files)

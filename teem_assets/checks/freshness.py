@@ -5,9 +5,9 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from resources.thresholds import CheckThresholds
 from teem_assets.assets.keys import migrated_key
 from teem_assets.catalogue import FACTS
-from teem_assets.settings import freshness_max_age_hours
 
 CHECK = "newest_batch_is_fresh"
 
@@ -38,9 +38,12 @@ def _freshness_check(key: dg.AssetKey) -> dg.AssetChecksDefinition:
         "counted from the end of its day. It notices unloads that stopped arriving or runs that stopped "
         "starting, which no check on a materialization can see. Run hourly by freshness_schedule.",
     )
-    def newest_batch_is_fresh(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    def newest_batch_is_fresh(
+        context: dg.AssetCheckExecutionContext, thresholds: CheckThresholds
+    ) -> dg.AssetCheckResult:
         batches = context.instance.get_materialized_partitions(key)
-        found = freshness(max(batches) if batches else None, dt.datetime.now(dt.UTC), freshness_max_age_hours())
+        newest = max(batches) if batches else None
+        found = freshness(newest, dt.datetime.now(dt.UTC), thresholds.freshness_max_age_hours)
         return dg.AssetCheckResult(
             passed=found.passed,
             severity=dg.AssetCheckSeverity.WARN,

@@ -7,11 +7,13 @@ import os
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
+from teem_assets.settings import load
+
 
 def s3_filesystem() -> pafs.S3FileSystem:
     """S3 through AWS's default chain; `AWS_ENDPOINT_URL`, as AWS's SDKs read it, sends it to moto or MinIO."""
-    endpoint = os.environ.get("AWS_ENDPOINT_URL")
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    settings = load()
+    endpoint, region = settings.aws_endpoint_url, settings.aws_region
     options: dict[str, object] = {"region": region} if region else {}
     if endpoint:
         options |= {"endpoint_override": endpoint, "scheme": endpoint.split("://", 1)[0]}
