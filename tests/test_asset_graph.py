@@ -62,16 +62,13 @@ def test_every_layer_for_a_range_with_a_corrupted_part(monkeypatch, tmp_path: Pa
 
 
 def test_a_14_day_range_run_equals_14_runs_in_reverse(
-    monkeypatch, tmp_path: Path, sample_root: Path, spark, postgres_url, pg_schema
+    monkeypatch, tmp_path: Path, sample_root: Path, loaded, spark, postgres_url, pg_schema
 ):
-    """What a single-run backfill of the 14-day sample does (one run, one Spark application) against 14
+    """What a single-run backfill of the 14-day sample does (`loaded`: one run, one Spark application) against 14
     single runs, newest first."""
-    ranged = copy_raw(sample_root, tmp_path / "ranged")
+    ranged, ranged_schema, _ = loaded
     daily = copy_raw(sample_root, tmp_path / "daily")
-    ranged_defs = definitions(monkeypatch, ranged, postgres_url, pg_schema)
-    assert run_job(ranged_defs, "snapshot_job").success
-    assert run_job(ranged_defs, "batch_job", SAMPLE_DAYS[0], SAMPLE_DAYS[-1]).success
-    daily_defs = definitions(monkeypatch, daily, postgres_url, pg_schema + "_daily")
+    daily_defs = definitions(monkeypatch, daily, postgres_url, pg_schema)
     assert run_job(daily_defs, "snapshot_job").success
     for day in reversed(SAMPLE_DAYS):
         assert run_job(daily_defs, "batch_job", day).success
@@ -85,7 +82,7 @@ def test_a_14_day_range_run_equals_14_runs_in_reverse(
     with connection, connection.cursor() as cursor:
         for table in ("fact_event_by_day", "fact_attendance", *AGGREGATES):
             counts = []
-            for schema in (pg_schema, pg_schema + "_daily"):
+            for schema in (ranged_schema, pg_schema):
                 cursor.execute(f'SELECT count(*), sum(hashtext(t::text)) FROM "{schema}"."{table}" t')
                 counts.append(cursor.fetchone())
             assert counts[0] == counts[1] and counts[0][0] > 0

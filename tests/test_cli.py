@@ -137,19 +137,6 @@ def test_run_materializes_a_range_into_the_dagster_instance_and_no_secret_leaks(
         "2019-09-02", "2019-09-03"
     }  # fmt: skip
 
-    failing = {**env, "TEEM_POSTGRES_URL": _with_password(postgres_url, "no_such_role_here", PG_CANARY)}
-    failed = subprocess.run(
-        [TEEM, "run", "--from", "2019-09-01", "--to", "2019-09-01"],
-        env=failing, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert failed.returncode == 1 and "no_such_role_here" in failed.stdout + failed.stderr
-    assert "canary" not in failed.stdout + failed.stderr + result.stdout + result.stderr
-    assert len(instance.get_runs()) == 2
-    files = [p for p in (tmp_path / "home").rglob("*") if p.is_file()]
-    assert any(p.suffix == ".log" for p in files) and any("dagster" in p.parts for p in files)
-    leaked = [str(p) for p in files if b"canary" in p.read_bytes().lower()]
-    assert leaked == []
-
     def table(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([TEEM, "table", *args], env=env, capture_output=True, text=True, timeout=300)
 
@@ -167,6 +154,20 @@ def test_run_materializes_a_range_into_the_dagster_instance_and_no_secret_leaks(
     assert int(shown.stdout.split(": ")[1].split()[0]) > 0
     missing = table("fact_everything")
     assert missing.returncode == 2 and "fact_event_by_day" in missing.stderr
+
+    # a failing run (its login refused), after the passing one: still no canary anywhere
+    failing = {**env, "TEEM_POSTGRES_URL": _with_password(postgres_url, "no_such_role_here", PG_CANARY)}
+    failed = subprocess.run(
+        [TEEM, "run", "--from", "2019-09-01", "--to", "2019-09-01"],
+        env=failing, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert failed.returncode == 1 and "no_such_role_here" in failed.stdout + failed.stderr
+    assert "canary" not in failed.stdout + failed.stderr + result.stdout + result.stderr
+    assert len(instance.get_runs()) == 2
+    files = [p for p in (tmp_path / "home").rglob("*") if p.is_file()]
+    assert any(p.suffix == ".log" for p in files) and any("dagster" in p.parts for p in files)
+    leaked = [str(p) for p in files if b"canary" in p.read_bytes().lower()]
+    assert leaked == []
 
 
 def test_run_rejects_an_inverted_range():
