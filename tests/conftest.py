@@ -151,3 +151,19 @@ def s3(monkeypatch: pytest.MonkeyPatch, s3_endpoint: str):
         for table in glue.get_tables(DatabaseName=database["Name"])["TableList"]:
             glue.delete_table(DatabaseName=database["Name"], Name=table["Name"])
         glue.delete_database(Name=database["Name"])
+
+
+_MODULE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    module = report.nodeid.split("::", 1)[0]
+    _MODULE_SECONDS[module] = _MODULE_SECONDS.get(module, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Seconds per test module (setup, call and teardown), slowest first: where DESIGN §10's budget goes."""
+    terminalreporter.section("seconds per module")
+    for module, seconds in sorted(_MODULE_SECONDS.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{seconds:8.1f} s  {module}")
+    terminalreporter.write_line(f"{sum(_MODULE_SECONDS.values()):8.1f} s  in all")
