@@ -9,7 +9,7 @@ import psycopg2
 import psycopg2.extensions
 from pydantic import PrivateAttr
 
-from teem_assets.postgres.urls import PostgresSettingError, encoded_url, server_of
+from teem_assets.postgres_urls import PostgresSettingError, encoded_url, server_of
 from teem_assets.settings import Settings, environment_value, load, state_dir
 
 __all__ = ["PostgresResource", "PostgresSettingError", "PostgresUnavailable", "encoded_url", "server_of"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from teem_assets.postgres.urls import server_of
+from teem_assets.postgres_urls import server_of
 
 ENVIRONMENTS = ("local", "aws")
 SECRET_VARIABLES = ("TEEM_POSTGRES_URL", "TEEM_PG_PASSWORD", "TEEM_SMTP_PASSWORD", "TEEM_SLACK_TOKEN")

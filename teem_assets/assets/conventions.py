@@ -18,7 +18,7 @@ from resources.spark import EMR
 from teem_assets import layout
 from teem_assets.catalogue import Columns, Table
 from teem_assets.partitions import FIRST_BATCH_DATE
-from teem_assets.postgres.urls import server_of
+from teem_assets.postgres_urls import server_of
 from teem_assets.settings import data_root, load, postgres_schema, state_dir
 
 OWNERS = ["team:data-engineering"]
