@@ -11,11 +11,11 @@ import dagster as dg
 from dagster_slack import SlackResource
 from slack_sdk import WebClient
 
-from teem_assets.settings import Settings, environment_value, load
+from teem_assets.settings import Settings, is_set, load
 
 
 def _env(name: str) -> dg.EnvVar | None:
-    return dg.EnvVar(name) if environment_value(name) else None
+    return dg.EnvVar(name) if is_set(name) else None
 
 
 class AlertSettingError(ValueError):

@@ -10,7 +10,7 @@ import psycopg2.extensions
 from pydantic import PrivateAttr
 
 from teem_assets.postgres_urls import PostgresSettingError, encoded_url, server_of
-from teem_assets.settings import Settings, environment_value, load, state_dir
+from teem_assets.settings import Settings, is_set, load, state_dir
 
 __all__ = ["PostgresResource", "PostgresSettingError", "PostgresUnavailable", "encoded_url", "server_of"]
 
@@ -39,7 +39,7 @@ def _embedded_uri() -> str:
 
 def _env(name: str) -> dg.EnvVar | None:
     """A setting present in the environment, as a field the launchpad shows by its variable's name."""
-    return dg.EnvVar(name) if environment_value(name) else None
+    return dg.EnvVar(name) if is_set(name) else None
 
 
 class PostgresResource(dg.ConfigurableResource):

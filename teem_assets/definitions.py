@@ -31,12 +31,12 @@ from teem_assets.assets.parquet import parquet_assets
 from teem_assets.assets.postgres import postgres_assets
 from teem_assets.assets.raw import raw_specs
 from teem_assets.checks.freshness import freshness_checks
-from teem_assets.settings import EMR_VARIABLES, Settings, environment_value, load
+from teem_assets.settings import EMR_VARIABLES, Settings, is_set, load
 
 
 def _named(value: Any, variable: str) -> Any:
     """A text setting the environment gives, as a field the launchpad shows by its variable's name."""
-    return dg.EnvVar(variable) if isinstance(value, str) and environment_value(variable) else value
+    return dg.EnvVar(variable) if isinstance(value, str) and is_set(variable) else value
 
 
 def storage_from_settings(settings: Settings) -> StorageResource:

@@ -199,14 +199,6 @@ class Settings:
             object.__setattr__(self, "dagster_home", self.home / "dagster")
 
     @property
-    def data_root(self) -> str:
-        return self.root
-
-    @property
-    def state_dir(self) -> Path:
-        return self.home
-
-    @property
     def sweep_interval(self) -> dt.timedelta:
         return dt.timedelta(hours=self.sweep_hours)
 
@@ -290,10 +282,10 @@ def stage_environment(extra: Mapping[str, str]) -> dict[str, str]:
     return {**passed, **extra}
 
 
-def environment_value(name: str) -> str | None:
-    """A variable's value for a resource field that Dagster resolves itself (`dg.EnvVar`): only whether it is
-    set is decided here."""
-    return _text(os.environ, name)
+def is_set(name: str) -> bool:
+    """Whether a variable is set (not blank): a resource field then names it as `dg.EnvVar`, which Dagster
+    resolves when a run starts."""
+    return _text(os.environ, name) is not None
 
 
 # The settings one at a time, for code that needs one value where it runs.
