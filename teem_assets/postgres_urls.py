@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from urllib.parse import quote, unquote, urlparse
 
-import psycopg2.extensions
-
 
 class PostgresSettingError(ValueError):
     """A connection URL that cannot be read; the message quotes no part of its password."""
@@ -35,5 +33,7 @@ def server_of(dsn: str) -> str:
         parsed = urlparse(encoded_url(dsn))
         host = parsed.hostname or dict(p.split("=", 1) for p in parsed.query.split("&") if "=" in p).get("host")
         return f"{host}:{parsed.port or 5432}/{parsed.path.lstrip('/')}"
+    import psycopg2.extensions  # here: the settings import this module on a cluster node, which has no psycopg2
+
     parts = psycopg2.extensions.parse_dsn(dsn)
     return f"{parts.get('host')}:{parts.get('port', 5432)}/{parts.get('dbname')}"
