@@ -31,9 +31,8 @@ def defs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dg.Definitions:
 def test_the_daily_schedule_runs_yesterdays_batch_at_six_utc(defs: dg.Definitions) -> None:
     daily_batch_schedule = defs.resolve_schedule_def("daily_batch_schedule")
     assert (daily_batch_schedule.cron_schedule, daily_batch_schedule.execution_timezone) == ("0 6 * * *", "UTC")
-    with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(instance, scheduled_execution_time=dt.datetime(2026, 12, 2, 6, tzinfo=UTC))
-        [request] = daily_batch_schedule.evaluate_tick(context).run_requests
+    context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 12, 2, 6, tzinfo=UTC))
+    [request] = daily_batch_schedule.evaluate_tick(context).run_requests
     assert request.partition_key == "2026-12-01"
     assert daily_batch_schedule.job_name == "batch_job"
     assert daily_batch_schedule.default_status == dg.DefaultScheduleStatus.STOPPED  # the sensors are the usual trigger
@@ -44,10 +43,9 @@ def test_the_weekly_snapshot_and_the_hourly_freshness_schedules() -> None:
     assert (freshness_schedule.cron_schedule, freshness_schedule.job_name) == ("0 * * * *", "freshness_job")
     for schedule in (weekly_snapshot_schedule, freshness_schedule):
         assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED  # the sensors are the usual trigger
-    with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(instance, scheduled_execution_time=dt.datetime(2026, 11, 30, 5, tzinfo=UTC))
-        [request] = weekly_snapshot_schedule.evaluate_tick(context).run_requests
-        assert request.partition_key is None
+    context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 11, 30, 5, tzinfo=UTC))
+    [request] = weekly_snapshot_schedule.evaluate_tick(context).run_requests
+    assert request.partition_key is None
 
 
 def test_freshness_counts_from_the_end_of_the_newest_batchs_day() -> None:
