@@ -94,13 +94,13 @@ def build_spark_session(
     """Start (or join) the process's Spark application, pinned to UTC, with Iceberg.
 
     The zone is pinned through Spark's own settings (session zone, JVM options, the Python workers' TZ), never
-    by changing this process's zone or environment: the Dagster process around it keeps its own."""
+    by changing this process's zone or variables: the Dagster process around it keeps its own."""
     builder = SparkSession.builder.appName(app_name)
     for key, value in spark_conf(master, extra_conf, jars).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.conf.set("spark.sql.session.timeZone", "UTC")
     if master is not None:  # spark-submit gives its own driver the cluster's interpreter
-        # PySpark takes its workers' interpreter from PYSPARK_PYTHON; this one, without touching os.environ.
+        # PySpark reads its workers' interpreter from a variable at start; set here, on the context, instead.
         session.sparkContext.pythonExec = sys.executable
     return session
