@@ -93,7 +93,10 @@ case "$command" in
     # Far from UTC unless told otherwise: Spark pins its own clocks, never the process's (tests/test_timezones.py).
     export TZ=${TZ:-America/Los_Angeles}
     "$VENV/bin/ruff" check .
-    exec "$VENV/bin/python" -m pytest "$@"
+    # Two workers, a module each at a time, the slowest modules first (tests/conftest.py): the suite is mostly
+    # process and JVM start-ups, and two at once on two cores end it in 47 minutes instead of 60 (measured).
+    # TEEM_TEST_WORKERS=0 runs it in this process.
+    exec "$VENV/bin/python" -m pytest -n "${TEEM_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"
     ;;
   teem)
     ensure_java; ensure_jars; ensure_venv
