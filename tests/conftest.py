@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import os
 import sys
 import time
@@ -60,7 +62,8 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> str:
         return url
     import pgserver
 
-    return pgserver.get_server(tmp_path_factory.mktemp("pgdata")).get_uri()
+    # one server for every worker of the session: pgserver counts the processes using it, the last one stops it
+    return pgserver.get_server(shared_folder(tmp_path_factory) / "pgdata").get_uri()
 
 
 @pytest.fixture
@@ -86,16 +89,13 @@ def pg_schema(postgres_url: str, request: pytest.FixtureRequest) -> Iterator[str
 
 @pytest.fixture(scope="session")
 def loaded(sample_root, postgres_url, tmp_path_factory, spark):
-    """The whole 14-day sample run through every layer into PostgreSQL, as `teem demo` does."""
+    """The whole 14-day sample run through every layer into PostgreSQL, as `teem demo` does: once a session,
+    by the first worker to ask for it, in a folder and schema every worker reads."""
     import shutil
 
-    root = tmp_path_factory.mktemp("pipeline")
-    shutil.copytree(sample_root / "csv", root / "csv")
+    shared = shared_folder(tmp_path_factory)
+    root = shared / "pipeline"
     schema = "t_pipeline"
-    connection = psycopg2.connect(postgres_url)
-    with connection, connection.cursor() as cursor:  # what a killed run may have left
-        cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    connection.close()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TEEM_ROOT", str(root))
         patch.setenv("TEEM_HOME", str(root / ".teem"))
@@ -104,19 +104,42 @@ def loaded(sample_root, postgres_url, tmp_path_factory, spark):
         from teem_assets.definitions import build_definitions
 
         defs = build_definitions()
-        result = run_job(defs, "migration_job", SAMPLE_DAYS[0], SAMPLE_DAYS[-1])
-        assert result.success
-        evaluations = result.get_asset_check_evaluations()
-        checked = {(e.asset_key.to_user_string(), e.check_name) for e in evaluations if e.passed}
-        assert {(f"postgres/{t}", "matches_migrated") for t in TABLES} <= checked
-        assert {(f"aggregates/{a}", "matches_postgres_reference") for a in AGGREGATES} <= checked
-        # + snapshot_not_shrunk x4, volume x2, companies
-        assert len(checked) == len(evaluations) == 2 * len(TABLES) + len(AGGREGATES) + 1
+        with exclusively(shared / "pipeline.lock"):
+            if not (shared / "pipeline.done").exists():
+                shutil.rmtree(root, ignore_errors=True)  # what a worker killed while building it left
+                shutil.copytree(sample_root / "csv", root / "csv")
+                connection = psycopg2.connect(postgres_url)
+                with connection, connection.cursor() as cursor:  # what an earlier session left
+                    cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                connection.close()
+                result = run_job(defs, "migration_job", SAMPLE_DAYS[0], SAMPLE_DAYS[-1])
+                assert result.success
+                evaluations = result.get_asset_check_evaluations()
+                checked = {(e.asset_key.to_user_string(), e.check_name) for e in evaluations if e.passed}
+                assert {(f"postgres/{t}", "matches_migrated") for t in TABLES} <= checked
+                assert {(f"aggregates/{a}", "matches_postgres_reference") for a in AGGREGATES} <= checked
+                # + snapshot_not_shrunk x4, volume x2, companies
+                assert len(checked) == len(evaluations) == 2 * len(TABLES) + len(AGGREGATES) + 1
+                (shared / "pipeline.done").touch()
         yield root, schema, defs  # the environment stays set: the resources read it at each run
-    connection = psycopg2.connect(postgres_url)
-    with connection, connection.cursor() as cursor:
-        cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    connection.close()
+    # the schema stays for the session's other workers; the next session's first worker drops it
+
+
+def shared_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of this test session that all its pytest-xdist workers share (each has its own below it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextlib.contextmanager
+def exclusively(lock: Path) -> Iterator[None]:
+    """Holds `lock` (an advisory lock on a file) against the session's other workers."""
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")

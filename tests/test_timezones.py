@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_SPEC, STARTING_ZONE
+from conftest import SAMPLE_DAYS, SAMPLE_SPEC, STARTING_ZONE
+from dagster_helpers import run_job
 
 from teem_assets.catalogue import TABLES
 from teem_assets.layout import raw_batch
@@ -58,7 +59,10 @@ def test_timestamps_unchanged_in_another_zone(sample_root: Path, tmp_path: Path,
 
 
 def test_a_whole_run_leaves_the_process_zone_alone(loaded) -> None:
-    """`loaded` ran every layer in this process (its tables are compared with the oracle elsewhere); the
-    process's zone, and the TZ its children inherit, are still the ones it started with."""
+    """A batch through every layer in this process (`loaded`'s tables, which are compared with the oracle
+    elsewhere, made again for their last day); the process's zone, and the TZ its children inherit, are still
+    the ones it started with."""
+    _, _, defs = loaded
+    assert run_job(defs, "batch_job", SAMPLE_DAYS[-1]).success
     assert STARTING_ZONE[1] != 0, "run the tests in a zone away from UTC (dev.sh test sets America/Los_Angeles)"
     assert (os.environ.get("TZ"), time.timezone, time.tzname) == STARTING_ZONE
