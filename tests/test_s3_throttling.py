@@ -19,6 +19,9 @@ from teem_assets.aggregates.outputs import AGGREGATES
 from teem_assets.catalogue import TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
+# The run's S3 and Glue clients, by User-Agent: pyarrow, boto3, Iceberg's Glue catalog (AWS SDK v2) and S3FileIO,
+# Spark's S3A.
+CLIENTS = ("aws-sdk-cpp", "Boto3", "aws-sdk-java/2", "s3fileio", "Hadoop S3A")
 
 
 @pytest.mark.slow
@@ -59,6 +62,8 @@ def test_a_run_throttled_by_s3_and_glue_ends_in_the_local_runs_tables(
         proxy.close()
     assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-6000:]
     assert proxy.throttled["s3"] > 20 and proxy.throttled["glue"] > 5, proxy.throttled
+    # each of them met throttling (the first of each of its kinds of request, at least) and retried
+    assert set(proxy.clients) >= set(CLIENTS), proxy.clients
 
     for database, tables in (("migrated", TABLES), ("aggregates", AGGREGATES)):
         for name, table in tables.items():

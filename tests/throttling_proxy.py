@@ -1,6 +1,8 @@
-"""An HTTP front of moto's server that throttles as AWS does under load: the first time it sees a request, one
-in `every` is answered as S3 answers with 503 SlowDown, or as Glue answers with ThrottlingException; the
-client's retry of that request is forwarded. Counts what it throttled, by service."""
+"""An HTTP front of moto's server that throttles as AWS does under load: the first time it sees a request, it
+answers it as S3 answers with 503 SlowDown, or as Glue answers with ThrottlingException, when it is the first
+of its kind (the client library, by its User-Agent, and the HTTP method or Glue operation) or one in `every`
+of the rest; the client's retry of that request is forwarded. Counts what it throttled, by service and by
+client library."""
 
 from __future__ import annotations
 
@@ -18,10 +20,21 @@ GLUE_THROTTLED = b'{"__type": "ThrottlingException", "message": "Rate exceeded"}
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 
 
+def client_library(user_agent: str) -> str:
+    """The library a User-Agent names: `aws-sdk-java/2.20.18 Linux/…` -> `aws-sdk-java/2`, `Boto3/1.34 …` -> `Boto3`;
+    S3A's SDK names Hadoop first."""
+    if user_agent.startswith("Hadoop"):
+        return "Hadoop S3A"
+    product = user_agent.split(" ", 1)[0]
+    name, _, version = product.partition("/")
+    return f"{name}/{version.split('.')[0]}" if name == "aws-sdk-java" else name
+
+
 class ThrottlingProxy:
     def __init__(self, upstream: str, every: int) -> None:
         self.upstream = urlparse(upstream)
-        self.every, self.seen, self.throttled = every, set(), Counter()
+        self.every, self.seen, self.kinds, self.throttled = every, set(), set(), Counter()
+        self.clients: Counter[str] = Counter()  # throttled requests by client library
         self.forwarded = 0
         self.lock = threading.Lock()
         proxy = self
@@ -47,9 +60,11 @@ class ThrottlingProxy:
                 body = self._body()
                 target = self.headers.get("X-Amz-Target", "")
                 service = "glue" if target.startswith("AWSGlue.") else "s3"
-                if proxy._throttle(self.command, self.path, target, body):
+                client = client_library(self.headers.get("User-Agent", ""))
+                if proxy._throttle(self.command, self.path, target, body, client):
                     with proxy.lock:
                         proxy.throttled[service] += 1
+                        proxy.clients[client] += 1
                     status, payload, kind = (
                         (400, GLUE_THROTTLED, "application/x-amz-json-1.1")
                         if service == "glue"
@@ -92,12 +107,16 @@ class ThrottlingProxy:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def _throttle(self, method: str, path: str, target: str, body: bytes) -> bool:
+    def _throttle(self, method: str, path: str, target: str, body: bytes, client: str) -> bool:
         request = (method, path, target, hash(body))
+        kind = (client, target or method)
         with self.lock:
             if request in self.seen:
                 return False
             self.seen.add(request)
+            if kind not in self.kinds:
+                self.kinds.add(kind)
+                return True
             return len(self.seen) % self.every == 0
 
     def close(self) -> None:
