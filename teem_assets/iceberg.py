@@ -193,8 +193,10 @@ def column_ddl(schema: T.StructType) -> str:
 
 
 def create_table(spark: SparkSession, identifier: str, schema: T.StructType, partition_column: str) -> None:
-    """Create the table unless it exists: Snappy Parquet, INT64 timestamps, identity-partitioned."""
-    properties = ", ".join(f"'{k}'='{v}'" for k, v in TABLE_PROPERTIES.items())
+    """Create the table unless it exists: Snappy Parquet, INT64 timestamps, identity-partitioned. Its creation
+    counts as its first orphan sweep: the first real one comes an interval later, as after any sweep."""
+    created = {ORPHANS_SWEPT_AT: dt.datetime.now(dt.UTC).isoformat()}
+    properties = ", ".join(f"'{k}'='{v}'" for k, v in (TABLE_PROPERTIES | created).items())
     statement = (
         f"CREATE TABLE IF NOT EXISTS {identifier} ({column_ddl(schema)}) USING iceberg "
         f"PARTITIONED BY (`{partition_column}`) TBLPROPERTIES ({properties})"
@@ -279,18 +281,26 @@ def changelog(spark: SparkSession, identifier: str, since: int | None, until: in
 SNAPSHOTS_ALWAYS_KEPT = 10
 
 
-def expire_snapshots(spark: SparkSession, identifier: str, retention: dt.timedelta) -> None:
+def expire_snapshots(spark: SparkSession, identifier: str, retention: dt.timedelta) -> dict[str, int] | None:
     """Iceberg's expire_snapshots: the snapshots older than `retention` go, the newest SNAPSHOTS_ALWAYS_KEPT
     stay, and so do the files a kept snapshot references. Keeps a table's metadata and storage flat in
-    history; a run still reading an expired snapshot would have to have run for longer than `retention`."""
+    history; a run still reading an expired snapshot would have to have run for longer than `retention`.
+
+    Returns the procedure's counts of the files it deleted; None when no snapshot was older than `retention`:
+    the procedure is then not called (it costs seconds even to expire nothing, measured 2-3 s warm and 9 s the
+    first time in a process, against 0.2-0.9 s for the look at the table's snapshots)."""
     catalog, relative = identifier.split(".", 1)
     older_than = (dt.datetime.now(dt.UTC) - retention).strftime("%Y-%m-%d %H:%M:%S")
-    retry_conflicts(
+    past = spark.sql(f"SELECT count(*) FROM {identifier}.snapshots WHERE committed_at < TIMESTAMP_LTZ '{older_than}'")
+    if past.first()[0] == 0:
+        return None
+    rows = retry_conflicts(
         lambda: spark.sql(
             f"CALL {catalog}.system.expire_snapshots(table => '{relative}', "
             f"older_than => TIMESTAMP_LTZ '{older_than}', retain_last => {SNAPSHOTS_ALWAYS_KEPT})"
         ).collect()
     )
+    return rows[0].asDict()
 
 
 # Files that a killed or failed commit wrote and no snapshot references: removed once older than ORPHAN_AGE (a
