@@ -108,43 +108,6 @@ def _wave(
     return children
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(2400)  # with the baseline's seven batches, when it is the first to ask for them
-def test_batch_runs_started_at_once_equal_the_same_runs_one_after_another(
-    baseline, tmp_path, monkeypatch, postgres_url, pg_schema, spark
-):
-    """Runs of different dates at once; then the same date twice at once, three times over: started together,
-    staggered in one instance (its pools make the second wait), and staggered in two instances (no pool
-    between them: the writers' own guards hold). Every run succeeds, and the tables equal the runs one after
-    another."""
-    root = tmp_path / "root"
-    _started(monkeypatch, root, postgres_url, pg_schema, DAYS[:1])
-    dagster_home = tmp_path / "dagster"  # one instance: its pools keep writers of one table apart
-    other_home = tmp_path / "dagster-other"  # another deployment's instance, launching the same work
-    for home in (dagster_home, other_home):
-        ensure_instance_settings(str(home))  # created once, as a deployment's instance is, before the runs
-        dg.DagsterInstance.from_config(str(home)).dispose()
-    waves = [
-        ([(DAYS[1], dagster_home), (DAYS[2], dagster_home)], False),
-        ([(DAYS[3], dagster_home), (DAYS[3], dagster_home)], False),
-        ([(DAYS[4], dagster_home), (DAYS[4], dagster_home)], True),
-        ([(DAYS[5], dagster_home), (DAYS[5], other_home)], True),
-    ]
-    for runs, stagger in waves:
-        children = _wave(runs, root, postgres_url, pg_schema, tmp_path, stagger)
-        for number, ((day, _), child) in enumerate(zip(runs, children)):
-            assert child.wait(900) == 0, (tmp_path / f"worker-{day}-{number}" / "run.log").read_text()[-6000:]
-    got = state(root, postgres_url, pg_schema)
-    expected = baseline[DAYS[5]]
-    for key in expected:
-        assert got[key] == expected[key], key
-        assert len(got[key]) > 0
-    for day in DAYS[3:6]:  # every batch converted twice: the pointer names the files of all its rows
-        for table in FACTS:
-            batch = converted.read(layout.parquet_batch(str(root), table.name, day))
-            assert batch.files and all(Path(uri).exists() for uri in batch.uris), (table.name, day)
-
-
 @dataclass(frozen=True)
 class KillPoint:
     """Where a run is killed (SIGKILL to its process group): when `on_disk(root)` first holds, or when one of
@@ -279,26 +242,76 @@ def _leftovers(root: Path, url: str, schema: str, day: str | None) -> list[str]:
     return found
 
 
+@dataclass(frozen=True)
+class Rerun:
+    """How a killed run is made again: in this process, or as `batch_job` runs of (day, instance) started at
+    once in processes of their own; staggered, each starts once the one before it has begun converting, so
+    that the first commits its batch while the next converts the same one."""
+
+    runs: tuple[tuple[str, str], ...] = ()  # (day, "one" or "other" instance)
+    stagger: bool = False
+
+
+# The chain: each point killed in turn, then made again. Where two kills come before one re-run (the
+# conversion and the Parquet publish), both dates are made again at once.
+CHAIN: list[tuple[KillPoint, Rerun | None]] = [
+    (KILL_POINTS[0], None),
+    (KILL_POINTS[1], Rerun(((DAYS[1], "one"), (DAYS[2], "one")))),  # two dates at once
+    (KILL_POINTS[2], Rerun(((DAYS[3], "one"), (DAYS[3], "one")))),  # one date twice at once
+    (KILL_POINTS[3], Rerun(((DAYS[4], "one"), (DAYS[4], "one")), stagger=True)),  # the instance's pools
+    (KILL_POINTS[4], Rerun(((DAYS[5], "one"), (DAYS[5], "other")), stagger=True)),  # no pool: the writers' guards
+    (KILL_POINTS[5], Rerun()),
+    (KILL_POINTS[6], Rerun()),
+]
+
+
+def _made_again(rerun: Rerun, point: KillPoint, defs, root: Path, url: str, schema: str, work: Path) -> None:
+    if not rerun.runs:
+        assert run_job(defs, point.job, point.day).success, point.name
+        return
+    homes = {"one": work / "dagster", "other": work / "dagster-other"}
+    runs = [(day, homes[instance]) for day, instance in rerun.runs]
+    children = _wave(runs, root, url, schema, work, rerun.stagger)
+    for number, ((day, _), child) in enumerate(zip(runs, children)):
+        assert child.wait(900) == 0, (work / f"worker-{day}-{number}" / "run.log").read_text()[-6000:]
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(2400)  # seven runs killed and made again, after the baseline's
-def test_runs_killed_anywhere_leave_the_tables_readable_and_the_reruns_converge(
+@pytest.mark.timeout(3000)  # seven runs killed, eleven made again, after the baseline's
+def test_runs_killed_anywhere_and_made_again_at_once_end_in_the_runs_one_after_another(
     baseline, tmp_path, monkeypatch, postgres_url, pg_schema, spark
 ):
-    """Seven kills, one per point: after each, every table (migrated, aggregates, PostgreSQL) reads whole, as
-    before the run or as after it; the run is made again, and every table then equals the undisturbed runs'
-    and nothing the killed run left remains."""
+    """One chain over the snapshot and seven batches. Each point is killed in turn (SIGKILL to the run's process
+    group): every table (migrated, aggregates, PostgreSQL) then reads whole, as before the run or as after it.
+    Then the run is made again: in this process, or by runs at once (two dates; one date twice, started
+    together, staggered in one instance, whose pools make the second wait, and staggered in two instances, with
+    no pool between them: the writers' own guards hold). Every run succeeds, every table then equals the runs
+    one after another, and nothing the killed run left remains."""
     root = tmp_path / "root"
     defs = _started(monkeypatch, root, postgres_url, pg_schema, DAYS[:1])
-    for number, point in enumerate(KILL_POINTS):
+    for home in (tmp_path / "dagster", tmp_path / "dagster-other"):
+        ensure_instance_settings(str(home))  # created once, as a deployment's instance is, before the runs
+        dg.DagsterInstance.from_config(str(home)).dispose()
+    pending: list[KillPoint] = []
+    for number, (point, rerun) in enumerate(CHAIN):
         before = state(root, postgres_url, pg_schema)
         after = baseline[point.day or DAYS[-1]]
         _killed_run(point, root, postgres_url, pg_schema, tmp_path / f"killed-{number}")
         now = state(root, postgres_url, pg_schema)
         for key in now:
             assert now[key] in (before[key], after[key]), (point.name, key)
-        assert run_job(defs, point.job, point.day).success, point.name
+        pending.append(point)
+        if rerun is None:
+            continue
+        _made_again(rerun, point, defs, root, postgres_url, pg_schema, tmp_path)
         assert state(root, postgres_url, pg_schema) == after, point.name
-        assert _leftovers(root, postgres_url, pg_schema, point.day) == [], point.name
+        for made in pending:
+            assert _leftovers(root, postgres_url, pg_schema, made.day) == [], made.name
+        pending.clear()
+    for day in DAYS[3:6]:  # every batch converted twice at once: the pointer names the files of all its rows
+        for table in FACTS:
+            batch = converted.read(layout.parquet_batch(str(root), table.name, day))
+            assert batch.files and all(Path(uri).exists() for uri in batch.uris), (table.name, day)
 
     # what the commits killed wrote, no snapshot references: once ORPHAN_AGE has passed (the files are aged here),
     # Iceberg's orphan sweep finds it, and removing it changes no table
