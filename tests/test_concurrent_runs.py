@@ -277,7 +277,7 @@ def _made_again(rerun: Rerun, point: KillPoint, defs, root: Path, url: str, sche
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(3000)  # seven runs killed, eleven made again, after the baseline's
+@pytest.mark.timeout(3000)  # seven runs killed, ten made again, after the baseline's
 def test_runs_killed_anywhere_and_made_again_at_once_end_in_the_runs_one_after_another(
     baseline, tmp_path, monkeypatch, postgres_url, pg_schema, spark
 ):
