@@ -94,7 +94,8 @@ case "$command" in
     export TZ=${TZ:-America/Los_Angeles}
     "$VENV/bin/ruff" check .
     # Two workers, a module each at a time, the slowest modules first (tests/conftest.py): the suite is mostly
-    # process and JVM start-ups, and two at once on two cores end it in 47 minutes instead of 60 (measured).
+    # process and JVM start-ups, and two at once on two cores ended it in 44 minutes instead of 60 (measured on
+    # one machine, .ci/run of 2026-12-02; how much two workers gain depends on the machine's cores).
     # TEEM_TEST_WORKERS=0 runs it in this process.
     exec "$VENV/bin/python" -m pytest -n "${TEEM_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"
     ;;
