@@ -287,8 +287,8 @@ def expire_snapshots(spark: SparkSession, identifier: str, retention: dt.timedel
     history; a run still reading an expired snapshot would have to have run for longer than `retention`.
 
     Returns the procedure's counts of the files it deleted; None when no snapshot was older than `retention`:
-    the procedure is then not called (it costs seconds even to expire nothing, measured 2-3 s warm and 9 s the
-    first time in a process, against 0.2-0.9 s for the look at the table's snapshots)."""
+    the procedure is then not called (even to expire nothing it loads its classes and the table's files, the
+    first time in a process: a 14-day run in a fresh process measured 86 s with this look first, 94 s without)."""
     catalog, relative = identifier.split(".", 1)
     older_than = (dt.datetime.now(dt.UTC) - retention).strftime("%Y-%m-%d %H:%M:%S")
     past = spark.sql(f"SELECT count(*) FROM {identifier}.snapshots WHERE committed_at < TIMESTAMP_LTZ '{older_than}'")

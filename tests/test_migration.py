@@ -244,8 +244,8 @@ def test_orphan_files_are_swept_once_old_and_at_most_once_per_interval(spark, tm
 
 
 def test_expiry_is_not_called_while_every_snapshot_is_younger_than_the_retention(spark, tmp_path: Path) -> None:
-    """Iceberg's procedure costs seconds even to expire nothing, at every commit of every run: with no snapshot
-    past the retention it is not called; with one, it is, and says what it deleted."""
+    """Iceberg's procedure costs seconds in a fresh process even to expire nothing: with no snapshot past the
+    retention it is not called; with one, it is, and says what it deleted."""
     identifier = DataRoot(str(tmp_path)).migrated_table(spark, "young")
     spark.sql(f"CREATE TABLE {identifier} (id bigint) USING iceberg")
     spark.sql(f"INSERT OVERWRITE {identifier} VALUES (1)")
