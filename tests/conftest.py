@@ -4,6 +4,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -70,9 +71,7 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 def pg_schema(postgres_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """A schema of the test's own. It and every schema named after it (`<name>_daily`, …) are dropped before
     and after the test, so that a run killed half-way leaves nothing the next run would read."""
-    import re
-
-    name = "t_" + re.sub(r"\W", "_", request.node.name.lower())[:50]
+    name = schema_name(request.node.name)
 
     def drop_all() -> None:
         connection = psycopg2.connect(postgres_url)
@@ -85,6 +84,20 @@ def pg_schema(postgres_url: str, request: pytest.FixtureRequest) -> Iterator[str
     drop_all()
     yield name
     drop_all()
+
+
+def schema_name(test: str) -> str:
+    return "t_" + re.sub(r"\W", "_", test.lower())[:50]
+
+
+def _schemas_apart(items: list[pytest.Item]) -> None:
+    """The workers share one server, and `pg_schema` drops every schema its name begins: no test of one module
+    may have a schema name that begins another module's."""
+    owners = {schema_name(i.name): i for i in items if "pg_schema" in getattr(i, "fixturenames", ())}
+    for name, item in owners.items():
+        for other, owner in owners.items():
+            if other != name and other.startswith(name) and owner.path != item.path:
+                raise pytest.UsageError(f"{item.nodeid} would drop the schema of {owner.nodeid} ({other}): rename one")
 
 
 @pytest.fixture(scope="session")
@@ -191,6 +204,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         name = item.path.name
         return SLOWEST_MODULES.index(name) if name in SLOWEST_MODULES else len(SLOWEST_MODULES)
 
+    _schemas_apart(items)
     items.sort(key=rank)
 
 

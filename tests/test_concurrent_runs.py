@@ -244,9 +244,7 @@ def _leftovers(root: Path, url: str, schema: str, day: str | None) -> list[str]:
 
 @dataclass(frozen=True)
 class Rerun:
-    """How a killed run is made again: in this process, or as `batch_job` runs of (day, instance) started at
-    once in processes of their own; staggered, each starts once the one before it has begun converting, so
-    that the first commits its batch while the next converts the same one."""
+    """How a killed run is made again: in this process (no runs), or as a `_wave` of `batch_job` runs."""
 
     runs: tuple[tuple[str, str], ...] = ()  # (day, "one" or "other" instance)
     stagger: bool = False
