@@ -30,6 +30,9 @@ for _name, _value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY"
                       ("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_REGION", "us-east-1")):  # fmt: skip
     os.environ.setdefault(_name, _value)
 
+# Spark's defaults for every JVM the suite starts, its children's included (tests/spark-conf/spark-defaults.conf).
+os.environ.setdefault("SPARK_CONF_DIR", str(Path(__file__).resolve().parent / "spark-conf"))
+
 # The test process's zone as it started (dev.sh test: America/Los_Angeles unless TZ says otherwise).
 STARTING_ZONE = (os.environ.get("TZ"), time.timezone, time.tzname)
 
