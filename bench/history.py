@@ -36,11 +36,13 @@ import requests  # noqa: E402
 from dagster_aws.s3 import S3Resource  # noqa: E402
 from servers import free_port, running, wait_for  # noqa: E402
 
-from jobs.sensors import batch_unload_sensor  # noqa: E402
+from jobs.batch_jobs import batch_jobs  # noqa: E402
+from jobs.sensors import unload_sensors  # noqa: E402
 from resources.storage import StorageResource  # noqa: E402
 from teem_assets.batch_watch import WINDOW_DAYS  # noqa: E402
 from teem_assets.sample.generate import UnloadOptions, generate_sample  # noqa: E402
 from teem_assets.sample.spec import SampleSpec  # noqa: E402
+from teem_assets.settings import load  # noqa: E402
 
 FIRST = dt.date(2019, 9, 1)
 CHILD = """
@@ -149,6 +151,8 @@ def sensor_tick(years: int, parts: int) -> None:
             with ThreadPoolExecutor(16) as pool:
                 list(pool.map(lambda key: client.put_object(Bucket="teem", Key=key, Body=b""), keys))
             resources = {"storage": StorageResource(root="s3://teem/warehouse"), "s3": S3Resource()}
+            settings = load()
+            batch_unload_sensor = unload_sensors(settings, batch_jobs(settings.max_runtime_seconds))[0]
 
             def evaluate(cursor: str | None) -> dg.SensorResult:
                 return batch_unload_sensor(dg.build_sensor_context(cursor=cursor, resources=resources))

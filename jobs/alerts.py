@@ -12,13 +12,13 @@ import dagster as dg
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from jobs.batch_jobs import snapshot_job
+from jobs.batch_jobs import Jobs
 from resources.alerts import EmailAlerts, SlackAlerts
-from teem_assets.settings import webserver_url
+from teem_assets.settings import Settings
 
 
-def run_link(run_id: str) -> str:
-    return f"{webserver_url()}/runs/{run_id}"
+def run_link(webserver_url: str, run_id: str) -> str:
+    return f"{webserver_url}/runs/{run_id}"
 
 
 def deliver(log: dg.DagsterLogManager, email: EmailAlerts, slack: SlackAlerts, subject: str, body: str) -> list[str]:
@@ -47,30 +47,18 @@ def partitions_of(run: dg.DagsterRun) -> str:
     return f"{start}...{end}" if start and start != end else start or ""
 
 
-@dg.run_failure_sensor(
-    name="run_failure_alerts",
-    description="Emails and posts to Slack every failed run of this code location, with the error and a link.",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def run_failure_alerts(context: dg.RunFailureSensorContext, email: EmailAlerts, slack: SlackAlerts) -> None:
+def alert_on_failure(context: dg.RunFailureSensorContext, email: EmailAlerts, slack: SlackAlerts, link: str) -> None:
     run = context.dagster_run
     partition = partitions_of(run)
     subject = f"teem-pipelines: {run.job_name} failed (run {run.run_id})"
-    body = f"{context.failure_event.message}\nPartition: {partition or 'none'}\n{run_link(run.run_id)}"
+    body = f"{context.failure_event.message}\nPartition: {partition or 'none'}\n{link}"
     deliver(context.log, email, slack, subject, body)
 
 
-@dg.run_status_sensor(
-    name="snapshot_success_alerts",
-    run_status=dg.DagsterRunStatus.SUCCESS,
-    monitored_jobs=[snapshot_job],
-    description="Reports each successful weekly snapshot_job run by email and on Slack.",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def snapshot_success_alerts(context: dg.RunStatusSensorContext, email: EmailAlerts, slack: SlackAlerts) -> None:
+def alert_on_snapshot(context: dg.RunStatusSensorContext, email: EmailAlerts, slack: SlackAlerts, link: str) -> None:
     run = context.dagster_run
     subject = f"teem-pipelines: {run.job_name} succeeded (run {run.run_id})"
-    deliver(context.log, email, slack, subject, f"The dimension snapshots are migrated.\n{run_link(run.run_id)}")
+    deliver(context.log, email, slack, subject, f"The dimension snapshots are migrated.\n{link}")
 
 
 def _text(value: object) -> str:
@@ -115,15 +103,8 @@ def _warnings(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[tuple[dg
     return [(e, v) for e, v in found if not v.passed and v.severity == dg.AssetCheckSeverity.WARN]
 
 
-@dg.sensor(
-    name="check_warning_alerts",
-    description="Emails and posts to Slack each failed warning check (companies_still_present, "
-    "newest_batch_is_fresh) with its metadata, once per check and partition.",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=60,
-)
-def check_warning_alerts(
-    context: dg.SensorEvaluationContext, email: EmailAlerts, slack: SlackAlerts
+def alert_on_warnings(
+    context: dg.SensorEvaluationContext, email: EmailAlerts, slack: SlackAlerts, webserver_url: str
 ) -> dg.SkipReason | None:
     """Reads the check evaluations of the runs that finished since its last tick: the run storage and each
     run's own events, which every event log storage serves (SQLite's default per-run shards included)."""
@@ -149,7 +130,7 @@ def check_warning_alerts(
             check = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
             subject = f"teem-pipelines: warning {check} failed" + (f" for {partitions}" if partitions else "")
             details = "\n".join(f"{name}: {_text(value)}" for name, value in sorted(evaluation.metadata.items()))
-            deliver(context.log, email, slack, subject, f"{details}\n{run_link(run.run_id)}")
+            deliver(context.log, email, slack, subject, f"{details}\n{run_link(webserver_url, run.run_id)}")
     if records:
         newest = max(cursor.after, records[-1].update_timestamp.timestamp())
         window = newest - OVERLAP.total_seconds()
@@ -159,4 +140,38 @@ def check_warning_alerts(
     return None
 
 
-alert_sensors = [run_failure_alerts, check_warning_alerts, snapshot_success_alerts]
+def alert_sensors(settings: Settings, jobs: Jobs) -> list[dg.SensorDefinition]:
+    """The three alert sensors; their links lead to TEEM_WEBSERVER_URL."""
+    url = settings.webserver_url
+
+    @dg.run_failure_sensor(
+        name="run_failure_alerts",
+        description="Emails and posts to Slack every failed run of this code location, with the error and a link.",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def run_failure_alerts(context: dg.RunFailureSensorContext, email: EmailAlerts, slack: SlackAlerts) -> None:
+        alert_on_failure(context, email, slack, run_link(url, context.dagster_run.run_id))
+
+    @dg.sensor(
+        name="check_warning_alerts",
+        description="Emails and posts to Slack each failed warning check (companies_still_present, "
+        "newest_batch_is_fresh) with its metadata, once per check and partition.",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=60,
+    )
+    def check_warning_alerts(
+        context: dg.SensorEvaluationContext, email: EmailAlerts, slack: SlackAlerts
+    ) -> dg.SkipReason | None:
+        return alert_on_warnings(context, email, slack, url)
+
+    @dg.run_status_sensor(
+        name="snapshot_success_alerts",
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        monitored_jobs=[jobs.snapshot],
+        description="Reports each successful weekly snapshot_job run by email and on Slack.",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def snapshot_success_alerts(context: dg.RunStatusSensorContext, email: EmailAlerts, slack: SlackAlerts) -> None:
+        alert_on_snapshot(context, email, slack, run_link(url, context.dagster_run.run_id))
+
+    return [run_failure_alerts, check_warning_alerts, snapshot_success_alerts]

@@ -1,17 +1,17 @@
-"""Jobs over the asset graph: the weekly snapshot (dimensions) and the daily batch (facts)."""
+"""Jobs over the asset graph: the weekly snapshot (dimensions), the daily batch (facts), every layer for a
+range, and the hourly freshness checks."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from teem_assets.aggregates.outputs import AGGREGATES
 from teem_assets.assets.keys import aggregate_key, migrated_key, parquet_key, postgres_key
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
 from teem_assets.checks.freshness import freshness_checks
-from teem_assets.settings import max_runtime_seconds
-
-# Run monitoring ends a run that runs longer than this (README, "Deployment settings"): a hung run ends too.
-RUN_TAGS = {"dagster/max_runtime": str(max_runtime_seconds())}
 
 
 def _layers(tables: list[Table]) -> dg.AssetSelection:
@@ -20,29 +20,52 @@ def _layers(tables: list[Table]) -> dg.AssetSelection:
     return assets - dg.AssetSelection.checks(*freshness_checks)
 
 
-snapshot_job = dg.define_asset_job(
-    "snapshot_job",
-    tags=RUN_TAGS,
-    selection=_layers(DIMENSIONS),
-    description="Dimensions: convert the newest snapshots, replace the migrated tables and the PostgreSQL copies.",
-)
-
 AGGREGATE_LAYERS = dg.AssetSelection.assets(
     *[key(a) for a in AGGREGATES.values() for key in (aggregate_key, postgres_key)]
 )
 
-batch_job = dg.define_asset_job(
-    "batch_job",
-    tags=RUN_TAGS,
-    selection=_layers(FACTS) | AGGREGATE_LAYERS,
-    description="Facts: convert the day's batch unloads, upsert them into the migrated tables and PostgreSQL, "
-    "recompute the aggregates for the days they touch.",
-)
 
-migration_job = dg.define_asset_job(
-    "migration_job",
-    tags=RUN_TAGS,
-    selection=_layers(DIMENSIONS) | _layers(FACTS) | AGGREGATE_LAYERS,
-    description="Every layer for a range of batch dates in one run: the snapshots first, then the batches, "
-    "then the aggregates.",
-)
+@dataclass(frozen=True)
+class Jobs:
+    snapshot: UnresolvedAssetJobDefinition
+    batch: UnresolvedAssetJobDefinition
+    migration: UnresolvedAssetJobDefinition
+    freshness: UnresolvedAssetJobDefinition
+
+    def all(self) -> list[UnresolvedAssetJobDefinition]:
+        return [self.snapshot, self.batch, self.migration, self.freshness]
+
+
+def batch_jobs(max_runtime_seconds: int) -> Jobs:
+    """The jobs; run monitoring ends a run of any of them that runs longer than `max_runtime_seconds`
+    (TEEM_MAX_RUNTIME_SECONDS, README "Deployment settings"): a hung run ends too."""
+    tags = {"dagster/max_runtime": str(max_runtime_seconds)}
+    return Jobs(
+        snapshot=dg.define_asset_job(
+            "snapshot_job",
+            tags=tags,
+            selection=_layers(DIMENSIONS),
+            description="Dimensions: convert the newest snapshots, replace the migrated tables and the PostgreSQL "
+            "copies.",
+        ),
+        batch=dg.define_asset_job(
+            "batch_job",
+            tags=tags,
+            selection=_layers(FACTS) | AGGREGATE_LAYERS,
+            description="Facts: convert the day's batch unloads, upsert them into the migrated tables and "
+            "PostgreSQL, recompute the aggregates for the days they touch.",
+        ),
+        migration=dg.define_asset_job(
+            "migration_job",
+            tags=tags,
+            selection=_layers(DIMENSIONS) | _layers(FACTS) | AGGREGATE_LAYERS,
+            description="Every layer for a range of batch dates in one run: the snapshots first, then the "
+            "batches, then the aggregates.",
+        ),
+        freshness=dg.define_asset_job(
+            "freshness_job",
+            selection=dg.AssetSelection.checks(*freshness_checks),
+            tags=tags,
+            description="The freshness checks of the migrated fact tables.",
+        ),
+    )

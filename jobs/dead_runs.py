@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import dagster as dg
 from dagster._core.events import JobFailureData, RunFailureReason
 
-from teem_assets.settings import run_heartbeat_timeout_seconds, sensor_interval_seconds
+from teem_assets.settings import Settings
 from teem_assets.workers import Worker, why_gone
 
 ENDED_TAG = "teem/ended_because"
@@ -59,10 +59,10 @@ def _end(instance: dg.DagsterInstance, run: dg.DagsterRun, why: str) -> None:
     )
 
 
-def end_dead_runs(instance: dg.DagsterInstance, heartbeat_timeout: float | None = None) -> list[Ended]:
-    """Mark failed every run in progress whose worker is provably gone, and free the pool slots of those and of
-    finished runs that still hold some; returns what it ended or freed."""
-    timeout = run_heartbeat_timeout_seconds() if heartbeat_timeout is None else heartbeat_timeout
+def end_dead_runs(instance: dg.DagsterInstance, timeout: float) -> list[Ended]:
+    """Mark failed every run in progress whose worker is provably gone (elsewhere: no heartbeat for `timeout`
+    seconds), and free the pool slots of those and of finished runs that still hold some; returns what it ended
+    or freed."""
     now = time.time()
     ended: list[Ended] = []
     for record in instance.get_run_records(filters=dg.RunsFilter(statuses=IN_PROGRESS)):
@@ -97,15 +97,20 @@ def end_dead_runs(instance: dg.DagsterInstance, heartbeat_timeout: float | None 
     return ended
 
 
-@dg.sensor(
-    minimum_interval_seconds=sensor_interval_seconds(),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Marks failed every run whose worker is provably gone (on this host: no such process; "
-    "elsewhere: no heartbeat for TEEM_RUN_HEARTBEAT_TIMEOUT_SECONDS) and frees the pool slots it held, so "
-    "that a killed run never blocks the runs after it.",
-)
-def dead_run_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-    ended = end_dead_runs(context.instance)
-    for item in ended:
-        context.log.warning(f"run {item.run_id}: {item.why}; its pool slots were freed")
-    return dg.SkipReason(f"{len(ended)} dead run(s) ended" if ended else "no dead run")
+def dead_run_sensor(settings: Settings) -> dg.SensorDefinition:
+    timeout = settings.run_heartbeat_timeout_seconds
+
+    @dg.sensor(
+        minimum_interval_seconds=settings.sensor_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Marks failed every run whose worker is provably gone (on this host: no such process; "
+        f"elsewhere: no heartbeat for TEEM_RUN_HEARTBEAT_TIMEOUT_SECONDS, {timeout:g} s) and frees the pool slots "
+        "it held, so that a killed run never blocks the runs after it.",
+    )
+    def dead_run_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+        ended = end_dead_runs(context.instance, timeout)
+        for item in ended:
+            context.log.warning(f"run {item.run_id}: {item.why}; its pool slots were freed")
+        return dg.SkipReason(f"{len(ended)} dead run(s) ended" if ended else "no dead run")
+
+    return dead_run_sensor

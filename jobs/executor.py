@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import dagster as dg
 from dagster._core.definitions.executor_definition import IN_PROC_CONFIG, _core_in_process_executor_creation
@@ -37,7 +38,6 @@ from dagster._utils.timing import time_execution_scope
 from dagster_shared.utils.timing import format_duration
 
 from jobs.dead_runs import describe, end_dead_runs, holders
-from teem_assets.settings import run_heartbeat_timeout_seconds
 from teem_assets.workers import HEARTBEAT_TAG, Worker
 
 WAIT_TICK_SECONDS = 0.5  # the longest sleep between two looks at a signal while waiting for a pool
@@ -48,9 +48,10 @@ ENDED_PREFIX = "ended run"
 class WaitingConcurrencyContext(InstanceConcurrencyContext):
     """Dagster's per-run pool claims, with the three changes the module's docstring names."""
 
-    def __init__(self, instance: dg.DagsterInstance, run: dg.DagsterRun) -> None:
+    def __init__(self, instance: dg.DagsterInstance, run: dg.DagsterRun, heartbeat_timeout: float) -> None:
         super().__init__(instance, run)
         self._run = run
+        self._heartbeat_timeout = heartbeat_timeout
         self._told: dict[str, tuple[str, ...]] = {}  # pool -> the holders last named in the log
 
     def claim(self, concurrency_key: str, step_key: str, step_priority: int = 0) -> bool:
@@ -64,7 +65,7 @@ class WaitingConcurrencyContext(InstanceConcurrencyContext):
         claimed = super().claim(concurrency_key, step_key, step_priority)
         if claimed or self._pending_claim_counts[step_key] == attempts:
             return claimed  # claimed, or not yet time to ask the instance again
-        ended = end_dead_runs(self._instance)
+        ended = end_dead_runs(self._instance, self._heartbeat_timeout)
         for item in ended:
             self._note(f"{ENDED_PREFIX} {item.run_id}: {item.why}; its pool slots were freed")
         if ended:
@@ -87,17 +88,21 @@ class WaitingConcurrencyContext(InstanceConcurrencyContext):
 
 
 def _waiting_execution_iterator(
-    job_context: PlanExecutionContext, execution_plan: ExecutionPlan
-) -> Iterator[DagsterEvent]:
-    with WaitingConcurrencyContext(job_context.instance, job_context.dagster_run) as concurrency:
-        yield from inner_plan_execution_iterator(job_context, execution_plan, concurrency)
+    heartbeat_timeout: float,
+) -> Callable[[PlanExecutionContext, ExecutionPlan], Iterator[DagsterEvent]]:
+    def iterate(job_context: PlanExecutionContext, execution_plan: ExecutionPlan) -> Iterator[DagsterEvent]:
+        instance, run = job_context.instance, job_context.dagster_run
+        with WaitingConcurrencyContext(instance, run, heartbeat_timeout) as concurrency:
+            yield from inner_plan_execution_iterator(job_context, execution_plan, concurrency)
+
+    return iterate
 
 
 class _Heartbeat:
     """Renews the run's heartbeat tag every fifth of the timeout, from a thread of its own."""
 
-    def __init__(self, instance: dg.DagsterInstance, run_id: str) -> None:
-        self._instance, self._run_id = instance, run_id
+    def __init__(self, instance: dg.DagsterInstance, run_id: str, timeout: float) -> None:
+        self._instance, self._run_id, self._timeout = instance, run_id, timeout
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="teem-heartbeat", daemon=True)
 
@@ -111,22 +116,27 @@ class _Heartbeat:
         self._thread.join()
 
     def _beat(self) -> None:
-        while not self._stop.wait(max(run_heartbeat_timeout_seconds() / 5, 1.0)):
+        while not self._stop.wait(max(self._timeout / 5, 1.0)):
             self._instance.add_run_tags(self._run_id, {HEARTBEAT_TAG: f"{time.time():.0f}"})
 
 
 class WaitingInProcessExecutor(InProcessExecutor):
+    def __init__(self, heartbeat_timeout: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._heartbeat_timeout = heartbeat_timeout
+
     def execute(self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan) -> Iterator[DagsterEvent]:
         yield DagsterEvent.engine_event(
             plan_context,
             f"Executing steps in process (pid: {os.getpid()})",
             event_specific_data=EngineEventData.in_process(os.getpid(), execution_plan.step_keys_to_execute),
         )
-        with _Heartbeat(plan_context.instance, plan_context.run_id), time_execution_scope() as timer:
+        heartbeat = _Heartbeat(plan_context.instance, plan_context.run_id, self._heartbeat_timeout)
+        with heartbeat, time_execution_scope() as timer:
             yield from iter(
                 ExecuteRunWithPlanIterable(
                     execution_plan=plan_context.execution_plan,
-                    iterator=_waiting_execution_iterator,
+                    iterator=_waiting_execution_iterator(self._heartbeat_timeout),
                     execution_context_manager=PlanExecutionContextManager(
                         job=plan_context.job,
                         retry_mode=plan_context.retry_mode,
@@ -147,8 +157,15 @@ class WaitingInProcessExecutor(InProcessExecutor):
         )
 
 
-@dg.executor(name="in_process", config_schema=IN_PROC_CONFIG)
-def waiting_in_process_executor(init_context: dg.InitExecutorContext) -> WaitingInProcessExecutor:
-    """Dagster's in-process executor, with waits for a pool that sleep, end dead holders and stop on a signal."""
-    core = _core_in_process_executor_creation(init_context.executor_config)
-    return WaitingInProcessExecutor(retries=core.retries, step_dependency_config=core.step_dependency_config)
+def waiting_in_process_executor(heartbeat_timeout: float) -> dg.ExecutorDefinition:
+    """Dagster's in-process executor, with waits for a pool that sleep, end dead holders and stop on a signal;
+    a run's heartbeat is renewed every fifth of `heartbeat_timeout` (TEEM_RUN_HEARTBEAT_TIMEOUT_SECONDS)."""
+
+    @dg.executor(name="in_process", config_schema=IN_PROC_CONFIG)
+    def in_process(init_context: dg.InitExecutorContext) -> WaitingInProcessExecutor:
+        core = _core_in_process_executor_creation(init_context.executor_config)
+        return WaitingInProcessExecutor(
+            heartbeat_timeout, retries=core.retries, step_dependency_config=core.step_dependency_config
+        )
+
+    return in_process

@@ -11,7 +11,7 @@ import dagster as dg
 from dagster_slack import SlackResource
 from slack_sdk import WebClient
 
-from teem_assets.settings import Settings, is_set, load
+from teem_assets.settings import Settings, is_set
 
 
 def _env(name: str) -> dg.EnvVar | None:
@@ -57,10 +57,6 @@ class EmailAlerts(dg.ConfigurableResource):
             ca_file=settings.smtp_ca_file,
         )
 
-    @classmethod
-    def from_environment(cls) -> EmailAlerts:
-        return cls.from_settings(load())
-
     @property
     def configured(self) -> bool:
         return bool(self.host and self.recipients)
@@ -97,10 +93,6 @@ class SlackAlerts(dg.ConfigurableResource):
             channel=settings.slack_channel,
             api_url=settings.slack_api_url or WebClient.BASE_URL,
         )
-
-    @classmethod
-    def from_environment(cls) -> SlackAlerts:
-        return cls.from_settings(load())
 
     @property
     def configured(self) -> bool:

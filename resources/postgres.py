@@ -4,13 +4,15 @@ environment), else the project's own embedded server in the local state director
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import psycopg2
 import psycopg2.extensions
 from pydantic import PrivateAttr
 
 from teem_assets.postgres_urls import PostgresSettingError, encoded_url, server_of
-from teem_assets.settings import Settings, is_set, load, state_dir
+from teem_assets.settings import Settings, is_set
 
 __all__ = ["PostgresResource", "PostgresSettingError", "PostgresUnavailable", "encoded_url", "server_of"]
 
@@ -29,12 +31,11 @@ PERMANENT = (
 )
 
 
-def _embedded_uri() -> str:
+def _embedded_uri(folder: str) -> str:
     import pgserver
 
-    state_dir().mkdir(parents=True, exist_ok=True)  # a fresh worker's TEEM_HOME may not exist yet
-    server = pgserver.get_server(state_dir() / "postgres")
-    return server.get_uri()
+    Path(folder).mkdir(parents=True, exist_ok=True)  # a fresh worker's TEEM_HOME may not exist yet
+    return pgserver.get_server(folder).get_uri()
 
 
 def _env(name: str) -> dg.EnvVar | None:
@@ -52,8 +53,10 @@ class PostgresResource(dg.ConfigurableResource):
     database: str | None = None
     password: str | None = None  # give it as dg.EnvVar("…"), never as a literal
     schema_name: str = "teem"
-    # A machine without a server starts the embedded one (TEEM_ENV=local); production names its server.
+    # A machine without a server starts the embedded one (TEEM_ENV=local) in this folder; production names
+    # its server.
     embedded_allowed: bool = True
+    embedded_folder: str = ".teem/postgres"  # <TEEM_HOME>/postgres
 
     _resolved: str | None = PrivateAttr(default=None)
 
@@ -70,11 +73,8 @@ class PostgresResource(dg.ConfigurableResource):
             password=dg.EnvVar("TEEM_PG_PASSWORD") if settings.pg_password_set else None,
             schema_name=settings.postgres_schema,
             embedded_allowed=embedded_allowed,
+            embedded_folder=str(settings.home / "postgres"),
         )
-
-    @classmethod
-    def from_environment(cls, embedded_allowed: bool = True) -> PostgresResource:
-        return cls.from_settings(load(), embedded_allowed)
 
     def _dsn(self) -> str:
         if self._resolved is None:
@@ -85,7 +85,7 @@ class PostgresResource(dg.ConfigurableResource):
                     host=self.host, port=self.port, user=self.user, dbname=self.database, password=self.password
                 )
             elif self.embedded_allowed:
-                self._resolved = _embedded_uri()
+                self._resolved = _embedded_uri(self.embedded_folder)
             else:  # a setting, not an outage: trying again cannot help
                 raise dg.Failure(
                     description="no PostgreSQL server is set: TEEM_POSTGRES_URL or TEEM_PG_HOST (TEEM_ENV=aws "

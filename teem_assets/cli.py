@@ -13,7 +13,7 @@ from teem_assets.redshift_types import TypeSpecError, parse_columns_spec
 from teem_assets.sample.generate import UnloadOptions, generate_sample
 from teem_assets.sample.spec import SampleSpec
 from teem_assets.sample.unload_writer import DEFAULT_MAX_FILE_SIZE
-from teem_assets.settings import SettingError, adopt_for_this_command, data_root, load
+from teem_assets.settings import SettingError, adopt_for_this_command, load
 from teem_assets.unload.convert import decode_part
 from teem_assets.unload.decode import Columns, DecodeOptions
 from teem_assets.unload.jsonl import json_lines
@@ -114,7 +114,7 @@ def _demo(args: argparse.Namespace) -> int:
         adopt_for_this_command("TEEM_ROOT", args.root)
     from teem_assets.demo import run_demo
 
-    return run_demo(data_root())
+    return run_demo(load().root)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -123,9 +123,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.last < args.first:
         print(f"teem run: --to {args.last} is before --from {args.first}", file=sys.stderr)
         return 2
-    if not _unload_dates(data_root(), args.first, args.last):
+    root = load().root
+    if not _unload_dates(root, args.first, args.last):
         print(
-            f"teem run: no unload of any fact table for {args.first}..{args.last} under {data_root()}/csv "
+            f"teem run: no unload of any fact table for {args.first}..{args.last} under {root}/csv "
             "(TEEM_ROOT): write or copy the unloads there first",
             file=sys.stderr,
         )
@@ -138,7 +139,7 @@ def _runs(args: argparse.Namespace) -> int:
     from jobs.run_list import HEADER, run_lines
     from teem_assets.runner import instance
 
-    for item in end_dead_runs(instance()):
+    for item in end_dead_runs(instance(), load().run_heartbeat_timeout_seconds):
         print(f"ended run {item.run_id}: {item.why}; its pool slots were freed")
     print(HEADER)
     for line in run_lines(instance(), args.limit):

@@ -14,10 +14,10 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from jobs.alerts import alert_sensors
-from jobs.batch_jobs import batch_job, migration_job, snapshot_job
+from jobs.batch_jobs import batch_jobs
 from jobs.dead_runs import dead_run_sensor
 from jobs.executor import waiting_in_process_executor
-from jobs.schedules import freshness_job, schedules
+from jobs.schedules import schedules
 from jobs.sensors import unload_sensors
 from resources.alerts import EmailAlerts, SlackAlerts
 from resources.emr import EmrResource
@@ -26,6 +26,7 @@ from resources.spark import EMR, IN_PROCESS, SparkResource
 from resources.storage import StorageResource
 from resources.thresholds import CheckThresholds
 from teem_assets.assets.aggregates import aggregate_assets
+from teem_assets.assets.conventions import Placement
 from teem_assets.assets.migrated import migrated_assets
 from teem_assets.assets.parquet import parquet_assets
 from teem_assets.assets.postgres import postgres_assets
@@ -83,18 +84,32 @@ def resources_for(settings: Settings) -> dict[str, Any]:
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
-    """The code location from `settings` (this process's environment when None)."""
+    """The code location from `settings` (this process's environment, read now, when None): every asset,
+    check, job, schedule, sensor, resource and the executor is made from them here, nothing at import."""
+    settings = settings or load()
+    placement = Placement.of(settings)
+    jobs = batch_jobs(settings.max_runtime_seconds)
     return dg.Definitions(
-        assets=[*raw_specs, *parquet_assets, *migrated_assets, *postgres_assets, *aggregate_assets],
+        assets=[
+            *raw_specs(placement),
+            *parquet_assets(placement),
+            *migrated_assets(placement),
+            *postgres_assets(placement),
+            *aggregate_assets(placement),
+        ],
         asset_checks=freshness_checks,
-        jobs=[snapshot_job, batch_job, migration_job, freshness_job],
-        schedules=schedules,
-        sensors=[*unload_sensors, *alert_sensors, dead_run_sensor],
-        resources=resources_for(settings or load()),
+        jobs=jobs.all(),
+        schedules=schedules(jobs),
+        sensors=[*unload_sensors(settings, jobs), *alert_sensors(settings, jobs), dead_run_sensor(settings)],
+        resources=resources_for(settings),
         # One process per run, so the run's in-process stages share one Spark application; its waits for a
         # pool sleep, end dead holders and stop on a signal (jobs/executor.py).
-        executor=waiting_in_process_executor,
+        executor=waiting_in_process_executor(settings.run_heartbeat_timeout_seconds),
     )
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location Dagster loads (workspace.yaml, run workers): made from this process's settings when it
+    loads, never when a module is imported."""
+    return build_definitions()

@@ -14,7 +14,7 @@ from dagster._core.utils import make_new_run_id
 from teem_assets.runner import Materialized, instance, run_range
 from teem_assets.sample.generate import UnloadOptions, generate_sample
 from teem_assets.sample.spec import SampleSpec
-from teem_assets.settings import state_dir
+from teem_assets.settings import load
 from teem_assets.terminal import StageProgress, logs_to_file, run_log_path
 
 DEMO_SPEC = SampleSpec(start=dt.date(2019, 9, 1), days=14, seed=7)
@@ -54,7 +54,7 @@ def report_run(first: dt.date, last: dt.date, out: TextIO, started: float, log: 
 def run_in_terminal(first: dt.date, last: dt.date) -> int:
     """`teem run`."""
     run_id = make_new_run_id()
-    log = run_log_path(state_dir() / "logs", run_id)
+    log = run_log_path(load().home / "logs", run_id)
     with logs_to_file(log) as out:
         return 0 if report_run(first, last, out, time.monotonic(), str(log), run_id) else 1
 
@@ -63,7 +63,7 @@ def run_demo(root: str) -> int:
     """`teem demo`."""
     started = time.monotonic()
     run_id = make_new_run_id()
-    log = run_log_path(state_dir() / "logs", run_id)
+    log = run_log_path(load().home / "logs", run_id)
     with logs_to_file(log) as out:
         if ensure_sample(root):
             out.write(f"generated the sample ({DEMO_SPEC.days} days from {DEMO_SPEC.start}) under {root}/csv\n")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from teem_assets.settings import first_batch_date
 
-FIRST_BATCH_DATE = first_batch_date()
-
-# Partition D is the incremental unload of day D: the rows created or updated that day.
-batch_partitions = dg.DailyPartitionsDefinition(start_date=FIRST_BATCH_DATE)
+def batch_partitions(first_batch_date: str) -> dg.DailyPartitionsDefinition:
+    """Partition D is the incremental unload of day D: the rows created or updated that day, from
+    `first_batch_date` (TEEM_FIRST_BATCH_DATE) on."""
+    return dg.DailyPartitionsDefinition(start_date=first_batch_date)

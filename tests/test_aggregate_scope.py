@@ -8,19 +8,23 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import psycopg2
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from aggregate_world import STAMP, World
 from aggregate_world import T as Time
+from psycopg2 import sql
+from tables import sorted_rows
 
 from teem_assets.aggregates.compute import compute
 from teem_assets.aggregates.inputs import read_warehouse
-from teem_assets.aggregates.outputs import AGGREGATES
+from teem_assets.aggregates.outputs import AGGREGATES, Aggregate
 from teem_assets.aggregates.scope import every_day
 from teem_assets.catalogue import TABLES
 from teem_assets.data_root import DataRoot
 from teem_assets.migration import migrate_batches, replace_snapshot
+from teem_assets.postgres.aggregates import EXPORTED, Export, export_since_last
 from teem_assets.redshift_types import arrow_schema
 from teem_assets.stages import aggregate
 from teem_assets.stages.request import StageRequest
@@ -194,3 +198,53 @@ def test_a_history_that_no_longer_reaches_the_last_computation_recomputes_every_
     assert hourly.metadata["every_value_recomputed"]["raw_value"] is True
     assert "no longer reaches" in hourly.metadata["why_recomputed"]["raw_value"]
     warehouse.assert_equal_to_a_computation_from_scratch(("agg_hourly_space",))  # 2019-09-04 emptied too
+
+
+def _exported_rows(connection, schema: str, output: Aggregate) -> list[tuple]:
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in output.column_names)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.SQL("SELECT {} FROM {}.{}").format(columns, sql.Identifier(schema), sql.Identifier(output.name))
+        )
+        return sorted(cursor.fetchall(), key=repr)
+
+
+def test_an_export_after_skipped_ones_catches_up_and_one_past_the_history_copies_everything(
+    warehouse: Warehouse, postgres_url: str, pg_schema: str
+) -> None:
+    output = AGGREGATES["agg_hourly_space"]
+    connection = psycopg2.connect(postgres_url)
+
+    def export() -> Export:
+        source = warehouse.root.iceberg_table(warehouse.root.aggregates_database, output.name)
+        done = export_since_last(connection, output, pg_schema, source)
+        at_export = source.scan(snapshot_id=done.snapshot_id).to_arrow()
+        assert _exported_rows(connection, pg_schema, output) == sorted_rows(at_export, list(output.column_names))
+        return done
+
+    try:
+        assert export().values is None  # the first: every row
+        # two aggregate commits no export saw (its runs skipped it, or it failed and rolled back)
+        row = _event_row(warehouse.world, 0)  # event 1, 2019-09-04, moves to the 12th
+        warehouse.migrate("fact_event_by_day", [_moved(row, D(2019, 9, 12))], STAMP + dt.timedelta(days=1))
+        warehouse.aggregate()
+        warehouse.world.attend(3, 7)  # a late attendance of event 3 (the 20th and 21st)
+        warehouse.migrate(
+            "fact_attendance", [warehouse.world._full_rows("fact_attendance")[-1]], STAMP + dt.timedelta(days=7)
+        )
+        warehouse.aggregate()
+        caught_up = export()
+        assert caught_up.values == [D(2019, 9, 4), D(2019, 9, 12), D(2019, 9, 20), D(2019, 9, 21)]  # both commits'
+        # the snapshot it last exported is gone from the table's history (expired): it copies the whole table
+        with connection, connection.cursor() as cursor:
+            cursor.execute(
+                sql.SQL("UPDATE {}.{} SET snapshot_id = -1").format(sql.Identifier(pg_schema), sql.Identifier(EXPORTED))
+            )
+            cursor.execute(
+                sql.SQL("DELETE FROM {}.{} WHERE date = '2019-10-01'").format(
+                    sql.Identifier(pg_schema), sql.Identifier(output.name)
+                )
+            )  # a value no commit since touched: only a whole copy brings it back
+        assert export().values is None
+    finally:
+        connection.close()

@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DESCRIBE = """
 import json
 import teem_assets
-from teem_assets.definitions import defs
-graph = defs.resolve_asset_graph()
+from teem_assets.definitions import build_definitions
+graph = build_definitions().resolve_asset_graph()
 print(json.dumps({"package": teem_assets.__file__, "assets": {
     key.to_user_string(): {
         "code_version": graph.get(key).code_version,
@@ -122,7 +122,11 @@ def test_code_versions_change_with_a_catalogue_column_or_a_layers_code_and_nowhe
 
 
 def test_the_postgres_location_names_the_server_never_the_credentials(monkeypatch, tmp_path: Path):
-    from teem_assets.assets.conventions import postgres_uri
+    from teem_assets.assets.conventions import Placement
+    from teem_assets.settings import load
+
+    def postgres_uri() -> str:
+        return Placement.of(load()).postgres_uri
 
     monkeypatch.delenv("TEEM_POSTGRES_URL", raising=False)
     monkeypatch.setenv("TEEM_PG_HOST", "db.internal")

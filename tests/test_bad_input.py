@@ -11,7 +11,7 @@ import pytest
 
 from resources.postgres import PostgresResource, PostgresUnavailable, encoded_url, server_of
 from teem_assets import cli
-from teem_assets.settings import SECRET_VARIABLES, SettingError, Settings
+from teem_assets.settings import SECRET_VARIABLES, SettingError, Settings, load
 
 
 @pytest.fixture
@@ -110,6 +110,31 @@ def test_an_unknown_postgres_role_fails_at_once_and_is_not_retried(home: Path, c
     assert "Not retried: fix the server's settings" in line and "pw-canary-1" not in err
 
 
+def test_a_wrong_postgres_password_fails_at_once_and_is_not_retried(home: Path, tmp_path: Path, capsys, monkeypatch):
+    """A server of its own that asks for passwords (the shared one trusts every local connection)."""
+    import pgserver
+
+    with pgserver.get_server(tmp_path / "pgdata", cleanup_mode="delete") as server:
+        server.psql("CREATE ROLE loader LOGIN PASSWORD 'the-right-one';")
+        hba = Path(tmp_path / "pgdata" / "pg_hba.conf")
+        hba.write_text("local all postgres trust\nlocal all all scram-sha-256\n")
+        server.psql("SELECT pg_reload_conf();")
+        parts = psycopg2.extensions.parse_dsn(server.get_uri())
+        right = psycopg2.extensions.make_dsn(**{**parts, "user": "loader", "password": "the-right-one"})
+        PostgresResource(url=right).connect().close()  # the server does take the right password
+        wrong = psycopg2.extensions.make_dsn(**{**parts, "user": "loader", "password": "pw-canary-2"})
+        with pytest.raises(Exception) as refused:
+            PostgresResource(url=wrong).connect()
+        assert type(refused.value).__name__ == "Failure" and refused.value.allow_retries is False  # type: ignore[attr-defined]
+        assert "password authentication failed" in refused.value.description  # type: ignore[attr-defined]
+        assert "pw-canary-2" not in str(refused.value) and "pw-canary-2" not in refused.value.description  # type: ignore[attr-defined]
+        monkeypatch.setenv("TEEM_POSTGRES_URL", wrong)
+        code, err = _teem(capsys, "table", "fact_attendance", "--layer", "postgres")
+        assert code == 2
+        line = _one_answer(err)
+        assert "password authentication failed" in line and "Not retried" in line and "pw-canary-2" not in err
+
+
 def test_aws_without_a_postgres_server_fails_at_once(home: Path) -> None:
     resource = PostgresResource.from_settings(Settings(environment="aws"), embedded_allowed=False)
     with pytest.raises(Exception) as refused:
@@ -137,7 +162,7 @@ def test_an_unencoded_password_in_the_url_is_read_right_and_never_shown(home: Pa
     defs = build_definitions()
     for spec in defs.resolve_all_asset_specs():
         assert "canary" not in repr(spec.metadata), spec.key
-    resource = PostgresResource.from_environment().process_config_and_initialize()
+    resource = PostgresResource.from_settings(load()).process_config_and_initialize()
     with pytest.raises(PostgresUnavailable) as unavailable:
         resource.connect()
     assert "127.0.0.1:1/analytics" in str(unavailable.value)

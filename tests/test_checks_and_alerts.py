@@ -20,7 +20,6 @@ from aiosmtpd.controller import Controller
 from dagster_helpers import definitions, materializations, replace_raw_batch, run_job
 from servers import free_port
 
-from jobs.alerts import check_warning_alerts, run_failure_alerts, snapshot_success_alerts
 from resources.alerts import EmailAlerts, SlackAlerts
 from teem_assets import converted, layout
 from teem_assets.assets.parquet import VOLUME
@@ -29,6 +28,7 @@ from teem_assets.checks.freshness import freshness
 from teem_assets.conversion import distinct_values
 from teem_assets.sample.generate import UnloadOptions, batch_rows, generate_sample
 from teem_assets.sample.spec import SampleSpec
+from teem_assets.settings import load
 from teem_assets.verdicts.batches import missing_companies, short_batches, volume_verdict
 from teem_assets.verdicts.history import LOOKBACK_DAYS, previous_batches
 
@@ -85,7 +85,8 @@ def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict]]:
 
 
 def _resources() -> dict[str, object]:
-    return {"email": EmailAlerts.from_environment(), "slack": SlackAlerts.from_environment()}
+    settings = load()
+    return {"email": EmailAlerts.from_settings(settings), "slack": SlackAlerts.from_settings(settings)}
 
 
 def _migrated(
@@ -134,7 +135,7 @@ def test_a_short_batch_stops_before_the_aggregates_and_alerts_by_email_and_slack
         dagster_run=result.dagster_run,
         resources=_resources(),
     ).for_run_failure()
-    run_failure_alerts(context)
+    defs.resolve_sensor_def("run_failure_alerts")(context)
 
     run_id = result.run_id
     [email] = smtp.messages
@@ -150,7 +151,8 @@ def test_the_weekly_snapshot_reports_its_success(tmp_path: Path, monkeypatch, po
     root = tmp_path / "root"
     generate_sample(str(root), SampleSpec(start=dt.date(2019, 9, 1), days=1, seed=7), UnloadOptions())
     instance = dg.DagsterInstance.ephemeral()
-    result = run_job(definitions(monkeypatch, root, postgres_url, pg_schema), "snapshot_job", instance=instance)
+    defs = definitions(monkeypatch, root, postgres_url, pg_schema)
+    result = run_job(defs, "snapshot_job", instance=instance)
     assert result.success
     [success] = [e for e in result.all_events if e.event_type_value == "PIPELINE_SUCCESS"]
     context = dg.build_run_status_sensor_context(
@@ -160,7 +162,7 @@ def test_the_weekly_snapshot_reports_its_success(tmp_path: Path, monkeypatch, po
         dagster_run=result.dagster_run,
         resources=_resources(),
     )
-    snapshot_success_alerts(context)
+    defs.resolve_sensor_def("snapshot_success_alerts")(context)
     assert f"snapshot_job succeeded (run {result.run_id})" in smtp.messages[0]["subject"]
     assert result.run_id in slack[0]["body"]
 
@@ -257,7 +259,7 @@ def test_a_failed_warning_check_alerts_once_per_partition(
 
     def tick(cursor: str | None) -> str | None:
         context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=_resources())
-        check_warning_alerts(context)
+        defs.resolve_sensor_def("check_warning_alerts")(context)
         return context.cursor
 
     cursor = tick(None)  # a new sensor starts from now: the warnings of the runs before are not sent

@@ -24,11 +24,16 @@ from resources.spark import SparkResource
 from resources.spark_submit import spark_submit_path
 from resources.storage import StorageResource
 from resources.thresholds import CheckThresholds
-from teem_assets.assets.parquet import parquet_snapshots
+from teem_assets.assets.conventions import Placement
+from teem_assets.assets.parquet import parquet_assets
 from teem_assets.catalogue import DIMENSIONS
+from teem_assets.settings import Settings
 from teem_assets.spark_session import project_jars
 from teem_assets.stages.entry import DRIVER_SCRIPT
 from teem_assets.stages.request import StageRequest
+
+# The snapshot conversion as the code location makes it, its metadata from the default settings.
+parquet_snapshots = parquet_assets(Placement.of(Settings()))[0]
 
 SETTINGS = {
     "release_label": "emr-7.12.0",

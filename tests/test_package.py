@@ -69,6 +69,37 @@ def test_teem_package_uploads_what_the_emr_resource_checks_for(tmp_path, monkeyp
         assert script["Body"].read().decode() == BOOTSTRAP_SCRIPT
 
 
+def _binary_wheel(folder: Path, arch: str) -> str:
+    """A minimal wheel of a package built for one CPU, as PyPI serves numba's or pyarrow's."""
+    name = f"teem_test_tinyext-1.0-cp311-cp311-manylinux_2_17_{arch}.whl"
+    info = "teem_test_tinyext-1.0.dist-info"
+    with zipfile.ZipFile(folder / name, "w") as wheel:
+        wheel.writestr("teem_test_tinyext/__init__.py", "")
+        wheel.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: teem-test-tinyext\nVersion: 1.0\n")
+        wheel.writestr(
+            f"{info}/WHEEL", f"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp311-cp311-manylinux_2_17_{arch}\n"
+        )
+        wheel.writestr(f"{info}/RECORD", "")
+    return name
+
+
+def test_teem_package_for_graviton_takes_the_aarch64_wheels(tmp_path, monkeypatch, capsys):
+    links = tmp_path / "links"  # a package built for both CPUs, in a folder pip looks in besides its index
+    links.mkdir()
+    wheels = {arch: _binary_wheel(links, arch) for arch in ("x86_64", "aarch64")}
+    monkeypatch.setenv("PIP_FIND_LINKS", str(links))
+    monkeypatch.setattr("teem_assets.packaging.cluster_requirements", lambda: ["teem-test-tinyext==1.0"])
+    for arch, other in (("aarch64", "x86_64"), ("x86_64", "aarch64")):
+        out = tmp_path / arch
+        assert main(["package", "--out", str(out), "--arch", arch]) == 0
+        [archive] = out.glob("teem-cluster-*.tar.gz")
+        assert archive.name.endswith(f"-{arch}.tar.gz")
+        with tarfile.open(archive) as tar:
+            names = {Path(n).name for n in tar.getnames()}
+        assert wheels[arch] in names and wheels[other] not in names
+    capsys.readouterr()
+
+
 @pytest.mark.slow
 def test_the_archive_installs_offline_and_its_driver_runs_a_stage(sample_root, tmp_path):
     """What the bootstrap action does on a node, then a stage from that environment alone: the archive's

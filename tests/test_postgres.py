@@ -24,6 +24,7 @@ from resources.postgres import PostgresResource, PostgresUnavailable
 from teem_assets.catalogue import TABLES
 from teem_assets.postgres.ddl import SchemaConflict, ensure_table
 from teem_assets.postgres.load import batch_fingerprint, table_fingerprint, upsert
+from teem_assets.settings import load
 from teem_assets.unload.decode import arrow_schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,7 +167,7 @@ def test_the_embedded_server_starts_without_configuration(monkeypatch, tmp_path)
     monkeypatch.setenv("TEEM_HOME", str(tmp_path))
     for name in ("TEEM_POSTGRES_URL", "TEEM_PG_HOST"):
         monkeypatch.delenv(name, raising=False)
-    resource = PostgresResource.from_environment()
+    resource = PostgresResource.from_settings(load())
     connection = resource.connect()
     with connection, connection.cursor() as cursor:
         cursor.execute("SELECT 1")

@@ -26,6 +26,8 @@ from teem_assets.sample.spec import SampleSpec
 from teem_assets.workers import PID_TAG
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
 def _descendants(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):

@@ -11,7 +11,6 @@ import dagster as dg
 import pytest
 
 from jobs.alerts import deliver
-from jobs.schedules import freshness_schedule, weekly_snapshot_schedule
 from resources.alerts import EmailAlerts, SlackAlerts
 from teem_assets.checks.freshness import freshness
 from teem_assets.runner import ensure_instance_settings
@@ -38,7 +37,9 @@ def test_the_daily_schedule_runs_yesterdays_batch_at_six_utc(defs: dg.Definition
     assert daily_batch_schedule.default_status == dg.DefaultScheduleStatus.STOPPED  # the sensors are the usual trigger
 
 
-def test_the_weekly_snapshot_and_the_hourly_freshness_schedules() -> None:
+def test_the_weekly_snapshot_and_the_hourly_freshness_schedules(defs: dg.Definitions) -> None:
+    weekly_snapshot_schedule = defs.resolve_schedule_def("weekly_snapshot_schedule")
+    freshness_schedule = defs.resolve_schedule_def("freshness_schedule")
     assert (weekly_snapshot_schedule.cron_schedule, weekly_snapshot_schedule.job_name) == ("0 5 * * 1", "snapshot_job")
     assert (freshness_schedule.cron_schedule, freshness_schedule.job_name) == ("0 * * * *", "freshness_job")
     for schedule in (weekly_snapshot_schedule, freshness_schedule):

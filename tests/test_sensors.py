@@ -10,11 +10,13 @@ import dagster as dg
 import pytest
 from dagster_aws.s3 import S3Resource
 
-from jobs.sensors import batch_unload_sensor, snapshot_unload_sensor
+from jobs.batch_jobs import batch_jobs
+from jobs.sensors import unload_sensors
 from resources.storage import StorageResource
 from teem_assets.arrivals import DateUnloads, batch_unloads
 from teem_assets.batch_watch import LAST_SECOND_KEPT, WINDOW_DAYS, WatchState, tick
 from teem_assets.catalogue import DIMENSIONS
+from teem_assets.settings import load
 
 ROOT = "s3://teem/warehouse"
 
@@ -31,9 +33,12 @@ def manifest(table: str, day: str) -> str:
     return f"csv/{table}/incremental/{day}/{table}_manifest"
 
 
-def evaluate(sensor: dg.SensorDefinition, tmp_path, cursor: str | None = None) -> dg.SensorResult | dg.SkipReason:
-    resources = {"storage": StorageResource(root=ROOT), "s3": S3Resource()}
-    return sensor(dg.build_sensor_context(cursor=cursor, resources=resources))
+def evaluate(name: str, tmp_path, cursor: str | None = None, root: str = ROOT) -> dg.SensorResult | dg.SkipReason:
+    """One tick of the sensor `name`, made from the test's settings as the code location makes it."""
+    settings = load()
+    sensors = {s.name: s for s in unload_sensors(settings, batch_jobs(settings.max_runtime_seconds))}
+    resources = {"storage": StorageResource(root=root), "s3": S3Resource()}
+    return sensors[name](dg.build_sensor_context(cursor=cursor, resources=resources))
 
 
 def requested(result: dg.SensorResult) -> list[tuple[str | None, str]]:
@@ -49,10 +54,10 @@ def test_a_complete_unload_yields_one_run_and_only_once(s3, tmp_path, settle) ->
     for table in ("fact_event_by_day", "fact_attendance"):
         put(s3, part(table, "2019-09-01"))
         put(s3, manifest(table, "2019-09-01"))
-    first = evaluate(batch_unload_sensor, tmp_path)
+    first = evaluate("batch_unload_sensor", tmp_path)
     [(partition, run_key)] = requested(first)
     assert partition == "2019-09-01" and run_key.startswith("batch-2019-09-01-")
-    second = evaluate(batch_unload_sensor, tmp_path, first.cursor)
+    second = evaluate("batch_unload_sensor", tmp_path, first.cursor)
     assert requested(second) == []
 
 
@@ -63,33 +68,61 @@ def complete_unload(s3, table: str, day: str) -> None:
 
 def test_one_fact_table_complete_and_the_other_absent_requests_nothing(s3, tmp_path, settle) -> None:
     complete_unload(s3, "fact_event_by_day", "2019-09-05")
-    waiting = evaluate(batch_unload_sensor, tmp_path)
+    waiting = evaluate("batch_unload_sensor", tmp_path)
     assert requested(waiting) == []
     put(s3, part("fact_attendance", "2019-09-05"))  # arriving, no manifest yet
-    still = evaluate(batch_unload_sensor, tmp_path, waiting.cursor)
+    still = evaluate("batch_unload_sensor", tmp_path, waiting.cursor)
     assert requested(still) == []
     put(s3, manifest("fact_attendance", "2019-09-05"))
-    both = evaluate(batch_unload_sensor, tmp_path, still.cursor)
+    both = evaluate("batch_unload_sensor", tmp_path, still.cursor)
     assert [p for p, _ in requested(both)] == ["2019-09-05"]
-    assert requested(evaluate(batch_unload_sensor, tmp_path, both.cursor)) == []
+    assert requested(evaluate("batch_unload_sensor", tmp_path, both.cursor)) == []
 
 
 def test_a_half_written_unload_waits_until_it_completes(s3, tmp_path, settle) -> None:
     complete_unload(s3, "fact_attendance", "2019-09-02")
     put(s3, part("fact_event_by_day", "2019-09-02", 0))
     put(s3, part("fact_event_by_day", "2019-09-02", 1))
-    waiting = evaluate(batch_unload_sensor, tmp_path)
+    waiting = evaluate("batch_unload_sensor", tmp_path)
     assert requested(waiting) == []
     put(s3, manifest("fact_event_by_day", "2019-09-02"))
-    complete = evaluate(batch_unload_sensor, tmp_path, waiting.cursor)
+    complete = evaluate("batch_unload_sensor", tmp_path, waiting.cursor)
     assert [p for p, _ in requested(complete)] == ["2019-09-02"]
+
+
+def test_on_a_local_root_a_complete_unload_runs_once_and_a_settling_one_waits(tmp_path, monkeypatch) -> None:
+    """The sensors on a folder root, the default: no S3 client involved, the files' own times for settling."""
+    root = tmp_path / "root"
+
+    def write(key: str, body: bytes = b'"1"|"x"\n') -> None:
+        (root / key).parent.mkdir(parents=True, exist_ok=True)
+        (root / key).write_bytes(body)
+
+    monkeypatch.setenv("TEEM_UNLOAD_SETTLE_SECONDS", "3600")
+    for table in ("fact_event_by_day", "fact_attendance"):
+        write(part(table, "2019-09-06"))
+        write(manifest(table, "2019-09-06"))
+    write(part("fact_event_by_day", "2019-09-07"))  # 2019-09-07: parts without manifests, not settled yet
+    write(part("fact_attendance", "2019-09-07"))
+    first = evaluate("batch_unload_sensor", tmp_path, root=str(root))
+    assert [p for p, _ in requested(first)] == ["2019-09-06"]
+    assert requested(evaluate("batch_unload_sensor", tmp_path, first.cursor, root=str(root))) == []
+    monkeypatch.setenv("TEEM_UNLOAD_SETTLE_SECONDS", "0")  # now they count as settled
+    assert [p for p, _ in requested(evaluate("batch_unload_sensor", tmp_path, first.cursor, root=str(root)))] == [
+        "2019-09-07"
+    ]
+    for table in DIMENSIONS:
+        write(f"csv/{table.name}/snapshot/{table.name}_0000_part_00")
+        write(f"csv/{table.name}/snapshot/{table.name}_manifest")
+    snapshot = evaluate("snapshot_unload_sensor", tmp_path, root=str(root))
+    assert isinstance(snapshot, dg.SensorResult) and len(snapshot.run_requests) == 1
 
 
 def test_an_unload_settles_without_a_manifest(s3, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TEEM_UNLOAD_SETTLE_SECONDS", "0")
     put(s3, part("fact_attendance", "2019-09-03"))
     put(s3, part("fact_event_by_day", "2019-09-03"))
-    assert [p for p, _ in requested(evaluate(batch_unload_sensor, tmp_path))] == ["2019-09-03"]
+    assert [p for p, _ in requested(evaluate("batch_unload_sensor", tmp_path))] == ["2019-09-03"]
 
 
 def test_fifteen_hundred_keys_are_paged_through(s3, tmp_path, settle) -> None:
@@ -99,7 +132,7 @@ def test_fifteen_hundred_keys_are_paged_through(s3, tmp_path, settle) -> None:
             put(s3, part("fact_attendance", day, n), b"")
         put(s3, manifest("fact_attendance", day))
         complete_unload(s3, "fact_event_by_day", day)
-    result = evaluate(batch_unload_sensor, tmp_path)
+    result = evaluate("batch_unload_sensor", tmp_path)
     assert [p for p, _ in requested(result)] == days  # the last day's keys lie past the first page of 1,000
     assert set(json.loads(result.cursor)["seen"]) == set(days)
 
@@ -108,9 +141,9 @@ def test_a_reuploaded_unload_is_noticed(s3, tmp_path, settle) -> None:
     complete_unload(s3, "fact_attendance", "2019-09-04")
     put(s3, part("fact_event_by_day", "2019-09-04"))
     put(s3, manifest("fact_event_by_day", "2019-09-04"))
-    first = evaluate(batch_unload_sensor, tmp_path)
+    first = evaluate("batch_unload_sensor", tmp_path)
     put(s3, part("fact_event_by_day", "2019-09-04"), b'"2"|"y"\n')  # the same key, new content
-    second = evaluate(batch_unload_sensor, tmp_path, first.cursor)
+    second = evaluate("batch_unload_sensor", tmp_path, first.cursor)
     assert [p for p, _ in requested(second)] == ["2019-09-04"]
     assert requested(second)[0][1] != requested(first)[0][1]
 
@@ -118,22 +151,22 @@ def test_a_reuploaded_unload_is_noticed(s3, tmp_path, settle) -> None:
 def test_folders_that_are_not_batch_dates_are_not_requested(s3, tmp_path, settle) -> None:
     put(s3, part("fact_event_by_day", "backup"))
     put(s3, manifest("fact_event_by_day", "backup"))
-    assert requested(evaluate(batch_unload_sensor, tmp_path)) == []
+    assert requested(evaluate("batch_unload_sensor", tmp_path)) == []
 
 
 def test_a_new_dimension_snapshot_is_noticed(s3, tmp_path, settle) -> None:
     for table in DIMENSIONS[:-1]:
         put(s3, f"csv/{table.name}/snapshot/{table.name}_0000_part_00")
         put(s3, f"csv/{table.name}/snapshot/{table.name}_manifest")
-    assert isinstance(evaluate(snapshot_unload_sensor, tmp_path), dg.SkipReason)  # one dimension still missing
+    assert isinstance(evaluate("snapshot_unload_sensor", tmp_path), dg.SkipReason)  # one dimension still missing
     last = DIMENSIONS[-1].name
     put(s3, f"csv/{last}/snapshot/{last}_0000_part_00")
     put(s3, f"csv/{last}/snapshot/{last}_manifest")
-    first = evaluate(snapshot_unload_sensor, tmp_path)
+    first = evaluate("snapshot_unload_sensor", tmp_path)
     assert len(first.run_requests) == 1
-    assert isinstance(evaluate(snapshot_unload_sensor, tmp_path, first.cursor), dg.SkipReason)
+    assert isinstance(evaluate("snapshot_unload_sensor", tmp_path, first.cursor), dg.SkipReason)
     put(s3, f"csv/{last}/snapshot/{last}_0000_part_00", b'"new"\n')
-    again = evaluate(snapshot_unload_sensor, tmp_path, first.cursor)
+    again = evaluate("snapshot_unload_sensor", tmp_path, first.cursor)
     assert len(again.run_requests) == 1 and again.run_requests[0].run_key != first.run_requests[0].run_key
 
 
@@ -158,33 +191,33 @@ def three_years(s3, settle) -> list[str]:
 
 
 def test_three_years_of_unloads_a_new_day_and_an_old_one_uploaded_again(s3, tmp_path, three_years, monkeypatch):
-    first = evaluate(batch_unload_sensor, tmp_path)  # the first tick sees everything: every date, once
+    first = evaluate("batch_unload_sensor", tmp_path)  # the first tick sees everything: every date, once
     assert [p for p, _ in requested(first)] == three_years
     assert len(first.cursor) < CURSOR_LIMIT
-    assert requested(evaluate(batch_unload_sensor, tmp_path, first.cursor)) == []
+    assert requested(evaluate("batch_unload_sensor", tmp_path, first.cursor)) == []
 
     new_day = "2024-01-01"
     put(s3, part("fact_event_by_day", new_day))  # half arrived: not yet
-    waiting = evaluate(batch_unload_sensor, tmp_path, first.cursor)
+    waiting = evaluate("batch_unload_sensor", tmp_path, first.cursor)
     assert requested(waiting) == []
     put_all(s3, unload(new_day))
-    arrived = evaluate(batch_unload_sensor, tmp_path, waiting.cursor)
+    arrived = evaluate("batch_unload_sensor", tmp_path, waiting.cursor)
     assert [p for p, _ in requested(arrived)] == [new_day]
     assert len(arrived.cursor) < CURSOR_LIMIT
 
     old_day = "2022-05-05"
     put(s3, part("fact_attendance", old_day), b'"2"|"corrected"\n')  # re-uploaded long after
-    fast = evaluate(batch_unload_sensor, tmp_path, arrived.cursor)
+    fast = evaluate("batch_unload_sensor", tmp_path, arrived.cursor)
     assert requested(fast) == []  # a tick between sweeps does not look that far back
     monkeypatch.setenv("TEEM_SENSOR_SWEEP_HOURS", "0")  # the sweep is due
-    swept = evaluate(batch_unload_sensor, tmp_path, fast.cursor)
+    swept = evaluate("batch_unload_sensor", tmp_path, fast.cursor)
     # the one new run key is the re-upload's; a bulk upload's last second may be requested again with its
     # old run keys (LAST_SECOND_KEPT), which Dagster drops
     before = {key for result in (first, arrived) for _, key in requested(result)}
     [(partition, _)] = [request for request in requested(swept) if request[1] not in before]
     assert partition == old_day
     assert len(swept.cursor) < CURSOR_LIMIT
-    assert requested(evaluate(batch_unload_sensor, tmp_path, swept.cursor)) == []  # the next sweep: nothing new
+    assert requested(evaluate("batch_unload_sensor", tmp_path, swept.cursor)) == []  # the next sweep: nothing new
 
 
 def test_a_tick_between_sweeps_lists_only_the_window(s3, three_years) -> None:

@@ -21,8 +21,13 @@ from resources.spark import SparkResource
 from resources.storage import StorageResource
 from resources.thresholds import CheckThresholds
 from teem_assets.aggregates.outputs import AGGREGATES
-from teem_assets.assets.parquet import parquet_snapshots
+from teem_assets.assets.conventions import Placement
+from teem_assets.assets.parquet import parquet_assets
 from teem_assets.catalogue import TABLES
+from teem_assets.settings import Settings
+
+# The snapshot conversion as the code location makes it, its metadata from the default settings.
+parquet_snapshots = parquet_assets(Placement.of(Settings()))[0]
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST, LAST = SAMPLE_DAYS[0], SAMPLE_DAYS[-1]

@@ -45,7 +45,10 @@ def test_timestamps_unchanged_in_another_zone(sample_root: Path, tmp_path: Path,
     result = json.loads(child.stdout)
     # Spark's clocks are UTC; the process that asked for Spark keeps its own zone (and its environment).
     assert result["probe"] == {
-        "jvm": "UTC", "session": "UTC", "driver": [zone, STANDARD_OFFSET[zone]], "worker": [0, "UTC"]
+        "jvm": "UTC",
+        "session": "UTC",
+        "driver": [zone, STANDARD_OFFSET[zone]],
+        "worker": [0, "UTC"],
     }
 
     names = TABLES[TABLE].column_names

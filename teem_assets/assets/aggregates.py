@@ -12,28 +12,20 @@ from resources.spark import SparkResource
 from resources.storage import StorageResource
 from teem_assets.aggregates.outputs import AGGREGATES, Aggregate
 from teem_assets.aggregates.store import partition_rows
-from teem_assets.assets.conventions import (
-    compute_kind,
-    conventions,
-    iceberg_uri,
-    postgres_table_name,
-    postgres_uri,
-    storage_kind,
-)
+from teem_assets.assets.conventions import Placement, conventions
 from teem_assets.assets.keys import aggregate_key, migrated_key, postgres_key, selected_tables
 from teem_assets.assets.stage import COMMIT_RETRIES, pool_of, stage_request
 from teem_assets.catalogue import TABLES
-from teem_assets.partitions import batch_partitions
 from teem_assets.postgres.aggregates import EXPORTED, Comparison, compare_with_reference, export_since_last
 from teem_assets.postgres.load import fingerprint_of_rows, postgres_fingerprint
 from teem_assets.postgres.source import migrated_rows
-from teem_assets.settings import aggregates_database
 from teem_assets.stages.aggregate import RECOMPUTED, SNAPSHOTS_READ
 
 CHECK = "matches_postgres_reference"
 
 
-def _spec(aggregate: Aggregate) -> dg.AssetSpec:
+def _spec(placement: Placement, aggregate: Aggregate) -> dg.AssetSpec:
+    database = placement.aggregates_database
     return dg.AssetSpec(
         aggregate_key(aggregate),
         # The PostgreSQL exports are deps too: the check's reference SQL reads them, so they load first.
@@ -42,13 +34,14 @@ def _spec(aggregate: Aggregate) -> dg.AssetSpec:
         f"{aggregate.partition_column}: partition D "
         f"recomputes the {aggregate.partition_column} values whose inputs batch D touched; a new dimension "
         "snapshot recomputes them all.",
-        partitions_def=batch_partitions,
+        partitions_def=placement.partitions,
         **conventions(
+            placement,
             "aggregates",
             aggregate,
-            {compute_kind(), "iceberg", storage_kind()},
-            iceberg_uri(aggregates_database(), aggregate.name),
-            f"{aggregates_database()}.{aggregate.name}",
+            {placement.compute_kind, "iceberg", placement.storage_kind},
+            placement.iceberg_uri(database, aggregate.name),
+            f"{database}.{aggregate.name}",
         ),
     )
 
@@ -80,16 +73,6 @@ def _check_result(aggregate: Aggregate, comparison: Comparison) -> dg.AssetCheck
     )
 
 
-@dg.multi_asset(
-    name="aggregates",
-    specs=[_spec(a) for a in AGGREGATES.values()],
-    check_specs=[_check_spec(a) for a in AGGREGATES.values()],
-    can_subset=True,
-    partitions_def=batch_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=pool_of("aggregates"),
-    retry_policy=COMMIT_RETRIES,
-)
 def aggregates(
     context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource, postgres: PostgresResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
@@ -161,7 +144,7 @@ def _retry_while_inputs_move(
         raise dg.RetryRequested(max_retries=10, seconds_to_wait=15)
 
 
-def _export_spec(aggregate: Aggregate) -> dg.AssetSpec:
+def _export_spec(placement: Placement, aggregate: Aggregate) -> dg.AssetSpec:
     return dg.AssetSpec(
         postgres_key(aggregate),
         deps=[aggregate_key(aggregate)],
@@ -169,27 +152,19 @@ def _export_spec(aggregate: Aggregate) -> dg.AssetSpec:
         "since the last export replaced, deleted and inserted again with COPY, in one transaction that also "
         f"records the snapshot exported ({EXPORTED}): an export that was killed or failed is caught up by the "
         "next.",
-        partitions_def=batch_partitions,
+        partitions_def=placement.partitions,
         **conventions(
+            placement,
             "postgres",
             aggregate,
             {"postgres"},
-            postgres_uri(),
-            postgres_table_name(aggregate),
+            placement.postgres_uri,
+            placement.postgres_table_name(aggregate),
             code="postgres_aggregates",
         ),
     )
 
 
-@dg.multi_asset(
-    name="postgres_aggregates",
-    specs=[_export_spec(a) for a in AGGREGATES.values()],
-    can_subset=True,
-    partitions_def=batch_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=pool_of("postgres_aggregates"),
-    retry_policy=COMMIT_RETRIES,
-)
 def postgres_aggregates(
     context: dg.AssetExecutionContext, postgres: PostgresResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult]:
@@ -213,4 +188,25 @@ def postgres_aggregates(
         )
 
 
-aggregate_assets = [aggregates, postgres_aggregates]
+def aggregate_assets(placement: Placement) -> list[dg.AssetsDefinition]:
+    daily = {
+        "can_subset": True,
+        "partitions_def": placement.partitions,
+        "backfill_policy": dg.BackfillPolicy.single_run(),
+        "retry_policy": COMMIT_RETRIES,
+    }
+    return [
+        dg.multi_asset(
+            name="aggregates",
+            specs=[_spec(placement, a) for a in AGGREGATES.values()],
+            check_specs=[_check_spec(a) for a in AGGREGATES.values()],
+            pool=pool_of("aggregates"),
+            **daily,
+        )(aggregates),
+        dg.multi_asset(
+            name="postgres_aggregates",
+            specs=[_export_spec(placement, a) for a in AGGREGATES.values()],
+            pool=pool_of("postgres_aggregates"),
+            **daily,
+        )(postgres_aggregates),
+    ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -17,9 +18,9 @@ import psycopg2.extensions
 from resources.spark import EMR
 from teem_assets import layout
 from teem_assets.catalogue import Columns, Table
-from teem_assets.partitions import FIRST_BATCH_DATE
+from teem_assets.partitions import batch_partitions
 from teem_assets.postgres_urls import server_of
-from teem_assets.settings import data_root, load, postgres_schema, state_dir
+from teem_assets.settings import Settings
 
 OWNERS = ["team:data-engineering"]
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -91,39 +92,68 @@ def column_schema(entry: Columns) -> dg.TableSchema:
     )
 
 
-def compute_kind() -> str:
-    """Where the Spark stages run by default: `emr` on TEEM_ENV=aws or TEEM_SPARK=emr, else `spark`."""
-    settings = load()
-    where = settings.spark or (EMR if settings.environment == "aws" else "")
-    return "emr" if where == EMR else "spark"
+@dataclass(frozen=True)
+class Placement:
+    """Where the assets' data lives and their Spark runs, as their definitions show it: read from the settings
+    once, when the definitions are built."""
+
+    root: str  # TEEM_ROOT, a folder or an s3:// prefix
+    spark: str | None  # TEEM_SPARK
+    environment: str  # TEEM_ENV
+    migrated_database: str
+    aggregates_database: str
+    postgres_uri: str  # the server and database the exports go to, without user or password
+    postgres_schema: str
+    first_batch_date: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> Placement:
+        return cls(
+            root=settings.root,
+            spark=settings.spark,
+            environment=settings.environment,
+            migrated_database=settings.migrated_database,
+            aggregates_database=settings.aggregates_database,
+            postgres_uri=_postgres_uri(settings),
+            postgres_schema=settings.postgres_schema,
+            first_batch_date=settings.first_batch_date,
+        )
+
+    @property
+    def partitions(self) -> dg.DailyPartitionsDefinition:
+        return batch_partitions(self.first_batch_date)
+
+    @property
+    def compute_kind(self) -> str:
+        """Where the Spark stages run by default: `emr` on TEEM_ENV=aws or TEEM_SPARK=emr, else `spark`."""
+        where = self.spark or (EMR if self.environment == "aws" else "")
+        return "emr" if where == EMR else "spark"
+
+    @property
+    def storage_kind(self) -> str:
+        return "s3" if self.root.startswith("s3://") else "file"
+
+    @property
+    def _root_uri(self) -> str:
+        return self.root.rstrip("/") if "://" in self.root else f"file://{os.path.abspath(self.root)}"
+
+    def raw_uri(self, table: Table) -> str:
+        folder = layout.raw_snapshot if table.is_dimension else layout.raw_incremental
+        return folder(self._root_uri, table.name)
+
+    def parquet_uri(self, table: Table) -> str:
+        return layout.parquet_table(self._root_uri, table.name)
+
+    def iceberg_uri(self, database: str, name: str) -> str:
+        return layout.iceberg_table(self._root_uri, database, name)
+
+    def postgres_table_name(self, entry: Columns) -> str:
+        return f"{self.postgres_schema}.{entry.name}"
 
 
-def storage_kind() -> str:
-    return "s3" if data_root().startswith("s3://") else "file"
-
-
-def _root_uri() -> str:
-    root = data_root()
-    return root.rstrip("/") if "://" in root else f"file://{os.path.abspath(root)}"
-
-
-def raw_uri(table: Table) -> str:
-    folder = layout.raw_snapshot if table.is_dimension else layout.raw_incremental
-    return folder(_root_uri(), table.name)
-
-
-def parquet_uri(table: Table) -> str:
-    return layout.parquet_table(_root_uri(), table.name)
-
-
-def iceberg_uri(database: str, name: str) -> str:
-    return layout.iceberg_table(_root_uri(), database, name)
-
-
-def postgres_uri() -> str:
+def _postgres_uri(settings: Settings) -> str:
     """The PostgreSQL server and database the exports go to, without user or password; the embedded server's
     data folder when none is set."""
-    settings = load()
     if settings.postgres_url_set:
         return f"postgresql://{settings.postgres_server}"
     if settings.pg_host:
@@ -131,14 +161,11 @@ def postgres_uri() -> str:
             host=settings.pg_host, port=settings.pg_port, dbname=settings.pg_database or ""
         )
         return f"postgresql://{server_of(dsn)}"
-    return f"file://{state_dir() / 'postgres'}"
-
-
-def postgres_table_name(entry: Columns) -> str:
-    return f"{postgres_schema()}.{entry.name}"
+    return f"file://{settings.home / 'postgres'}"
 
 
 def conventions(
+    placement: Placement,
     layer: str,
     entry: Columns,
     kinds: set[str],
@@ -155,16 +182,18 @@ def conventions(
         "owners": OWNERS,
         "tags": tags(layer, entry),
         "code_version": code_version(code or layer, entry),
-        "metadata": metadata(entry, uri, table_name, daily),
+        "metadata": metadata(entry, uri, table_name, placement.first_batch_date if daily else None),
     }
 
 
-def metadata(entry: Columns, uri: str | None, table_name: str | None, daily: bool) -> dict[str, object]:
+def metadata(
+    entry: Columns, uri: str | None, table_name: str | None, first_batch_date: str | None
+) -> dict[str, object]:
     """The definition metadata of one asset: its columns, where it lives and the table name it has there, and
     for a daily asset its first partition."""
     return {
         "dagster/column_schema": column_schema(entry),
         **({"dagster/table_name": table_name} if table_name else {}),
         **({"dagster/uri": uri} if uri else {}),
-        **({"first_batch_date": f"{FIRST_BATCH_DATE} (TEEM_FIRST_BATCH_DATE)"} if daily else {}),
+        **({"first_batch_date": f"{first_batch_date} (TEEM_FIRST_BATCH_DATE)"} if first_batch_date else {}),
     }

@@ -8,15 +8,14 @@ import dagster as dg
 from resources.spark import SparkResource
 from resources.storage import StorageResource
 from resources.thresholds import CheckThresholds
-from teem_assets.assets.conventions import compute_kind, iceberg_uri, storage_kind
+from teem_assets.assets.conventions import Placement
 from teem_assets.assets.held_back import admitted_batches, noting_held_back
 from teem_assets.assets.keys import migrated_key, parquet_key, selected_tables
 from teem_assets.assets.stage import COMMIT_RETRIES, layer_spec, stage, stage_request
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
-from teem_assets.settings import migrated_database
 
 
-def _spec(table: Table) -> dg.AssetSpec:
+def _spec(placement: Placement, table: Table) -> dg.AssetSpec:
     if table.is_dimension:
         how = "replaced as a whole by the newest snapshot, in one commit (snapshot migration)"
     else:
@@ -24,13 +23,12 @@ def _spec(table: Table) -> dg.AssetSpec:
             f"each batch upserted with MERGE INTO by {', '.join(table.primary_key)}, the newest {table.updated_at} wins"
         )
     description = f"Current state of {table.name}: an Iceberg table partitioned by created_date; {how}"
-    kinds = {compute_kind(), "iceberg", storage_kind()}
-    database = migrated_database()
-    uri, name = iceberg_uri(database, table.name), f"{database}.{table.name}"
-    return layer_spec(table, migrated_key(table), parquet_key(table), kinds, description, uri, name)
+    kinds = {placement.compute_kind, "iceberg", placement.storage_kind}
+    database = placement.migrated_database
+    uri, name = placement.iceberg_uri(database, table.name), f"{database}.{table.name}"
+    return layer_spec(placement, table, migrated_key(table), parquet_key(table), kinds, description, uri, name)
 
 
-@stage("migrated_snapshots", DIMENSIONS, _spec, retry_policy=COMMIT_RETRIES)
 def migrated_snapshots(
     context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult]:
@@ -38,7 +36,6 @@ def migrated_snapshots(
     yield from spark.run_stage(context, storage, stage_request(context, storage, "migrate", tables, ["snapshot"]))
 
 
-@stage("migrated_batches", FACTS, _spec, retry_policy=COMMIT_RETRIES)
 def migrated_batches(
     context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource, thresholds: CheckThresholds
 ) -> Iterator[dg.MaterializeResult]:
@@ -48,4 +45,8 @@ def migrated_batches(
     yield from noting_held_back(spark.run_stage(context, storage, request), held)
 
 
-migrated_assets = [migrated_snapshots, migrated_batches]
+def migrated_assets(placement: Placement) -> list[dg.AssetsDefinition]:
+    return [
+        stage(placement, "migrated_snapshots", DIMENSIONS, _spec, retry_policy=COMMIT_RETRIES)(migrated_snapshots),
+        stage(placement, "migrated_batches", FACTS, _spec, retry_policy=COMMIT_RETRIES)(migrated_batches),
+    ]

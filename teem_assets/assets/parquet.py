@@ -11,7 +11,7 @@ import dagster as dg
 from resources.spark import SparkResource
 from resources.storage import StorageResource
 from resources.thresholds import CheckThresholds
-from teem_assets.assets.conventions import compute_kind, parquet_uri, storage_kind
+from teem_assets.assets.conventions import Placement
 from teem_assets.assets.keys import parquet_key, raw_key, selected_tables
 from teem_assets.assets.stage import layer_spec, stage, stage_request
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
@@ -19,11 +19,12 @@ from teem_assets.verdicts.batches import COMPANIES, VOLUME
 from teem_assets.verdicts.snapshots import SHRINK
 
 
-def _spec(table: Table) -> dg.AssetSpec:
+def _spec(placement: Placement, table: Table) -> dg.AssetSpec:
     what = "the newest complete snapshot" if table.is_dimension else "one daily batch"
     description = f"{what} of {table.name} as typed Parquet; malformed records in quarantine/{table.name}/"
-    kinds = {compute_kind(), "parquet", storage_kind()}
-    return layer_spec(table, parquet_key(table), raw_key(table), kinds, description, parquet_uri(table))
+    kinds = {placement.compute_kind, "parquet", placement.storage_kind}
+    uri = placement.parquet_uri(table)
+    return layer_spec(placement, table, parquet_key(table), raw_key(table), kinds, description, uri)
 
 
 def _snapshot_check_specs(table: Table) -> list[dg.AssetCheckSpec]:
@@ -65,7 +66,6 @@ def _batch_check_specs(table: Table) -> list[dg.AssetCheckSpec]:
     return specs
 
 
-@stage("parquet_snapshots", DIMENSIONS, _spec, checks=_snapshot_check_specs)
 def parquet_snapshots(
     context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource, thresholds: CheckThresholds
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
@@ -76,7 +76,6 @@ def parquet_snapshots(
     )
 
 
-@stage("parquet_batches", FACTS, _spec, checks=_batch_check_specs)
 def parquet_batches(
     context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource, thresholds: CheckThresholds
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
@@ -90,4 +89,8 @@ def parquet_batches(
     yield from spark.run_stage(context, storage, request)
 
 
-parquet_assets = [parquet_snapshots, parquet_batches]
+def parquet_assets(placement: Placement) -> list[dg.AssetsDefinition]:
+    return [
+        stage(placement, "parquet_snapshots", DIMENSIONS, _spec, checks=_snapshot_check_specs)(parquet_snapshots),
+        stage(placement, "parquet_batches", FACTS, _spec, checks=_batch_check_specs)(parquet_batches),
+    ]

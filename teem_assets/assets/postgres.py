@@ -7,7 +7,7 @@ import dagster as dg
 from resources.postgres import PostgresResource
 from resources.storage import StorageResource
 from resources.thresholds import CheckThresholds
-from teem_assets.assets.conventions import postgres_table_name, postgres_uri
+from teem_assets.assets.conventions import Placement
 from teem_assets.assets.held_back import admitted_batches, noting_held_back
 from teem_assets.assets.keys import migrated_key, postgres_key, selected_tables
 from teem_assets.assets.stage import COMMIT_RETRIES, layer_spec, stage
@@ -18,11 +18,19 @@ from teem_assets.postgres.source import batch_keys, migrated_rows
 CHECK = "matches_migrated"
 
 
-def _spec(table: Table) -> dg.AssetSpec:
+def _spec(placement: Placement, table: Table) -> dg.AssetSpec:
     how = "replaced in one transaction" if table.is_dimension else "each batch upserted, the newest updated-at wins"
     description = f"{table.name} in PostgreSQL, loaded with COPY; {how}"
-    name = postgres_table_name(table)
-    return layer_spec(table, postgres_key(table), migrated_key(table), {"postgres"}, description, postgres_uri(), name)
+    return layer_spec(
+        placement,
+        table,
+        postgres_key(table),
+        migrated_key(table),
+        {"postgres"},
+        description,
+        placement.postgres_uri,
+        placement.postgres_table_name(table),
+    )
 
 
 def _check_specs(table: Table) -> list[dg.AssetCheckSpec]:
@@ -70,7 +78,6 @@ def _results(
     )
 
 
-@stage("postgres_snapshots", DIMENSIONS, _spec, checks=_check_specs, retry_policy=COMMIT_RETRIES)
 def postgres_snapshots(
     context: dg.AssetExecutionContext, postgres: PostgresResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
@@ -88,7 +95,6 @@ def postgres_snapshots(
         yield from _results(table, postgres, report, sent[0], found, **{"dagster/row_count": found.rows})
 
 
-@stage("postgres_batches", FACTS, _spec, checks=_check_specs, retry_policy=COMMIT_RETRIES)
 def postgres_batches(
     context: dg.AssetExecutionContext,
     postgres: PostgresResource,
@@ -117,4 +123,12 @@ def postgres_batches(
         )
 
 
-postgres_assets = [postgres_snapshots, postgres_batches]
+def postgres_assets(placement: Placement) -> list[dg.AssetsDefinition]:
+    return [
+        stage(placement, "postgres_snapshots", DIMENSIONS, _spec, checks=_check_specs, retry_policy=COMMIT_RETRIES)(
+            postgres_snapshots
+        ),
+        stage(placement, "postgres_batches", FACTS, _spec, checks=_check_specs, retry_policy=COMMIT_RETRIES)(
+            postgres_batches
+        ),
+    ]

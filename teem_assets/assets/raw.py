@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import dagster as dg
 
-from teem_assets.assets.conventions import conventions, raw_uri, storage_kind
+from teem_assets.assets.conventions import Placement, conventions
 from teem_assets.assets.keys import raw_key
 from teem_assets.catalogue import TABLES, Table
-from teem_assets.partitions import batch_partitions
 
 
-def raw_spec(table: Table) -> dg.AssetSpec:
+def raw_spec(placement: Placement, table: Table) -> dg.AssetSpec:
     where = "csv/{t}/snapshot/" if table.is_dimension else "csv/{t}/incremental/<batch date>/"
     kind = "weekly snapshot" if table.is_dimension else "daily batch of rows created or updated that day"
     return dg.AssetSpec(
         raw_key(table),
         description=f"Redshift UNLOAD of teem_edw.{table.name} ({kind}) under {where.format(t=table.name)}",
-        partitions_def=None if table.is_dimension else batch_partitions,
+        partitions_def=None if table.is_dimension else placement.partitions,
         **conventions(
-            "raw", table, {storage_kind(), "csv"}, raw_uri(table), f"teem_edw.{table.name}", not table.is_dimension
+            placement,
+            "raw",
+            table,
+            {placement.storage_kind, "csv"},
+            placement.raw_uri(table),
+            f"teem_edw.{table.name}",
+            not table.is_dimension,
         ),
     )
 
 
-raw_specs = [raw_spec(table) for table in TABLES.values()]
+def raw_specs(placement: Placement) -> list[dg.AssetSpec]:
+    return [raw_spec(placement, table) for table in TABLES.values()]

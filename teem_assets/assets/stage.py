@@ -7,9 +7,8 @@ from collections.abc import Callable, Sequence
 import dagster as dg
 
 from resources.storage import StorageResource
-from teem_assets.assets.conventions import conventions
+from teem_assets.assets.conventions import Placement, conventions
 from teem_assets.catalogue import Table
-from teem_assets.partitions import batch_partitions
 from teem_assets.stages.request import StageRequest
 
 # In a run of every layer, snapshot stages run before batch stages (the executor picks higher first).
@@ -37,6 +36,7 @@ def pool_of(stage_name: str) -> str | None:
 
 
 def layer_spec(
+    placement: Placement,
     table: Table,
     key: dg.AssetKey,
     upstream: dg.AssetKey,
@@ -51,15 +51,16 @@ def layer_spec(
         key,
         deps=[upstream],
         description=description,
-        partitions_def=None if table.is_dimension else batch_partitions,
-        **conventions(key.path[0], table, kinds, uri, table_name, daily=not table.is_dimension),
+        partitions_def=None if table.is_dimension else placement.partitions,
+        **conventions(placement, key.path[0], table, kinds, uri, table_name, daily=not table.is_dimension),
     )
 
 
 def stage(
+    placement: Placement,
     name: str,
     tables: Sequence[Table],
-    spec: Callable[[Table], dg.AssetSpec],
+    spec: Callable[[Placement, Table], dg.AssetSpec],
     checks: Callable[[Table], list[dg.AssetCheckSpec]] | None = None,
     retry_policy: dg.RetryPolicy | None = None,
 ) -> Callable:
@@ -68,10 +69,10 @@ def stage(
     facts = not tables[0].is_dimension
     return dg.multi_asset(
         name=name,
-        specs=[spec(t) for t in tables],
+        specs=[spec(placement, t) for t in tables],
         check_specs=[c for t in tables for c in checks(t)] if checks else None,
         can_subset=True,
-        partitions_def=batch_partitions if facts else None,
+        partitions_def=placement.partitions if facts else None,
         backfill_policy=dg.BackfillPolicy.single_run() if facts else None,
         op_tags=None if facts else SNAPSHOTS_FIRST,
         pool=pool_of(name),
