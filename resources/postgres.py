@@ -53,6 +53,9 @@ class PostgresResource(dg.ConfigurableResource):
     database: str | None = None
     password: str | None = None  # give it as dg.EnvVar("…"), never as a literal
     schema_name: str = "teem"
+    # How long a statement waits for a lock before it fails naming the sessions that hold it (a load waits for
+    # other writers of its table, never for readers).
+    lock_timeout_seconds: float = 60.0
     # A machine without a server starts the embedded one (TEEM_ENV=local) in this folder; production names
     # its server.
     embedded_allowed: bool = True
@@ -72,6 +75,7 @@ class PostgresResource(dg.ConfigurableResource):
             database=_env("TEEM_PG_DATABASE"),
             password=dg.EnvVar("TEEM_PG_PASSWORD") if settings.pg_password_set else None,
             schema_name=settings.postgres_schema,
+            lock_timeout_seconds=settings.pg_lock_timeout_seconds,
             embedded_allowed=embedded_allowed,
             embedded_folder=str(settings.home / "postgres"),
         )
@@ -106,7 +110,12 @@ class PostgresResource(dg.ConfigurableResource):
         except PostgresSettingError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from None
         try:
-            return psycopg2.connect(dsn, connect_timeout=10, application_name="teem-pipelines")
+            return psycopg2.connect(
+                dsn,
+                connect_timeout=10,
+                application_name="teem-pipelines",
+                options=f"-c lock_timeout={max(1, round(self.lock_timeout_seconds * 1000))}",
+            )
         except psycopg2.OperationalError as error:
             reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
             message = f"cannot connect to PostgreSQL at {self.server()}: {reason}"

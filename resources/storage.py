@@ -21,6 +21,7 @@ class StorageResource(dg.ConfigurableResource):
     aws_region: str | None = None
     snapshot_retention_days: float = 7.0
     orphan_sweep_days: float = 7.0
+    staged_retention_days: float = 7.0
 
     _data: DataRoot | None = PrivateAttr(default=None)
 
@@ -36,5 +37,6 @@ class StorageResource(dg.ConfigurableResource):
                 self.aws_region or None,
                 self.snapshot_retention_days,
                 self.orphan_sweep_days,
+                self.staged_retention_days,
             )
         return self._data

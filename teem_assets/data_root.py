@@ -35,6 +35,8 @@ class DataRoot:
     snapshot_retention_days: float = 7.0
     # How often, at most, a table's orphan files (a killed commit's) are swept, after one of its commits.
     orphan_sweep_days: float = 7.0
+    # How long a run's staged branch that was never published (its check failed, the run died) is kept.
+    staged_retention_days: float = 7.0
 
     _catalog: Catalog | None = field(default=None, init=False, repr=False, compare=False)
     _registered_in: SparkSession | None = field(default=None, init=False, repr=False, compare=False)
@@ -116,6 +118,10 @@ class DataRoot:
                 f"the Iceberg table {database}.{name} does not exist in the catalog of {self.root}: materialize "
                 f"{'migrated' if database == self.migrated_database else 'aggregates'}/{name} first"
             ) from None
+
+    @property
+    def staged_retention(self) -> dt.timedelta:
+        return dt.timedelta(days=self.staged_retention_days)
 
     def maintain(self, spark: SparkSession, identifier: str) -> None:
         """After a commit: drop the table's snapshots older than the retention (the newest few always stay) and

@@ -50,6 +50,7 @@ def storage_from_settings(settings: Settings) -> StorageResource:
         aws_region=settings.aws_region,
         snapshot_retention_days=settings.snapshot_retention_days,
         orphan_sweep_days=settings.orphan_sweep_days,
+        staged_retention_days=settings.staged_retention_days,
     )
 
 

@@ -3,8 +3,9 @@ Iceberg table partitioned by `created_date`.
 
 The transformations are plain DataFrame functions. `migrate_batches` upserts fact batches with one MERGE INTO
 (the newest updated-at wins, ties broken by the row's hash, so any order of batches converges);
-`replace_snapshot` replaces a dimension in one commit. A commit that loses to another writer's is run again
-against the new state.
+`replace_snapshot` replaces a dimension in one commit, and refuses a snapshot that is empty or shrank below the
+threshold unless the caller accepted that shrink: the guard is the writer's, so it holds whoever calls it. A
+commit that loses to another writer's is run again against the new state.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from teem_assets.catalogue import Table
-from teem_assets.iceberg import create_table, retry_conflicts, total_records
+from teem_assets.iceberg import create_table, current_snapshot_id, retry_conflicts, total_records
 from teem_assets.spark_types import spark_schema
+from teem_assets.verdicts.snapshots import shrink_verdict
 
 CREATED_DATE = "created_date"
 _RANK = "_teem_rank"
@@ -57,6 +59,16 @@ def latest_versions(rows: DataFrame, table: Table) -> DataFrame:
     return rows.withColumn(_RANK, F.row_number().over(order)).where(F.col(_RANK) == 1).drop(_RANK)
 
 
+class SnapshotRefused(Exception):
+    """A dimension snapshot the writer will not put in place of its table: empty, or shrunk below the threshold."""
+
+
+@dataclass(frozen=True)
+class ShrinkGuard:
+    threshold: float = 0.9  # the share of the current table's rows a snapshot must hold
+    accepted: bool = False  # a genuine shrink, accepted explicitly for this write
+
+
 @dataclass
 class MigrationReport:
     rows_in: int = 0
@@ -67,6 +79,8 @@ class MigrationReport:
     rows_in_partitions: int = 0
     table_rows: int = 0
     snapshot_id: int | None = None
+    rows_before: int | None = None  # a replaced table's rows before (None: it did not exist)
+    shrink_accepted: bool = False
 
 
 def _write_rejects(rows: DataFrame, quarantine: str) -> None:
@@ -180,8 +194,11 @@ def replace_snapshot(
     identifier: str,
     quarantine: str,
     log: Callable[[str], None] | None = None,
+    guard: ShrinkGuard = ShrinkGuard(),
 ) -> MigrationReport:
-    """Replace the whole Iceberg table `identifier` with the dimension snapshot's rows, in one commit."""
+    """Replace the whole Iceberg table `identifier` with the dimension snapshot's rows, in one commit; raises
+    SnapshotRefused, the table untouched, when the rows it would write are none or fewer than the guard's share
+    of the table's, unless the guard accepted that."""
     incoming = _read(spark, table, snapshot_files)
     survey = _survey(incoming, table)
     report = MigrationReport(rows_in=survey.rows, rows_rejected=survey.rejected, partitions=survey.created_dates)
@@ -190,7 +207,19 @@ def replace_snapshot(
     ensure_migrated_table(spark, table, identifier)
     good = latest_versions(with_created_date(incoming.where(~unmigratable(table)), table), table)
     columns = [*table.column_names, CREATED_DATE]
-    retry_conflicts(lambda: good.select(*columns).writeTo(identifier).overwrite(F.lit(True)), log=log)
+
+    def replace() -> None:
+        current = total_records(spark, identifier) if current_snapshot_id(spark, identifier) is not None else None
+        verdict = shrink_verdict(survey.keys, current, guard.threshold)
+        if not verdict.passed and not guard.accepted:
+            raise SnapshotRefused(
+                f"{table.name}: the snapshot was not migrated, the table is unchanged: {verdict.describe()} (below "
+                f"{guard.threshold:.0%}); if the shrink is genuine, accept it for one run (config accept_shrink)"
+            )
+        report.rows_before, report.shrink_accepted = current, not verdict.passed
+        good.select(*columns).writeTo(identifier).overwrite(F.lit(True))
+
+    retry_conflicts(replace, log=log)
     report.table_rows = report.rows_in_partitions = total_records(spark, identifier)
     report.duplicates_dropped = report.rows_in - report.rows_rejected - report.table_rows
     return report

@@ -167,6 +167,7 @@ class Settings:
     # table upkeep
     snapshot_retention_days: float = 7.0  # TEEM_SNAPSHOT_RETENTION_DAYS
     orphan_sweep_days: float = 7.0  # TEEM_ORPHAN_SWEEP_DAYS
+    staged_retention_days: float = 7.0  # TEEM_STAGED_RETENTION_DAYS
     # AWS's own variables, as its SDKs read them
     aws_endpoint_url: str | None = None  # AWS_ENDPOINT_URL
     aws_region: str | None = None  # AWS_REGION, else AWS_DEFAULT_REGION
@@ -175,6 +176,7 @@ class Settings:
     postgres_server: str | None = None  # host:port/database of TEEM_POSTGRES_URL, never its user or password
     pg_host: str | None = None  # TEEM_PG_HOST
     pg_port: int = 5432  # TEEM_PG_PORT
+    pg_lock_timeout_seconds: float = 60.0  # TEEM_PG_LOCK_TIMEOUT_SECONDS
     pg_user: str | None = None  # TEEM_PG_USER
     pg_database: str | None = None  # TEEM_PG_DATABASE
     pg_password_set: bool = False  # TEEM_PG_PASSWORD
@@ -237,12 +239,14 @@ class Settings:
                 env, "TEEM_SNAPSHOT_RETENTION_DAYS", 7.0, at_least=round(max_runtime / 86400, 4)
             ),
             orphan_sweep_days=_number(env, "TEEM_ORPHAN_SWEEP_DAYS", 7.0, above=0),
+            staged_retention_days=_number(env, "TEEM_STAGED_RETENTION_DAYS", 7.0, above=0),
             aws_endpoint_url=_text(env, "AWS_ENDPOINT_URL"),
             aws_region=_text(env, "AWS_REGION") or _text(env, "AWS_DEFAULT_REGION"),
             postgres_url_set=_text(env, "TEEM_POSTGRES_URL") is not None,
             postgres_server=_postgres_server(_text(env, "TEEM_POSTGRES_URL")),
             pg_host=_text(env, "TEEM_PG_HOST"),
             pg_port=_number(env, "TEEM_PG_PORT", 5432, at_least=1, at_most=65535, whole=True),
+            pg_lock_timeout_seconds=_number(env, "TEEM_PG_LOCK_TIMEOUT_SECONDS", 60.0, above=0),
             pg_user=_text(env, "TEEM_PG_USER"),
             pg_database=_text(env, "TEEM_PG_DATABASE"),
             pg_password_set=_text(env, "TEEM_PG_PASSWORD") is not None,

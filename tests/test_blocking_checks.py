@@ -1,16 +1,25 @@
 """The two blocking checks of the exports seen failing, and what they stop: PostgreSQL changing rows behind the
 loader's back (a trigger, as a DBA's or another tool's would) fails `matches_migrated`, and nothing downstream of
 that table runs; a reference that disagrees with Spark fails `matches_postgres_reference`, and the export of that
-aggregate does not run. (`snapshot_not_shrunk`: test_snapshot_checks.py; the volume check holding a short date
-back: test_volume_range.py.)"""
+aggregate does not run; a fault in an aggregate's Spark code fails it too, and no reader (pyiceberg, Spark,
+PostgreSQL) sees what it rejected, until a healthy run publishes the right values. (`snapshot_not_shrunk`:
+test_snapshot_checks.py; the volume check holding a short date back: test_volume_range.py.)"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import dagster as dg
 import psycopg2
 from dagster_helpers import SMALL_SPEC, definitions, run_job, small_sample
-from tables import iceberg
+from pyspark.sql import functions as F
+from tables import iceberg, sorted_rows
+
+from teem_assets.aggregates.outputs import AGG_HOURLY_SPACE
+from teem_assets.aggregates.store import partition_rows
+from teem_assets.data_root import DataRoot
+from teem_assets.postgres.aggregates import compare_with_reference
+from teem_assets.stages import aggregate as aggregate_stage
 
 DAYS = [d.isoformat() for d in SMALL_SPEC.batch_dates]
 
@@ -77,11 +86,113 @@ def test_each_export_check_fails_and_stops_what_reads_its_table(
              "NEW.edw_attendance_updated_at := NEW.edw_attendance_updated_at + interval '1 second'")  # fmt: skip
     snapshots = {name: iceberg(root, "aggregates", name).current_snapshot().snapshot_id
                  for name in ("agg_hourly_space", "week_people_count")}  # fmt: skip
+    attendance = f'SELECT * FROM "{pg_schema}".fact_attendance ORDER BY 1'
+    attendance_before = _sql(postgres_url, attendance)
     result = run_job(defs, "migration_job", DAYS[2], raise_on_error=False)
     assert not result.success
     assert ("postgres/fact_attendance", "matches_migrated") in _failed_checks(result)
     done = _materialized(result)
     assert "postgres/fact_attendance" in done
+    # the check ran inside the load's transaction, which rolled back: readers never saw the load
+    assert _sql(postgres_url, attendance) == attendance_before
+    [load] = [
+        m
+        for m in result.get_asset_materialization_events()
+        if m.asset_key.to_user_string() == "postgres/fact_attendance"
+    ]
+    assert load.step_materialization_data.materialization.metadata["committed"].value is False
     assert not {a for a in done if a.startswith("aggregates/")}, done
     for name, snapshot_id in snapshots.items():  # the aggregates read nothing the check had not passed
         assert iceberg(root, "aggregates", name).current_snapshot().snapshot_id == snapshot_id
+
+
+def _hourly(root: Path) -> tuple[int, list[tuple]]:
+    """agg_hourly_space's main as pyiceberg reads it: its snapshot and rows."""
+    table = iceberg(root, "aggregates", AGG_HOURLY_SPACE.name)
+    return table.current_snapshot().snapshot_id, sorted_rows(
+        table.scan().to_arrow(), list(AGG_HOURLY_SPACE.column_names)
+    )
+
+
+def _hourly_through_spark(spark, root: Path) -> list[tuple]:
+    identifier = DataRoot(str(root)).aggregate_table(spark, AGG_HOURLY_SPACE.name)
+    return sorted(
+        (tuple(r) for r in spark.table(identifier).select(*AGG_HOURLY_SPACE.column_names).collect()), key=repr
+    )
+
+
+def test_a_faulty_aggregate_is_never_published_and_a_healthy_run_publishes_the_right_values(
+    monkeypatch, tmp_path: Path, spark, postgres_url, pg_schema
+):
+    root = small_sample(tmp_path / "root")
+    defs = definitions(monkeypatch, root, postgres_url, pg_schema)
+    assert run_job(defs, "migration_job", DAYS[0]).success
+    exported = f'SELECT * FROM "{pg_schema}".agg_hourly_space ORDER BY 1, 2, 3, 4, 5, 6'
+    main_before, rows_before = _hourly(root)
+    through_spark_before, exported_before = _hourly_through_spark(spark, root), _sql(postgres_url, exported)
+    assert rows_before and exported_before
+
+    healthy = aggregate_stage.compute
+
+    def one_more_event_an_hour(aggregate, warehouse, scope):  # a fault in the aggregate's Spark code
+        rows = healthy(aggregate, warehouse, scope)
+        if aggregate is not AGG_HOURLY_SPACE:
+            return rows
+        return rows.withColumn("sum_scheduled_events", F.col("sum_scheduled_events") + 1)
+
+    monkeypatch.setattr(aggregate_stage, "compute", one_more_event_an_hour)
+    result = run_job(defs, "migration_job", DAYS[1], raise_on_error=False)
+    assert not result.success
+    assert _failed_checks(result) == {("aggregates/agg_hourly_space", "matches_postgres_reference")}
+    [failed] = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    assert failed.metadata["only_in_spark"].value > 0
+    branch = failed.metadata["staged_branch"].value
+    assert "postgres/agg_hourly_space" not in _materialized(result)
+    # what the check rejected is on the run's branch, and nowhere a reader reads
+    assert _hourly(root) == (main_before, rows_before)
+    assert _hourly_through_spark(spark, root) == through_spark_before
+    assert _sql(postgres_url, exported) == exported_before
+    table = iceberg(root, "aggregates", AGG_HOURLY_SPACE.name)
+    staged = table.scan(snapshot_id=table.refs()[branch].snapshot_id).to_arrow()
+    assert sorted_rows(staged, list(AGG_HOURLY_SPACE.column_names)) != rows_before
+
+    monkeypatch.setattr(aggregate_stage, "compute", healthy)
+    assert run_job(defs, "migration_job", DAYS[1]).success
+    main_after, rows_after = _hourly(root)
+    assert main_after != main_before
+    assert _hourly_through_spark(spark, root) == rows_after
+    values = sorted({row[4] for row in rows_after})
+    connection = psycopg2.connect(postgres_url)
+    try:
+        table = iceberg(root, "aggregates", AGG_HOURLY_SPACE.name)
+        comparison = compare_with_reference(
+            connection, AGG_HOURLY_SPACE, pg_schema, values, partition_rows(table, AGG_HOURLY_SPACE, values)
+        )
+    finally:
+        connection.close()
+    assert comparison.equal, comparison.first_differences
+    assert sorted(_sql(postgres_url, exported), key=repr) == rows_after  # PostgreSQL holds what was published
+
+
+def test_an_export_emptied_behind_the_pipelines_back_fails_the_check_without_a_retry(
+    monkeypatch, tmp_path: Path, spark, postgres_url, pg_schema
+):
+    """The reference SQL reads PostgreSQL's dim_space; emptied there by someone else, it disagrees with Spark. No
+    other run is writing, so the difference stands: no retry, nothing published, nothing exported."""
+    root = small_sample(tmp_path / "root")
+    defs = definitions(monkeypatch, root, postgres_url, pg_schema)
+    assert run_job(defs, "migration_job", DAYS[0]).success
+    main_before, rows_before = _hourly(root)
+    exported = f'SELECT * FROM "{pg_schema}".agg_hourly_space ORDER BY 1, 2, 3, 4, 5, 6'
+    exported_before = _sql(postgres_url, exported)
+    _sql(postgres_url, f'DELETE FROM "{pg_schema}".dim_space')
+
+    result = run_job(defs, "batch_job", DAYS[1], raise_on_error=False)
+    assert not result.success
+    assert ("aggregates/agg_hourly_space", "matches_postgres_reference") in _failed_checks(result)
+    retries = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    assert retries == []
+    [failed] = [e for e in result.get_asset_check_evaluations() if e.asset_key.path[-1] == "agg_hourly_space"]
+    assert failed.metadata["spark_rows"].value > 0  # the staged rows, not an empty set against an empty set
+    assert _hourly(root) == (main_before, rows_before)
+    assert _sql(postgres_url, exported) == exported_before

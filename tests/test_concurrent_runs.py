@@ -1,6 +1,6 @@
 """Production is several runs at once on workers that remember nothing: batch runs started at the same moment
 in separate processes end in exactly the tables of the same runs one after another, and a run killed anywhere
-(converting, publishing, committing, loading PostgreSQL, swapping a dimension) leaves every table readable as
+(converting, publishing, committing, loading PostgreSQL, replacing a dimension's rows) leaves every table readable as
 it was or as it will be, the re-run converging to the undisturbed result and removing what the kill left."""
 
 from __future__ import annotations
@@ -163,12 +163,6 @@ def _copying_into(table: str) -> Callable[[str, list[str], bytes], bool]:
     )
 
 
-def _swapping(table: str) -> Callable[[str, list[str], bytes], bool]:
-    return lambda schema, statements, message: (_statement(message) or "").startswith(
-        f'ALTER TABLE "{schema}"."{table}" RENAME TO'
-    )
-
-
 KILL_POINTS = [
     KillPoint("during the conversion", "batch_job", DAYS[1], on_disk=_converting(DAYS[1])),
     KillPoint("after the Parquet publish", "batch_job", DAYS[2], on_disk=_published(DAYS[2])),
@@ -180,7 +174,7 @@ KILL_POINTS = [
         "during an aggregate's commit", "batch_job", DAYS[5], on_disk=_committing("aggregates", "agg_hourly_space")
     ),
     KillPoint("during the aggregate export", "batch_job", DAYS[6], in_postgres=_copying_into("agg_hourly_space")),
-    KillPoint("during the dimension swap", "snapshot_job", None, in_postgres=_swapping("dim_space")),
+    KillPoint("during the dimension load", "snapshot_job", None, in_postgres=_copying_into("dim_space")),
 ]
 
 

@@ -182,7 +182,9 @@ def _wait_then_stop(
         before = _cpu_seconds(child.pid)
         time.sleep(30)
         spent = _cpu_seconds(child.pid) - before
-        assert spent < 2.0, f"{spent:.2f} s of CPU in 30 s of waiting"
+        # a waiting loop that spins costs a core, about 30 s; a sleeping one about 1 s (the JVM's own threads
+        # included), measured up to 2.06 s on a loaded two-core machine
+        assert spent < 5.0, f"{spent:.2f} s of CPU in 30 s of waiting"
 
     sent = time.monotonic()
     os.killpg(child.pid, sig)

@@ -51,6 +51,14 @@ SETTINGS = {
     "poll_seconds": 0.2,
 }
 
+# Every other secret setting, with a canary value: none may reach the cluster request or the events.
+SECRET_SETTINGS = {
+    "TEEM_POSTGRES_URL": "postgresql://teem:pg-canary-pw@db.internal/analytics",
+    "TEEM_SMTP_PASSWORD": "smtp-canary-pw",
+    "TEEM_SLACK_TOKEN": "xoxb-slack-canary",
+}
+CANARIES = (CANARY_KEY_ID, CANARY_SECRET, "pg-canary-pw", "smtp-canary-pw", "xoxb-slack-canary")
+
 
 @pytest.fixture
 def aws(monkeypatch):
@@ -58,6 +66,8 @@ def aws(monkeypatch):
         for name, value in (("AWS_ENDPOINT_URL", aws.endpoint), ("AWS_ACCESS_KEY_ID", CANARY_KEY_ID),
                             ("AWS_SECRET_ACCESS_KEY", CANARY_SECRET), ("AWS_DEFAULT_REGION", REGION),
                             ("AWS_REGION", REGION)):  # fmt: skip
+            monkeypatch.setenv(name, value)
+        for name, value in SECRET_SETTINGS.items():  # in the environment, where a careless request would copy them
             monkeypatch.setenv(name, value)
         # moto writes no step logs: Pipes' log readers would wait a minute for them at every run's end
         monkeypatch.setattr("dagster._core.pipes.utils.WAIT_FOR_LOGS_TIMEOUT", 1)
@@ -90,6 +100,18 @@ def _user_error(result: dg.ExecuteInProcessResult):
     """The error the step raised, inside Dagster's wrapper of it."""
     error = result.get_step_failure_events()[0].event_specific_data.error
     return error.cause or error
+
+
+def _objects_in(aws) -> list[str]:
+    """Every object of every bucket on moto's S3, as text."""
+    s3 = aws.client("s3")
+    texts = []
+    for bucket in s3.list_buckets()["Buckets"]:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket["Name"]):
+            for item in page.get("Contents", []):
+                body = s3.get_object(Bucket=bucket["Name"], Key=item["Key"])["Body"].read()
+                texts.append(f"{item['Key']}: {body.decode('utf-8', 'replace')}")
+    return texts
 
 
 def _by_classification(configurations: list[dict]) -> dict[str, dict]:
@@ -154,8 +176,8 @@ def test_the_cluster_request_carries_every_setting_and_a_failed_step_terminates_
     seen = json.dumps([cluster, groups, actions, step], default=str)
     seen += "\n".join(str(e.message) for e in result.all_events)
     seen += json.dumps([str(e.event_specific_data) for e in result.all_events], default=str)
-    for secret in (CANARY_KEY_ID, CANARY_SECRET):
-        assert secret not in seen
+    seen += "\n".join(_objects_in(aws))  # the Pipes messages and anything else the run wrote to S3
+    assert [secret for secret in CANARIES if secret in seen] == []
 
 
 @pytest.mark.parametrize(
@@ -289,4 +311,4 @@ def test_a_run_cancelled_from_dagster_terminates_its_cluster(aws, tmp_path, post
         assert aws.cluster_state(cluster_id) == "TERMINATED"
         messages = [e.get("message", "") for e in graphql(LOGS, id=run_id)["logsForRun"]["events"]]
         assert any(cluster_id in m for m in messages)  # the step said which cluster it started
-        assert not any(CANARY_SECRET in m or CANARY_KEY_ID in m for m in messages)
+        assert [secret for secret in CANARIES if any(secret in m for m in messages)] == []

@@ -1,6 +1,8 @@
 """A PostgreSQL backend terminated while loading (pg_terminate_backend, as a failover or an operator would):
-during the COPY, during the upsert and during the dimension swap. The table stays as it was, the error names
-the server and the table (never the password), and loading again completes."""
+during the COPY, during the upsert and while a dimension load waits for another writer. The table stays as it
+was, the error names the server and the table (never the password), and loading again completes. A dimension
+load keeps what a DBA added to its table and never waits for readers; kept waiting by a writer past the lock
+timeout, it fails naming who holds the lock."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import psycopg2
 import pyarrow as pa
 import pytest
 
+from resources.postgres import PostgresResource
 from teem_assets.catalogue import TABLES, Table
 from teem_assets.postgres.keys import KeySet
 from teem_assets.postgres.load import LoadFailed, replace, upsert
@@ -163,25 +166,97 @@ def test_a_backend_terminated_during_the_upsert(postgres_url: str, pg_schema: st
     _retry_completes(postgres_url, pg_schema)
 
 
-def test_a_backend_terminated_during_the_dimension_swap(postgres_url: str, pg_schema: str, watcher, reader) -> None:
+def test_a_backend_terminated_while_the_dimension_load_waits_for_a_writer(
+    postgres_url: str, pg_schema: str, watcher, reader
+) -> None:
     first = _loader(postgres_url)
     replace(first, COMPANY, pg_schema, _rows(COMPANY, range(1, 11), dt.datetime(2019, 9, 1)).to_batches())
     first.close()
     before = _contents(postgres_url, pg_schema, COMPANY)
-    with reader.cursor() as cursor:  # a reader holds the table: the swap's RENAME waits for it
-        cursor.execute(f'SELECT count(*) FROM "{pg_schema}".dim_company')
+    with reader.cursor() as cursor:  # another writer's open transaction: the load's LOCK waits for it
+        cursor.execute(f'UPDATE "{pg_schema}".dim_company SET company_pk = company_pk WHERE false')
     snapshot = _rows(COMPANY, range(1, 21), dt.datetime(2019, 9, 8))
     connection = _loader(postgres_url)
     thread, errors = _load_in_thread(lambda: replace(connection, COMPANY, pg_schema, snapshot.to_batches()))
-    _terminate(watcher, "ALTER TABLE", waiting_on_lock=True)
+    _terminate(watcher, "LOCK TABLE", waiting_on_lock=True)
     thread.join(60)
     reader.rollback()
-    _assert_clear(errors, pg_schema, COMPANY, postgres_url, "swapping the new table in")
+    _assert_clear(errors, pg_schema, COMPANY, postgres_url, "locking the table against other writers")
     assert _contents(postgres_url, pg_schema, COMPANY) == before
     again = _loader(postgres_url)
     assert replace(again, COMPANY, pg_schema, snapshot.to_batches()).rows_sent == 20
     again.close()
     assert [row[0] for row in _contents(postgres_url, pg_schema, COMPANY)] == list(range(1, 21))
+
+
+def _one(url: str, statement: str, *args: object) -> object:
+    connection = psycopg2.connect(url)
+    with connection, connection.cursor() as cursor:
+        cursor.execute(statement, args)
+        found = cursor.fetchone()[0] if cursor.description else None
+    connection.close()
+    return found
+
+
+def test_a_dimension_load_keeps_what_a_dba_added_and_never_waits_for_readers(
+    postgres_url: str, pg_schema: str, reader
+) -> None:
+    table = f'"{pg_schema}".dim_company'
+    first = _loader(postgres_url)
+    replace(first, COMPANY, pg_schema, _rows(COMPANY, range(1, 11), dt.datetime(2019, 9, 1)).to_batches())
+    first.close()
+    _one(postgres_url, "DO $$ BEGIN CREATE ROLE teem_test_analyst NOLOGIN; EXCEPTION WHEN duplicate_object "
+         "THEN NULL; END $$")  # fmt: skip
+    _one(postgres_url, f'CREATE VIEW "{pg_schema}".companies_seen AS SELECT company_pk FROM {table}')
+    _one(postgres_url, f"GRANT SELECT ON {table} TO teem_test_analyst")
+    _one(postgres_url, f"CREATE INDEX dim_company_by_update ON {table} (edw_company_updated_at)")
+    _one(postgres_url, f"COMMENT ON TABLE {table} IS 'kept by the DBA'")
+    with reader.cursor() as cursor:  # a long reader, inside its transaction
+        cursor.execute(f"SELECT count(*) FROM {table}")
+    for keys, day in ((range(1, 21), 8), (range(5, 31), 15)):  # two loads, while it reads
+        connection = _loader(postgres_url)
+        thread, errors = _load_in_thread(
+            lambda c=connection, k=keys, d=day: replace(
+                c, COMPANY, pg_schema, _rows(COMPANY, k, dt.datetime(2019, 9, d)).to_batches()
+            )
+        )
+        thread.join(30)
+        assert not thread.is_alive() and errors == [], "the load waited for a reader"
+        connection.close()
+    reader.rollback()
+    seen = _one(postgres_url, f'SELECT array_agg(company_pk ORDER BY company_pk) FROM "{pg_schema}".companies_seen')
+    assert seen == list(range(5, 31))
+    assert _one(postgres_url, "SELECT has_table_privilege('teem_test_analyst', %s, 'SELECT')", table) is True
+    assert _one(postgres_url, "SELECT count(*) FROM pg_indexes WHERE schemaname = %s AND indexname = %s",
+                pg_schema, "dim_company_by_update") == 1  # fmt: skip
+    assert _one(postgres_url, "SELECT obj_description(%s::regclass, 'pg_class')", table) == "kept by the DBA"
+
+
+def test_a_load_kept_waiting_past_the_lock_timeout_names_who_holds_the_lock(postgres_url: str, pg_schema: str) -> None:
+    first = _loader(postgres_url)
+    replace(first, COMPANY, pg_schema, _rows(COMPANY, range(1, 11), dt.datetime(2019, 9, 1)).to_batches())
+    first.close()
+    before = _contents(postgres_url, pg_schema, COMPANY)
+    dba = psycopg2.connect(postgres_url, application_name="teem-test-dba-session")
+    try:
+        with dba.cursor() as cursor:  # an UPDATE left open: its transaction holds the table against writers
+            cursor.execute(f'UPDATE "{pg_schema}".dim_company SET company_pk = company_pk WHERE false')
+        loader = PostgresResource(url=postgres_url, schema_name=pg_schema, lock_timeout_seconds=0.5).connect()
+        snapshot = _rows(COMPANY, range(1, 21), dt.datetime(2019, 9, 8))
+        started = time.monotonic()
+        with pytest.raises(LoadFailed) as failed:
+            replace(loader, COMPANY, pg_schema, snapshot.to_batches())
+        waited = time.monotonic() - started
+        loader.close()
+        message = str(failed.value)
+        assert "failed while locking the table against other writers" in message
+        assert f"held by process {dba.info.backend_pid} (application 'teem-test-dba-session'" in message
+        assert "idle in transaction" in message
+        assert waited < 10
+    finally:
+        dba.rollback()
+        dba.close()
+    assert _contents(postgres_url, pg_schema, COMPANY) == before
 
 
 def _keys(rows: pa.Table) -> KeySet:

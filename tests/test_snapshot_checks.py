@@ -1,5 +1,6 @@
 """Never replace with less by accident: a dimension snapshot that is empty, or holds half the current table,
-stops at its blocking check; the migrated table and PostgreSQL keep every row they had."""
+stops at its blocking check; the migrated table and PostgreSQL keep every row they had. Materialized alone, the
+migrated table's writer refuses it too, until a run accepts the shrink explicitly."""
 
 from __future__ import annotations
 
@@ -59,6 +60,32 @@ def test_a_shrunken_snapshot_stops_before_migrated_and_postgres(
     assert "migrated/dim_space" not in migrated and "postgres/dim_space" not in migrated
     assert sorted_rows(iceberg_rows(root, "migrated", SPACES.name)) == migrated_before
     assert _postgres_rows(postgres_url, pg_schema) == postgres_before
+
+    # migrated/dim_space alone (the UI allows it), on the shrunken snapshot parquet/ now holds: the writer refuses
+    alone = _migrated_spaces(defs)
+    refused = alone.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), resources=defs.resources, raise_on_error=False
+    )
+    assert not refused.success
+    [failure] = refused.get_step_failure_events()
+    error = failure.step_failure_data.error
+    assert "dim_space: the snapshot was not migrated, the table is unchanged" in error.message + str(error.cause)
+    assert sorted_rows(iceberg_rows(root, "migrated", SPACES.name)) == migrated_before
+    # a genuine shrink, accepted for one run: replaced, and the acceptance recorded
+    config = {"ops": {"migrated_snapshots": {"config": {"accept_shrink": ["dim_space"]}}}}
+    accepted = alone.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), resources=defs.resources, run_config=config
+    )
+    [event] = accepted.get_asset_materialization_events()
+    metadata = event.step_materialization_data.materialization.metadata
+    assert metadata["shrink_accepted"].value.startswith("accepted for this run")
+    assert metadata["rows_before"].value == len(rows)
+    assert len(iceberg_rows(root, "migrated", SPACES.name)) == int(len(rows) * kept)
+
+
+def _migrated_spaces(defs: dg.Definitions) -> dg.JobDefinition:
+    selection = dg.AssetSelection.assets(dg.AssetKey(["migrated", SPACES.name]))
+    return dg.define_asset_job("migrated_spaces", selection=selection).resolve(asset_graph=defs.resolve_asset_graph())
 
 
 def test_the_shrink_threshold_and_the_first_snapshot() -> None:

@@ -40,22 +40,22 @@ def last_fact_snapshots(spark: SparkSession, identifier: str) -> dict[str, int |
 def write_partitions(
     result: DataFrame,
     aggregate: Aggregate,
-    identifier: str,
+    target: str,
     values: list[dt.date],
     dimensions_token: str,
     fact_snapshots: Mapping[str, int | None],
     log: Callable[[str], None] | None = None,
 ) -> int:
-    """Replace the rows of `values` (the result's rows must lie in them) in one commit; a value left without
-    rows is emptied. Returns the rows now in those values."""
+    """Replace the rows of `values` (the result's rows must lie in them) in one commit to `target` (the table,
+    or a branch of it: `<table>.branch_<name>`); a value left without rows is emptied. Returns the rows now in
+    those values."""
     column = F.col(aggregate.partition_column)
     condition = column.isin(values) if values else F.lit(False)
     spark = result.sparkSession
-    ensure_aggregate_table(spark, aggregate, identifier)
     rows = result.select(*aggregate.column_names)
     retry_conflicts(
         lambda: (
-            rows.writeTo(identifier)
+            rows.writeTo(target)
             .option(f"snapshot-property.{DIMENSIONS_TOKEN}", dimensions_token)
             .option(f"snapshot-property.{FACTS_READ}", json.dumps(dict(fact_snapshots), sort_keys=True))
             .option(f"snapshot-property.{VALUES_REPLACED}", json.dumps([v.isoformat() for v in values]))
@@ -63,7 +63,7 @@ def write_partitions(
         ),
         log=log,
     )
-    return spark.table(identifier).where(condition).count() if values else 0
+    return spark.table(target).where(condition).count() if values else 0
 
 
 def stored_values(spark: SparkSession, aggregate: Aggregate, identifier: str) -> list[dt.date]:

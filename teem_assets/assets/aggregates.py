@@ -1,5 +1,6 @@
 """aggregates/<name>: agg_hourly_space and week_people_count, recomputed for the days a run's batches
-touch, each checked against the PostgreSQL reference SQL; postgres/<name>: their export."""
+touch on the run's staged branch, checked there against the PostgreSQL reference SQL, and published (main
+fast-forwarded to it) only when the check passed; postgres/<name>: their export, from main."""
 
 import datetime as dt
 from collections.abc import Iterator, Mapping
@@ -19,7 +20,8 @@ from teem_assets.catalogue import TABLES
 from teem_assets.postgres.aggregates import EXPORTED, Comparison, compare_with_reference, export_since_last
 from teem_assets.postgres.load import fingerprint_of_rows, postgres_fingerprint
 from teem_assets.postgres.source import migrated_rows
-from teem_assets.stages.aggregate import RECOMPUTED, SNAPSHOTS_READ
+from teem_assets.stages.aggregate import RECOMPUTED, SNAPSHOTS_READ, STAGED_SNAPSHOT
+from teem_assets.staging import PublishConflict, publish, staged_branch
 
 CHECK = "matches_postgres_reference"
 
@@ -57,7 +59,7 @@ def _check_spec(aggregate: Aggregate) -> dg.AssetCheckSpec:
     )
 
 
-def _check_result(aggregate: Aggregate, comparison: Comparison) -> dg.AssetCheckResult:
+def _check_result(aggregate: Aggregate, comparison: Comparison, branch: str, staged: int) -> dg.AssetCheckResult:
     differences = [" | ".join(map(str, row)) for row in comparison.first_differences]
     return dg.AssetCheckResult(
         asset_key=aggregate_key(aggregate),
@@ -69,6 +71,8 @@ def _check_result(aggregate: Aggregate, comparison: Comparison) -> dg.AssetCheck
             "only_in_spark": comparison.only_in_spark,
             "only_in_reference": comparison.only_in_reference,
             "first_differences": dg.MetadataValue.text("\n".join(differences) or "none"),
+            "staged_branch": branch,  # what was checked: left unpublished, for inspection, when it failed
+            "staged_snapshot_id": str(staged),
         },
     )
 
@@ -77,14 +81,37 @@ def aggregates(
     context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource, postgres: PostgresResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     selected = [a.name for a in selected_tables(context, list(AGGREGATES.values()), aggregate_key)]
-    request = stage_request(context, storage, "aggregate", selected, context.partition_keys)
+    branch = staged_branch(context.run.run_id)
+    request = stage_request(context, storage, "aggregate", selected, context.partition_keys, stage_to=branch)
     for result in spark.run_stage(context, storage, request):
-        yield result
         if not isinstance(result, dg.MaterializeResult) or result.asset_key is None:
+            yield result
             continue
         aggregate = AGGREGATES[result.asset_key.path[-1]]
+        metadata = dict(result.metadata or {})
+        staged = int(_value(metadata[STAGED_SNAPSHOT]))
+        check = None
         if dg.AssetCheckKey(result.asset_key, CHECK) in context.selected_asset_check_keys:
-            yield _check(context, storage, postgres, aggregate, result.metadata or {})
+            check = _check(context, storage, postgres, aggregate, metadata, branch, staged)
+        published = check is None or check.passed
+        if published:
+            _publish(context, storage, aggregate, branch, staged)
+        yield dg.MaterializeResult(asset_key=result.asset_key, metadata={**metadata, "published": published})
+        if check is not None:
+            yield check
+
+
+def _publish(
+    context: dg.AssetExecutionContext, storage: StorageResource, aggregate: Aggregate, branch: str, staged: int
+) -> None:
+    """Main fast-forwarded to what the check passed; when another run published first, the step runs again
+    from the new main (the same optimistic-concurrency retry as a commit's)."""
+    table = storage.data.iceberg_table(storage.aggregates_database, aggregate.name)
+    try:
+        publish(table, branch, staged)
+    except PublishConflict as conflict:
+        context.log.warning(f"{conflict}: computing again from it")
+        raise dg.RetryRequested(max_retries=3, seconds_to_wait=5) from conflict
 
 
 def _check(
@@ -93,13 +120,16 @@ def _check(
     postgres: PostgresResource,
     aggregate: Aggregate,
     metadata: Mapping[str, object],
+    branch: str,
+    staged: int,
 ) -> dg.AssetCheckResult:
+    """The reference check of the staged snapshot: what publishing would make current."""
     values = [dt.date.fromisoformat(v) for v in _value(metadata[RECOMPUTED])]
     iceberg = storage.data.iceberg_table(storage.aggregates_database, aggregate.name)
     connection = postgres.connect()
     try:
         comparison = compare_with_reference(
-            connection, aggregate, postgres.schema_name, values, partition_rows(iceberg, aggregate, values)
+            connection, aggregate, postgres.schema_name, values, partition_rows(iceberg, aggregate, values, staged)
         )
         if not comparison.equal:
             _retry_while_inputs_move(
@@ -107,7 +137,7 @@ def _check(
             )
     finally:
         connection.close()
-    return _check_result(aggregate, comparison)
+    return _check_result(aggregate, comparison, branch, staged)
 
 
 def _value(entry: object) -> Any:
@@ -130,18 +160,45 @@ def _retry_while_inputs_move(
     read_at: dict[str, str | None],
 ) -> None:
     """A difference means nothing while another run is writing: when a migrated table changed after the stage
-    read it, or another run has migrated a batch and not yet exported it (the reference SQL reads the
-    exports), the step runs again once they have settled. Otherwise the difference stands."""
+    read it, or PostgreSQL's export of one differs from it while another run is unfinished (it has migrated
+    a batch and not yet exported it: the reference SQL reads the exports), the step runs again, from main,
+    once they have settled. Otherwise the difference stands: an export changed behind the pipeline's back is
+    what the check exists to catch, and running again would only find it again."""
     now = _snapshots(storage)
-    lagging = [name for name in TABLES if now[name] != read_at.get(name)] or [
+    moved = [name for name in TABLES if now[name] != read_at.get(name)]
+    if moved:
+        context.log.warning(f"{', '.join(moved)} changed while the aggregates were checked: running again")
+        raise dg.RetryRequested(max_retries=10, seconds_to_wait=15)
+    unexported = [
         name
         for name, table in TABLES.items()
         if fingerprint_of_rows(table, migrated_rows(storage.data.iceberg_table(storage.migrated_database, name), table))
         != postgres_fingerprint(connection, table, schema)
     ]
-    if lagging:
-        context.log.warning(f"{', '.join(lagging)} changed while the aggregates were checked: running again")
+    if not unexported:
+        return
+    writers = _unfinished_runs(context)
+    if writers:
+        context.log.warning(
+            f"PostgreSQL's {', '.join(unexported)} differ from the migrated tables while run(s) "
+            f"{', '.join(writers)} are unfinished: running again once they have exported"
+        )
         raise dg.RetryRequested(max_retries=10, seconds_to_wait=15)
+    context.log.error(
+        f"PostgreSQL's {', '.join(unexported)} differ from the migrated tables and no other run is writing: "
+        "changed behind the pipeline's back"
+    )
+
+
+def _unfinished_runs(context: dg.AssetExecutionContext) -> list[str]:
+    unfinished = [
+        dg.DagsterRunStatus.QUEUED,
+        dg.DagsterRunStatus.NOT_STARTED,
+        dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED,
+    ]
+    runs = context.instance.get_runs(filters=dg.RunsFilter(statuses=unfinished), limit=50)
+    return [run.run_id for run in runs if run.run_id != context.run.run_id]
 
 
 def _export_spec(placement: Placement, aggregate: Aggregate) -> dg.AssetSpec:

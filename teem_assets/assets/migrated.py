@@ -4,6 +4,7 @@ stage (`teem_assets.stages.migrate`) wherever the `spark` resource runs it."""
 from collections.abc import Iterator
 
 import dagster as dg
+from pydantic import Field
 
 from resources.spark import SparkResource
 from resources.storage import StorageResource
@@ -29,11 +30,37 @@ def _spec(placement: Placement, table: Table) -> dg.AssetSpec:
     return layer_spec(placement, table, migrated_key(table), parquet_key(table), kinds, description, uri, name)
 
 
+class SnapshotMigration(dg.Config):
+    accept_shrink: list[str] = Field(
+        default=[],
+        description="Dimension tables whose snapshot may replace the table though it is empty or below the shrink "
+        "threshold (TEEM_SNAPSHOT_SHRINK_THRESHOLD): a genuine shrink, accepted for this run only, and recorded in "
+        "its config and its materialization's metadata. Never needed otherwise.",
+    )
+
+
 def migrated_snapshots(
-    context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource
+    context: dg.AssetExecutionContext,
+    config: SnapshotMigration,
+    spark: SparkResource,
+    storage: StorageResource,
+    thresholds: CheckThresholds,
 ) -> Iterator[dg.MaterializeResult]:
+    """The writer guards the table: it refuses a snapshot that shrank, whether or not the checks upstream ran."""
     tables = [t.name for t in selected_tables(context, DIMENSIONS, migrated_key)]
-    yield from spark.run_stage(context, storage, stage_request(context, storage, "migrate", tables, ["snapshot"]))
+    unknown = sorted(set(config.accept_shrink) - {t.name for t in DIMENSIONS})
+    if unknown:
+        raise dg.Failure(
+            f"accept_shrink names {', '.join(unknown)}, not a dimension table "
+            f"({', '.join(t.name for t in DIMENSIONS)})",
+            allow_retries=False,
+        )
+    settings = {
+        "snapshot_shrink_threshold": thresholds.snapshot_shrink_threshold,
+        "accept_shrink": config.accept_shrink,
+    }
+    request = stage_request(context, storage, "migrate", tables, ["snapshot"], settings)
+    yield from spark.run_stage(context, storage, request)
 
 
 def migrated_batches(

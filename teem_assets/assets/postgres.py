@@ -1,4 +1,5 @@
-"""postgres/<table>: the migrated tables exported to PostgreSQL with COPY, each load checked against them."""
+"""postgres/<table>: the migrated tables exported to PostgreSQL with COPY, each load checked against them
+inside its own transaction, which commits only when the check passed."""
 
 from collections.abc import Iterator
 
@@ -12,7 +13,8 @@ from teem_assets.assets.held_back import admitted_batches, noting_held_back
 from teem_assets.assets.keys import migrated_key, postgres_key, selected_tables
 from teem_assets.assets.stage import COMMIT_RETRIES, layer_spec, stage
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
-from teem_assets.postgres.load import Fingerprint, LoadReport, fingerprinted, replace, table_fingerprint, upsert
+from teem_assets.postgres.keys import KeySet
+from teem_assets.postgres.load import Audit, Fingerprint, LoadReport, fingerprinted, replace, table_fingerprint, upsert
 from teem_assets.postgres.source import batch_keys, migrated_rows
 
 CHECK = "matches_migrated"
@@ -39,7 +41,8 @@ def _check_specs(table: Table) -> list[dg.AssetCheckSpec]:
         asset=postgres_key(table),
         blocking=True,
         description="The rows loaded (the batch's keys, or the whole dimension) equal the migrated table's in "
-        "count and in a checksum over the primary key and updated-at: nothing lost, duplicated or stale.",
+        "count and in a checksum over the primary key and updated-at: nothing lost, duplicated or stale. Read "
+        "inside the load's transaction: a load that fails it is rolled back, and no reader sees it.",
     )
     return [spec]
 
@@ -64,6 +67,7 @@ def _results(
             "rows_sent": report.rows_sent,
             "rows_written": report.rows_written,
             "columns_added": ", ".join(report.columns_added) or "none",
+            "committed": report.committed,
             **extra,
         },
     )
@@ -78,21 +82,32 @@ def _results(
     )
 
 
+def _matching(
+    table: Table, schema: str, sent: list[Fingerprint], found: list[Fingerprint], keys: KeySet | None = None
+) -> Audit:
+    """The check as the load's audit: the table's rows (of `keys`) as the load left them, against what was sent."""
+
+    def audit(cursor) -> bool:  # noqa: ANN001 - the load's cursor
+        found[0] = table_fingerprint(cursor, table, schema, keys)
+        return found[0] == sent[0]
+
+    return audit
+
+
 def postgres_snapshots(
     context: dg.AssetExecutionContext, postgres: PostgresResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     for table in selected_tables(context, DIMENSIONS, postgres_key):
-        sent = [Fingerprint()]
+        sent, found = [Fingerprint()], [Fingerprint()]
         source = storage.data.iceberg_table(storage.migrated_database, table.name)
         rows = fingerprinted(table, migrated_rows(source, table), sent)
         connection = postgres.connect()
         try:
-            report = replace(connection, table, postgres.schema_name, rows)
-            with connection, connection.cursor() as cursor:
-                found = table_fingerprint(cursor, table, postgres.schema_name)
+            audit = _matching(table, postgres.schema_name, sent, found)
+            report = replace(connection, table, postgres.schema_name, rows, audit)
         finally:
             connection.close()
-        yield from _results(table, postgres, report, sent[0], found, **{"dagster/row_count": found.rows})
+        yield from _results(table, postgres, report, sent[0], found[0], **{"dagster/row_count": found[0].rows})
 
 
 def postgres_batches(
@@ -105,21 +120,18 @@ def postgres_batches(
     for table in selected_tables(context, FACTS, postgres_key):
         files = [uri for b in batches for uri in storage.data.converted_or_fail(table.name, b).uris]
         keys, dates = batch_keys(table, files)
-        sent = [Fingerprint()]
+        sent, found = [Fingerprint()], [Fingerprint()]
         source = storage.data.iceberg_table(storage.migrated_database, table.name)
         rows = fingerprinted(table, migrated_rows(source, table, keys, dates), sent)
         connection = postgres.connect()
         try:
-            report = upsert(connection, table, postgres.schema_name, rows, keys)
-            with connection, connection.cursor() as cursor:
-                found = table_fingerprint(cursor, table, postgres.schema_name, keys)
+            audit = _matching(table, postgres.schema_name, sent, found, keys)
+            report = upsert(connection, table, postgres.schema_name, rows, keys, audit)
         finally:
             connection.close()
+        count = {"dagster/row_count": found[0].rows}
         yield from noting_held_back(
-            _results(
-                table, postgres, report, sent[0], found, batches=", ".join(batches), **{"dagster/row_count": found.rows}
-            ),
-            held,
+            _results(table, postgres, report, sent[0], found[0], batches=", ".join(batches), **count), held
         )
 
 

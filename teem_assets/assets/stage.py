@@ -86,10 +86,12 @@ def stage_request(
     stage_name: str,
     tables: Sequence[str],
     batches: Sequence[str],
-    settings: dict[str, float | int] | None = None,
+    settings: dict[str, object] | None = None,
+    stage_to: str | None = None,
 ) -> StageRequest:
-    """The request of a stage for this step: its data root, selected tables, batches and checks."""
+    """The request of a stage for this step: its data root, selected tables, batches and checks, and the branch
+    its writes are staged on (None: main)."""
     checks = [f"{key.asset_key.to_user_string()}:{key.name}" for key in context.selected_asset_check_keys]
     return StageRequest(
-        stage_name, storage.data.settings(), list(tables), list(batches), sorted(checks), settings or {}
+        stage_name, storage.data.settings(), list(tables), list(batches), sorted(checks), settings or {}, stage_to
     )

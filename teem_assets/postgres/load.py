@@ -1,10 +1,11 @@
-"""Loading PostgreSQL: fact batches upserted (last writer wins), dimensions swapped in whole; each in one
-transaction, so a failed or killed load leaves the table as it was."""
+"""Loading PostgreSQL: fact batches upserted (last writer wins), dimensions' rows replaced in whole; each in one
+transaction, so a failed or killed load leaves the table as it was, and each audited inside it before the commit:
+a load its audit rejects is rolled back, and no reader ever sees it."""
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -13,11 +14,11 @@ import numpy as np
 import psycopg2
 import pyarrow as pa
 import pyarrow.compute as pc
-from psycopg2 import sql
+from psycopg2 import errors, sql
 
 from teem_assets.catalogue import Table
 from teem_assets.postgres.copy import copy_batches
-from teem_assets.postgres.ddl import create_table_sql, ensure_table, qualified
+from teem_assets.postgres.ddl import ensure_table, qualified
 from teem_assets.postgres.held_keys import copy_keys, held_keys
 from teem_assets.postgres.keys import KeySet
 from teem_assets.redshift_types import Kind, arrow_schema
@@ -117,7 +118,8 @@ class _Progress:
 
 @contextmanager
 def _named_failures(connection, schema: str, table: Table) -> Iterator[_Progress]:  # noqa: ANN001
-    """Turn a server error into one naming the server, the table and the step (never the password)."""
+    """Turn a server error into one naming the server, the table and the step (never the password), and, when
+    a lock was not granted within the session's lock_timeout, the sessions that held it."""
     info = connection.info
     server = f"{info.host}:{info.port}/{info.dbname}"
     progress = _Progress()
@@ -125,10 +127,30 @@ def _named_failures(connection, schema: str, table: Table) -> Iterator[_Progress
         yield progress
     except psycopg2.Error as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        if isinstance(error, errors.LockNotAvailable):
+            reason += f"; held by {_lock_holders(connection, schema, table)}"
         raise LoadFailed(
             f"loading {schema}.{table.name} on PostgreSQL {server} failed while {progress.step}, and the table is "
             f"unchanged (the transaction rolled back): {reason}"
         ) from error
+
+
+def _lock_holders(connection, schema: str, table: Table) -> str:  # noqa: ANN001
+    """The other sessions holding a lock on the table: process, application, user, state and since when."""
+    connection.rollback()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT a.pid, coalesce(a.application_name, ''), coalesce(a.usename, ''), a.state, "
+            "a.xact_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.relation = to_regclass(%s) AND l.granted AND a.pid <> pg_backend_pid() ORDER BY 1",
+            (f'"{schema}"."{table.name}"',),
+        )
+        holders = [
+            f"process {pid} (application '{app}', user '{user}', {state}, transaction since {since:%Y-%m-%d %H:%M:%S})"
+            for pid, app, user, state, since in cursor.fetchall()
+        ]
+    connection.rollback()
+    return ", ".join(holders) or "a session that has since let go"
 
 
 @dataclass(frozen=True)
@@ -136,6 +158,22 @@ class LoadReport:
     rows_sent: int
     rows_written: int  # inserted or updated (a row older than the table's is not written)
     columns_added: list[str]
+    committed: bool = True  # False: the audit rejected the load, and it was rolled back
+
+
+# Reads the table as the load left it, inside the load's transaction: True lets it commit, False rolls it back.
+Audit = Callable[[object], bool]
+
+
+def _audited(connection, cursor, audit: Audit | None, progress: _Progress) -> bool:  # noqa: ANN001
+    """Run the audit on the load's transaction; roll it back when it fails. Returns whether it may commit."""
+    if audit is None:
+        return True
+    progress.step = "auditing the load"
+    if audit(cursor):
+        return True
+    connection.rollback()
+    return False
 
 
 def upsert(
@@ -144,6 +182,7 @@ def upsert(
     schema: str,
     batches: Iterable[pa.RecordBatch],
     keys: KeySet | None = None,
+    audit: Audit | None = None,
 ) -> LoadReport:
     """Insert the rows, replacing a row only by one at least as new, in one transaction.
 
@@ -152,9 +191,9 @@ def upsert(
     batch is new keys. The table is locked against other writers for the transaction (SHARE ROW EXCLUSIVE:
     readers go on), so no key appears between the look-up and the COPY; a row whose key `keys` lacks, held
     by the table, fails the COPY and the load changes nothing. Without `keys`, every row goes through the
-    staging table and one INSERT … ON CONFLICT."""
+    staging table and one INSERT … ON CONFLICT. `audit` reads the result before the commit (None: no audit)."""
     if keys is None:
-        return _upsert_staged(connection, table, schema, batches)
+        return _upsert_staged(connection, table, schema, batches, audit)
     target = qualified(schema, table.name)
     types = arrow_schema(table.typed_columns)
     with _named_failures(connection, schema, table) as progress, connection, connection.cursor() as cursor:
@@ -175,8 +214,9 @@ def upsert(
                 staged = copy_batches(cursor, "pg_temp", "teem_stage", types, split.held_rows())
                 progress.step = "updating the rows of keys the table holds"
                 updated = _update_from_stage(cursor, table, target)
+        committed = _audited(connection, cursor, audit, progress)
         progress.step = "committing"
-    return LoadReport(inserted + staged, inserted + updated, added)
+    return LoadReport(inserted + staged, inserted + updated, added, committed)
 
 
 class _SplitByKey:
@@ -229,7 +269,13 @@ def _update_from_stage(cursor, table: Table, target: sql.Composable) -> int:  # 
     return cursor.rowcount
 
 
-def _upsert_staged(connection, table: Table, schema: str, batches: Iterable[pa.RecordBatch]) -> LoadReport:  # noqa: ANN001
+def _upsert_staged(
+    connection,  # noqa: ANN001
+    table: Table,
+    schema: str,
+    batches: Iterable[pa.RecordBatch],
+    audit: Audit | None,
+) -> LoadReport:
     """COPY the rows into a temporary table, then insert them, replacing a row only by one at least as new."""
     columns = table.column_names
     names = sql.SQL(", ").join(map(sql.Identifier, columns))
@@ -260,32 +306,32 @@ def _upsert_staged(connection, table: Table, schema: str, batches: Iterable[pa.R
             )
         )
         written = cursor.rowcount
+        committed = _audited(connection, cursor, audit, progress)
         progress.step = "committing"
-    return LoadReport(sent, written, added)
+    return LoadReport(sent, written, added, committed)
 
 
-def replace(connection, table: Table, schema: str, batches: Iterable[pa.RecordBatch]) -> LoadReport:  # noqa: ANN001
-    """Load a new table beside the old one and swap it in: readers see the old table until the commit."""
-    loading, old = f"{table.name}__loading", f"{table.name}__replaced"
+def replace(
+    connection,  # noqa: ANN001
+    table: Table,
+    schema: str,
+    batches: Iterable[pa.RecordBatch],
+    audit: Audit | None = None,
+) -> LoadReport:
+    """Replace the table's rows with the snapshot's, in one transaction, in the table itself: what a DBA added
+    to it (views on it, grants, indexes, comments) stays, and readers see the old rows until the commit. Other
+    writers wait (SHARE ROW EXCLUSIVE), readers never do. `audit` reads the result before the commit (None: no
+    audit)."""
+    target = qualified(schema, table.name)
     with _named_failures(connection, schema, table) as progress, connection, connection.cursor() as cursor:
         progress.step = "creating the table"
         added = ensure_table(cursor, table, schema)
-        cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(qualified(schema, loading)))
-        cursor.execute(create_table_sql(table, schema, loading))
+        progress.step = "locking the table against other writers"
+        cursor.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target))
+        progress.step = "deleting the old rows"
+        cursor.execute(sql.SQL("DELETE FROM {}").format(target))
         progress.step = "copying the rows (COPY)"
-        sent = copy_batches(cursor, schema, loading, arrow_schema(table.typed_columns), batches)
-        progress.step = "swapping the new table in"
-        cursor.execute(
-            sql.SQL("ALTER TABLE {} RENAME TO {}").format(qualified(schema, table.name), sql.Identifier(old))
-        )
-        cursor.execute(
-            sql.SQL("ALTER TABLE {} RENAME TO {}").format(qualified(schema, loading), sql.Identifier(table.name))
-        )
-        cursor.execute(sql.SQL("DROP TABLE {}").format(qualified(schema, old)))
-        cursor.execute(
-            sql.SQL("ALTER INDEX {} RENAME TO {}").format(
-                qualified(schema, f"{loading}_pkey"), sql.Identifier(f"{table.name}_pkey")
-            )
-        )
+        sent = copy_batches(cursor, schema, table.name, arrow_schema(table.typed_columns), batches)
+        committed = _audited(connection, cursor, audit, progress)
         progress.step = "committing"
-    return LoadReport(sent, sent, added)
+    return LoadReport(sent, sent, added, committed)

@@ -1,6 +1,7 @@
 """The aggregate stage: agg_hourly_space and week_people_count recomputed for the values whose rows the fact
 tables' commits changed since each was last computed (all of them after a new dimension snapshot), each
-written in one commit."""
+written in one commit: on the run's staged branch when the request names one (Dagster publishes it once the
+reference check passed), otherwise on main."""
 
 from __future__ import annotations
 
@@ -14,16 +15,25 @@ from teem_assets.aggregates.compute import compute, scope_values
 from teem_assets.aggregates.inputs import read_warehouse
 from teem_assets.aggregates.outputs import AGGREGATES, Aggregate
 from teem_assets.aggregates.scope import Scope, dimensions_token, every_day, scope_since
-from teem_assets.aggregates.store import last_dimensions_token, last_fact_snapshots, stored_values, write_partitions
+from teem_assets.aggregates.store import (
+    ensure_aggregate_table,
+    last_dimensions_token,
+    last_fact_snapshots,
+    stored_values,
+    write_partitions,
+)
 from teem_assets.catalogue import FACTS, TABLES
 from teem_assets.data_root import DataRoot
 from teem_assets.iceberg import current_snapshot_id, table_exists, total_records
 from teem_assets.stages.report import AssetReport, StageReport, json_value, metadata, path
 from teem_assets.stages.request import StageRequest
+from teem_assets.staging import MAIN, branch_head, stage_branch
 
 RECOMPUTED = "recomputed"
 # The migrated tables' snapshot ids when the stage read them: the check tells a real difference from a race.
 SNAPSHOTS_READ = "migrated_snapshots_read"
+STAGED_BRANCH = "staged_branch"
+STAGED_SNAPSHOT = "staged_snapshot_id"  # what the reference check reads and Dagster publishes
 log = logging.getLogger("teem.aggregate")
 
 
@@ -33,7 +43,7 @@ def asset_key(aggregate: Aggregate) -> str:
 
 def _last_computed(spark: SparkSession, identifier: str, token: str) -> str | dict[str, int | None] | None:
     """Why every day is due (a string), or the fact snapshots the table was last computed from."""
-    if not table_exists(spark, identifier):
+    if not table_exists(spark, identifier) or current_snapshot_id(spark, identifier) is None:
         return "the first computation"
     if last_dimensions_token(spark, identifier) != token:
         return "a new dimension snapshot"
@@ -61,10 +71,13 @@ def run(spark: SparkSession, root: DataRoot, request: StageRequest) -> StageRepo
         values = scope_values(aggregate, scope)
         if scope.all_days:  # and the values that lost every row since: emptied in the table and in PostgreSQL
             values = sorted(set(values) | set(stored_values(spark, aggregate, identifier)))
+        ensure_aggregate_table(spark, aggregate, identifier)
+        branch = request.stage_to or MAIN
+        target = stage_branch(spark, identifier, branch, root.staged_retention) if request.stage_to else identifier
         rows = write_partitions(
             compute(aggregate, warehouse, scope),
             aggregate,
-            identifier,
+            target,
             values,
             token,
             facts_at,
@@ -82,11 +95,13 @@ def run(spark: SparkSession, root: DataRoot, request: StageRequest) -> StageRepo
                         "every_value_recomputed": scope.all_days,
                         "why_recomputed": scope.reason,
                         "rows_in_recomputed_partitions": rows,
-                        "dagster/row_count": total_records(spark, identifier),
+                        "dagster/row_count": total_records(spark, identifier, branch),
                         "seconds": round(time.monotonic() - started, 1),
                         "batches": ", ".join(request.batches),
                         "dagster/table_name": f"{root.aggregates_database}.{aggregate.name}",
                         "path": path(iceberg.location()),
+                        STAGED_BRANCH: branch,
+                        STAGED_SNAPSHOT: str(branch_head(spark, identifier, branch)),
                         SNAPSHOTS_READ: json_value({k: str(v) if v is not None else None for k, v in read_at.items()}),
                     }
                 ),

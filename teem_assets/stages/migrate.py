@@ -1,4 +1,5 @@
-"""The migrate stage: the Parquet layer into the migrated Iceberg tables (snapshot replace or batch MERGE)."""
+"""The migrate stage: the Parquet layer into the migrated Iceberg tables (snapshot replace or batch MERGE). A
+snapshot the writer refuses (empty, or shrunk) is a failure of its table; the other tables go on."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pyspark.sql import SparkSession
 
 from teem_assets.catalogue import TABLES, Table
 from teem_assets.data_root import DataRoot
-from teem_assets.migration import MigrationReport, migrate_batches, replace_snapshot
+from teem_assets.migration import MigrationReport, ShrinkGuard, SnapshotRefused, migrate_batches, replace_snapshot
 from teem_assets.stages.metadata import column_schema, preview_rows
 from teem_assets.stages.report import AssetReport, StageReport, metadata, path, text
 from teem_assets.stages.request import StageRequest
@@ -53,11 +54,21 @@ def run(spark: SparkSession, root: DataRoot, request: StageRequest) -> StageRepo
         identifier = root.migrated_table(spark, table.name)
         if table.is_dimension:
             files = root.converted_or_fail(table.name, "snapshot").uris
-            done = replace_snapshot(
-                spark, table, files, identifier, root.quarantine(table.name, "migrate-snapshot"), log=log.warning
+            guard = ShrinkGuard(
+                float(request.settings.get("snapshot_shrink_threshold", ShrinkGuard.threshold)),
+                table.name in request.settings.get("accept_shrink", []),
             )
+            quarantine = root.quarantine(table.name, "migrate-snapshot")
+            try:
+                done = replace_snapshot(spark, table, files, identifier, quarantine, log=log.warning, guard=guard)
+            except SnapshotRefused as refused:
+                report.failures.append(str(refused))
+                continue
             root.maintain(spark, identifier)
-            report.materializations.append(_asset_report(root, table, done))
+            extra = {"rows_before": done.rows_before if done.rows_before is not None else "none"}
+            if done.shrink_accepted:
+                extra["shrink_accepted"] = "accepted for this run (config accept_shrink)"
+            report.materializations.append(_asset_report(root, table, done, **extra))
         else:
             files = [uri for batch in batches for uri in root.converted_or_fail(table.name, batch).uris]
             quarantine = root.quarantine(table.name, f"migrate-{batches[0]}-{batches[-1]}")

@@ -15,6 +15,9 @@ class StageRequest:
     batches: list[str]  # batch dates, or ["snapshot"]
     checks: list[str] = field(default_factory=list)  # "asset/key:check_name" of the selected checks
     settings: dict[str, Any] = field(default_factory=dict)  # the checks' thresholds, read where Dagster runs
+    # The branch its tables are written on, for Dagster to publish once the blocking checks passed
+    # (teem_assets.staging); None: written to main.
+    stage_to: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
