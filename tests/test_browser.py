@@ -76,7 +76,9 @@ def _backfill_of_three_days_is_one_run(page: Page, base: str, graphql: Callable[
 
 
 def _one_partition_launched_succeeds(page: Page, base: str) -> None:
-    launch_from_asset_page(page, base, "migrated/fact_event_by_day", "2019-09-02", "Launch 1 run")
+    # Parquet, not migrated: a migrated partition without its PostgreSQL export leaves the exports behind the
+    # migrated tables, and the aggregates' reference check of any later run then rightly fails.
+    launch_from_asset_page(page, base, "parquet/fact_event_by_day", "2019-09-02", "Launch 1 run")
     page.get_by_text(re.compile(r"^Launched run")).wait_for()
     page.get_by_role("link", name="View").first.click()
     page.wait_for_url(re.compile(r"/runs/[0-9a-f-]{36}"))

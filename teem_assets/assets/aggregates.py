@@ -185,7 +185,8 @@ def _retry_while_inputs_move(
         )
         raise dg.RetryRequested(max_retries=10, seconds_to_wait=15)
     context.log.error(
-        f"PostgreSQL's {', '.join(unexported)} differ from the migrated tables and no other run is writing: "
+        f"PostgreSQL's {', '.join(unexported)} differ from the migrated tables and no other run is writing: a "
+        "migrated partition materialized without its postgres/ export (materialize those exports), or rows "
         "changed behind the pipeline's back"
     )
 
