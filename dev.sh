@@ -93,11 +93,11 @@ case "$command" in
     # Far from UTC unless told otherwise: Spark pins its own clocks, never the process's (tests/test_timezones.py).
     export TZ=${TZ:-America/Los_Angeles}
     "$VENV/bin/ruff" check .
-    # Two workers, a module each at a time, the slowest modules first (tests/conftest.py): the suite is mostly
-    # process and JVM start-ups, and two at once on two cores ended it in 44 minutes instead of 60 (measured on
-    # one machine, .ci/run of 2026-12-02; how much two workers gain depends on the machine's cores).
+    # Three workers, a module each at a time, the slowest modules first (tests/conftest.py): the suite is mostly
+    # process and JVM start-ups and waits, and two workers on two cores still left a fifth of the CPU idle
+    # (measured on one machine, .ci/run of 2026-12-03; how many help depends on the machine's cores).
     # TEEM_TEST_WORKERS=0 runs it in this process.
-    exec "$VENV/bin/python" -m pytest -n "${TEEM_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"
+    exec "$VENV/bin/python" -m pytest -n "${TEEM_TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder "$@"
     ;;
   teem)
     ensure_java; ensure_jars; ensure_venv
@@ -107,7 +107,11 @@ case "$command" in
     ensure_java; ensure_jars; ensure_venv
     export DAGSTER_HOME=${DAGSTER_HOME:-$PWD/.teem/dagster}
     # the instance's settings: the pools that keep writers of one table apart (teem_assets/runner.py)
-    "$VENV/bin/python" -c 'import os, teem_assets.runner as r; r.ensure_instance_settings(os.environ["DAGSTER_HOME"])'
+    "$VENV/bin/python" -c 'import os, sys, teem_assets.runner as r
+try:
+    r.ensure_instance_settings(os.environ["DAGSTER_HOME"])
+except r.SettingError as error:
+    sys.exit(f"dev.sh: {error}")'
     exec "$VENV/bin/dagster" dev -w workspace.yaml "$@"
     ;;
   *)

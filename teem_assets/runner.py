@@ -8,9 +8,10 @@ import os
 from dataclasses import dataclass
 
 import dagster as dg
+import yaml
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from teem_assets.settings import load
+from teem_assets.settings import SettingError, load
 
 # Every pool holds one slot: two runs never write the same tables at once (the stages' pools,
 # teem_assets.assets.stage.WRITER_POOLS). The README's deployment dagster.yaml says the same.
@@ -37,20 +38,47 @@ RUN_MONITORING = """run_monitoring:
 INSTANCE_SETTINGS = "telemetry:\n  enabled: false\n" + POOLS + RUN_RETRIES + RUN_MONITORING
 
 
+class InstanceSettingsError(SettingError):
+    """DAGSTER_HOME/dagster.yaml holds settings the pipeline cannot run safely with; the message names the file."""
+
+
 def ensure_instance_settings(home: str) -> None:
     """Write DAGSTER_HOME/dagster.yaml when it is missing, or add the pools, run retries and run monitoring to one
-    written before them."""
+    written before them: the pools' limit of 1 goes into a `concurrency:` block already there (its run limits
+    kept); a different pool limit there is refused, naming the file and what to write."""
     os.makedirs(home, exist_ok=True)
     settings = os.path.join(home, "dagster.yaml")
     current = open(settings).read() if os.path.exists(settings) else ""
     if not current.strip():
-        missing = INSTANCE_SETTINGS
+        updated = INSTANCE_SETTINGS
     else:
-        blocks = {"concurrency:": POOLS, "run_retries:": RUN_RETRIES, "run_monitoring:": RUN_MONITORING}
+        updated = _with_pools(current, settings)
+        blocks = {"run_retries:": RUN_RETRIES, "run_monitoring:": RUN_MONITORING}
         missing = "".join(block for key, block in blocks.items() if key not in current)
-    if missing:
-        with open(settings, "a") as handle:
-            handle.write(missing if current.endswith("\n") or not current else "\n" + missing)
+        if missing:
+            updated += missing if updated.endswith("\n") else "\n" + missing
+    if updated != current:
+        with open(settings, "w") as handle:
+            handle.write(updated)
+
+
+def _with_pools(current: str, path: str) -> str:
+    concurrency = (yaml.safe_load(current) or {}).get("concurrency")
+    if concurrency is None:
+        return current + ("" if current.endswith("\n") else "\n") + POOLS
+    pools = concurrency.get("pools") if isinstance(concurrency, dict) else None
+    if pools is None:
+        lines = current.splitlines(keepends=True)
+        at = [i for i, line in enumerate(lines) if line.rstrip() == "concurrency:"]
+        if len(at) == 1:
+            lines.insert(at[0] + 1, "  pools:\n    default_limit: 1\n")
+            return "".join(lines)
+    elif isinstance(pools, dict) and pools.get("default_limit") == 1:
+        return current
+    raise InstanceSettingsError(
+        f"{path}: the writer pools need a limit of 1 (two runs must never write one table at once); write "
+        "`pools:` with `default_limit: 1` under its `concurrency:` block"
+    )
 
 
 def instance() -> dg.DagsterInstance:

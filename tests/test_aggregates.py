@@ -88,7 +88,8 @@ def test_an_update_three_batches_later_changes_its_day(tmp_path: Path, monkeypat
     day = dt.date(2019, 9, 2)  # a Monday: the sample's meetings are held on working days
     before = _day_minutes(tmp_path, day)
 
-    # batch D+3 carries one row only: an event of day D, one hour longer, updated on D+3
+    # batch D+3 carries one row only: an event of day D, one hour longer, updated on D+3, and its created_at
+    # corrected to D+2 (the row moves to another created_date partition of the migrated table)
     table = TABLES["fact_event_by_day"]
     column = {name: i for i, name in enumerate(table.column_names)}
     start, end = column["event_by_day_local_scheduled_start_time"], column["event_by_day_local_scheduled_end_time"]
@@ -102,6 +103,8 @@ def test_an_update_three_batches_later_changes_its_day(tmp_path: Path, monkeypat
     updated = candidates[0]
     updated[end] += dt.timedelta(hours=1)
     updated[column[table.updated_at]] = dt.datetime(2019, 9, 5, 12, 0, 0, 123456)
+    assert updated[column[table.created_at]].date() != dt.date(2019, 9, 4)
+    updated[column[table.created_at]] = dt.datetime(2019, 9, 4, 7, 30)
     replace_raw_batch(tmp_path, table, "2019-09-05", [updated])
 
     monkeypatch.setenv("TEEM_VOLUME_THRESHOLD", "0.000001")  # a batch of one row, on purpose
@@ -115,6 +118,11 @@ def test_an_update_three_batches_later_changes_its_day(tmp_path: Path, monkeypat
     assert hourly["every_value_recomputed"] is False
     assert day.isoformat() in hourly["recomputed"]
     assert _day_minutes(tmp_path, day) == before + 60
+    events = iceberg_rows(tmp_path, "migrated", table.name)
+    keys = events.column(table.primary_key[0]).to_pylist()
+    assert len(keys) == len(set(keys))  # one row per key: the moved one is not inserted twice
+    [moved] = [r for r in events.to_pylist() if r[table.primary_key[0]] == updated[column[table.primary_key[0]]]]
+    assert (moved[table.created_at], moved["created_date"]) == (dt.datetime(2019, 9, 4, 7, 30), dt.date(2019, 9, 4))
     assert hourly["dagster/row_count"] == iceberg_rows(tmp_path, "aggregates", AGG_HOURLY_SPACE.name).num_rows > 0
     exported = materializations(result)["postgres/agg_hourly_space"]
     connection = psycopg2.connect(postgres_url)
@@ -124,4 +132,6 @@ def test_an_update_three_batches_later_changes_its_day(tmp_path: Path, monkeypat
         assert cursor.fetchone()[0] == before + 60
         cursor.execute(f'SELECT count(*) FROM "{pg_schema}".agg_hourly_space')
         assert cursor.fetchone()[0] == exported["dagster/row_count"] == hourly["dagster/row_count"]
+        cursor.execute(f'SELECT count(*) FROM "{pg_schema}".fact_event_by_day')
+        assert cursor.fetchone()[0] == len(keys)
     connection.close()

@@ -1,15 +1,13 @@
-"""The asset graph run in process: layers, metadata, quarantine, and a range run against day-by-day runs."""
+"""The asset graph run in process: layers, metadata, quarantine. (A range run against single runs is in
+test_concurrent_runs.py, sharing its single runs.)"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import dagster as dg
-import psycopg2
 import pyarrow.parquet as pq
-from conftest import SAMPLE_DAYS
-from dagster_helpers import SMALL_SPEC, copy_raw, definitions, materializations, run_job, small_sample
-from tables import iceberg_rows, sorted_rows
+from dagster_helpers import SMALL_SPEC, definitions, materializations, run_job, small_sample
 
 from teem_assets import converted, layout
 from teem_assets.aggregates.outputs import AGGREGATES
@@ -59,31 +57,3 @@ def test_every_layer_for_a_range_with_a_corrupted_part(monkeypatch, tmp_path: Pa
     assert "dagster/column_schema" in events and "event_by_day_pk" in str(events["preview"])
     assert found["migrated/dim_date"]["dagster/row_count"] == found["parquet/dim_date"]["rows_written"]
     assert found["migrated/dim_date"]["dagster/row_count"] == len(list(snapshot_rows(SMALL_SPEC, "dim_date")))
-
-
-def test_a_14_day_range_run_equals_14_runs_in_reverse(
-    monkeypatch, tmp_path: Path, sample_root: Path, loaded, spark, postgres_url, pg_schema
-):
-    """What a single-run backfill of the 14-day sample does (`loaded`: one run, one Spark application) against 14
-    single runs, newest first."""
-    ranged, ranged_schema, _ = loaded
-    daily = copy_raw(sample_root, tmp_path / "daily")
-    daily_defs = definitions(monkeypatch, daily, postgres_url, pg_schema)
-    assert run_job(daily_defs, "snapshot_job").success
-    for day in reversed(SAMPLE_DAYS):
-        assert run_job(daily_defs, "batch_job", day).success
-    tables = [("migrated", "fact_event_by_day"), ("migrated", "fact_attendance")]
-    tables += [("aggregates", a) for a in AGGREGATES]
-    for database, name in tables:
-        a = sorted_rows(iceberg_rows(ranged, database, name))
-        b = sorted_rows(iceberg_rows(daily, database, name))
-        assert len(a) > 0 and a == b
-    connection = psycopg2.connect(postgres_url)
-    with connection, connection.cursor() as cursor:
-        for table in ("fact_event_by_day", "fact_attendance", *AGGREGATES):
-            counts = []
-            for schema in (ranged_schema, pg_schema):
-                cursor.execute(f'SELECT count(*), sum(hashtext(t::text)) FROM "{schema}"."{table}" t')
-                counts.append(cursor.fetchone())
-            assert counts[0] == counts[1] and counts[0][0] > 0
-    connection.close()

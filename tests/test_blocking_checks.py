@@ -17,6 +17,7 @@ from tables import iceberg, sorted_rows
 
 from teem_assets.aggregates.outputs import AGG_HOURLY_SPACE
 from teem_assets.aggregates.store import partition_rows
+from teem_assets.assets.aggregates import writers_of
 from teem_assets.data_root import DataRoot
 from teem_assets.postgres.aggregates import compare_with_reference
 from teem_assets.stages import aggregate as aggregate_stage
@@ -186,8 +187,10 @@ def test_an_export_emptied_behind_the_pipelines_back_fails_the_check_without_a_r
     exported = f'SELECT * FROM "{pg_schema}".agg_hourly_space ORDER BY 1, 2, 3, 4, 5, 6'
     exported_before = _sql(postgres_url, exported)
     _sql(postgres_url, f'DELETE FROM "{pg_schema}".dim_space')
+    instance = dg.DagsterInstance.ephemeral()
+    freshness = _created(instance, defs, "freshness_job")  # unfinished, but it writes no table: not waited for
 
-    result = run_job(defs, "batch_job", DAYS[1], raise_on_error=False)
+    result = run_job(defs, "batch_job", DAYS[1], instance=instance, raise_on_error=False)
     assert not result.success
     assert ("aggregates/agg_hourly_space", "matches_postgres_reference") in _failed_checks(result)
     retries = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
@@ -196,3 +199,29 @@ def test_an_export_emptied_behind_the_pipelines_back_fails_the_check_without_a_r
     assert failed.metadata["spark_rows"].value > 0  # the staged rows, not an empty set against an empty set
     assert _hourly(root) == (main_before, rows_before)
     assert _sql(postgres_url, exported) == exported_before
+    assert writers_of(instance, result.run_id, ["dim_space"]) == []
+    assert instance.get_run_by_id(freshness).status == dg.DagsterRunStatus.NOT_STARTED
+
+
+def _created(instance: dg.DagsterInstance, defs: dg.Definitions, job: str, day: str | None = None) -> str:
+    """A run of `job` created and not yet started, as a launcher leaves it: Dagster records what it plans."""
+    tags = {"dagster/partition": day} if day else {}
+    run = instance.create_run_for_job(defs.resolve_job_def(job), tags=tags, status=dg.DagsterRunStatus.NOT_STARTED)
+    return run.run_id
+
+
+def test_the_runs_an_aggregate_check_waits_for_are_the_unfinished_writers_of_the_tables_that_differ(
+    monkeypatch, tmp_path: Path, postgres_url, pg_schema
+):
+    defs = definitions(monkeypatch, tmp_path / "root", postgres_url, pg_schema)
+    instance = dg.DagsterInstance.ephemeral()
+    _created(instance, defs, "freshness_job")
+    snapshot = _created(instance, defs, "snapshot_job")
+    batch = _created(instance, defs, "batch_job", DAYS[0])
+    finished = _created(instance, defs, "batch_job", DAYS[1])
+    instance.report_run_canceled(instance.get_run_by_id(finished))  # ended: no longer waited for
+    assert writers_of(instance, "this run", ["dim_space"]) == [snapshot]
+    assert writers_of(instance, "this run", ["fact_attendance", "dim_date"]) == sorted(
+        [batch, snapshot], key=[r.run_id for r in instance.get_runs()].index
+    )
+    assert writers_of(instance, batch, ["fact_attendance"]) == []  # never the run that asks

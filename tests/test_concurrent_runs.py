@@ -1,7 +1,9 @@
 """Production is several runs at once on workers that remember nothing: batch runs started at the same moment
 in separate processes end in exactly the tables of the same runs one after another, and a run killed anywhere
 (converting, publishing, committing, loading PostgreSQL, replacing a dimension's rows) leaves every table readable as
-it was or as it will be, the re-run converging to the undisturbed result and removing what the kill left."""
+it was or as it will be, the re-run converging to the undisturbed result and removing what the kill left. And the
+order of the runs does not matter: a 14-day range run equals the days' single runs, half of them newest first.
+The single runs are made once, for both properties."""
 
 from __future__ import annotations
 
@@ -12,15 +14,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import psycopg2
 import pytest
-from dagster_helpers import definitions, run_job
+from conftest import SAMPLE_DAYS
+from dagster_helpers import copy_raw, definitions, run_job
 from pg_proxy import PostgresProxy
+from tables import iceberg_rows, sorted_rows
 from tables import pipeline_state as state
 
 from teem_assets import converted, layout
@@ -29,12 +33,9 @@ from teem_assets.catalogue import FACTS, TABLES
 from teem_assets.data_root import DataRoot
 from teem_assets.iceberg import ORPHAN_AGE, remove_orphan_files
 from teem_assets.runner import ensure_instance_settings
-from teem_assets.sample.generate import UnloadOptions, generate_sample
-from teem_assets.sample.spec import SampleSpec
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC = SampleSpec(start=dt.date(2019, 9, 1), days=7, seed=7)
-DAYS = [d.isoformat() for d in SPEC.batch_dates]
+DAYS = SAMPLE_DAYS[:7]  # the chain's; the rest of the sample's days are run newest first, after them
 
 
 def _drop(url: str, schema: str) -> None:
@@ -68,8 +69,8 @@ def _child(
     )
 
 
-def _started(monkeypatch, root: Path, url: str, schema: str, days: list[str]):
-    generate_sample(str(root), SPEC, UnloadOptions())
+def _started(monkeypatch, sample_root: Path, root: Path, url: str, schema: str, days: list[str]):
+    copy_raw(sample_root, root)
     defs = definitions(monkeypatch, root, url, schema)
     assert run_job(defs, "snapshot_job").success
     for day in days:
@@ -77,19 +78,30 @@ def _started(monkeypatch, root: Path, url: str, schema: str, days: list[str]):
     return defs
 
 
+@dataclass(frozen=True)
+class OneAfterAnother:
+    """The sample's batches as single runs: DAYS in order, the tables after each of them kept, then the other
+    days newest first."""
+
+    after: dict[str, dict]
+    root: Path
+    schema: str
+
+
 @pytest.fixture(scope="module")
-def baseline(tmp_path_factory, postgres_url, spark):
-    """The batches one after another, and the tables after each of them."""
+def one_after_another(sample_root, tmp_path_factory, postgres_url, spark) -> Iterator[OneAfterAnother]:
     schema = "t_concurrent_baseline"
     _drop(postgres_url, schema)
     root = tmp_path_factory.mktemp("baseline")
     after: dict[str, dict] = {}
     with pytest.MonkeyPatch.context() as patch:
-        defs = _started(patch, root, postgres_url, schema, [])
+        defs = _started(patch, sample_root, root, postgres_url, schema, [])
         for day in DAYS:
             assert run_job(defs, "batch_job", day).success
             after[day] = state(root, postgres_url, schema)
-    yield after
+        for day in reversed(SAMPLE_DAYS[len(DAYS) :]):
+            assert run_job(defs, "batch_job", day).success
+    yield OneAfterAnother(after, root, schema)
     _drop(postgres_url, schema)
 
 
@@ -271,7 +283,7 @@ def _made_again(rerun: Rerun, point: KillPoint, defs, root: Path, url: str, sche
 @pytest.mark.slow
 @pytest.mark.timeout(3000)  # seven runs killed, ten made again, after the baseline's
 def test_runs_killed_anywhere_and_made_again_at_once_end_in_the_runs_one_after_another(
-    baseline, tmp_path, monkeypatch, postgres_url, pg_schema, spark
+    one_after_another, sample_root, tmp_path, monkeypatch, postgres_url, pg_schema, spark
 ):
     """One chain over the snapshot and seven batches. Each point is killed in turn (SIGKILL to the run's process
     group): every table (migrated, aggregates, PostgreSQL) then reads whole, as before the run or as after it.
@@ -279,8 +291,9 @@ def test_runs_killed_anywhere_and_made_again_at_once_end_in_the_runs_one_after_a
     together, staggered in one instance, whose pools make the second wait, and staggered in two instances, with
     no pool between them: the writers' own guards hold). Every run succeeds, every table then equals the runs
     one after another, and nothing the killed run left remains."""
+    baseline = one_after_another.after
     root = tmp_path / "root"
-    defs = _started(monkeypatch, root, postgres_url, pg_schema, DAYS[:1])
+    defs = _started(monkeypatch, sample_root, root, postgres_url, pg_schema, DAYS[:1])
     for home in (tmp_path / "dagster", tmp_path / "dagster-other"):
         ensure_instance_settings(str(home))  # created once, as a deployment's instance is, before the runs
         dg.DagsterInstance.from_config(str(home)).dispose()
@@ -316,3 +329,25 @@ def test_runs_killed_anywhere_and_made_again_at_once_end_in_the_runs_one_after_a
     removed = [f for i in identifiers for f in remove_orphan_files(spark, i, older_than)]
     assert any("/migrated/" in f for f in removed) and any("/aggregates/" in f for f in removed), removed
     assert state(root, postgres_url, pg_schema) == baseline[DAYS[-1]]
+
+
+def test_a_14_day_range_run_equals_single_runs_in_any_order(one_after_another, loaded, postgres_url):
+    """What a single-run backfill of the 14-day sample does (`loaded`: one run, one Spark application) against
+    its 14 single runs, the first seven in order and the last seven newest first."""
+    ranged, ranged_schema, _ = loaded
+    daily, daily_schema = one_after_another.root, one_after_another.schema
+    tables = [("migrated", "fact_event_by_day"), ("migrated", "fact_attendance")]
+    tables += [("aggregates", a) for a in AGGREGATES]
+    for database, name in tables:
+        a = sorted_rows(iceberg_rows(ranged, database, name))
+        b = sorted_rows(iceberg_rows(daily, database, name))
+        assert len(a) > 0 and a == b, name
+    connection = psycopg2.connect(postgres_url)
+    with connection, connection.cursor() as cursor:
+        for table in ("fact_event_by_day", "fact_attendance", *AGGREGATES):
+            counts = []
+            for schema in (ranged_schema, daily_schema):
+                cursor.execute(f'SELECT count(*), sum(hashtext(t::text)) FROM "{schema}"."{table}" t')
+                counts.append(cursor.fetchone())
+            assert counts[0] == counts[1] and counts[0][0] > 0, table
+    connection.close()

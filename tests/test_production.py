@@ -127,50 +127,44 @@ def test_unloads_dropped_into_s3_reach_postgres_and_a_backfill_is_one_run(
             assert cursor.fetchone()[0] > 0
         connection.close()
 
-        # the second day arrives with the sensor stopped: the backfill, not the sensor, runs it
+        # the second day arrives with the sensor stopped: the backfill, not the sensor, runs it. Its first run's
+        # worker (and the JVM it started) is SIGKILLed while it holds a pool, as a lost host ends it: the backfill
+        # launched again from GraphQL still succeeds, as one run for both days. The code server that started the
+        # worker marks the run failed when it sees its process die, but its slots would stay held for run
+        # monitoring's free_slots_after_run_end_seconds (300 s); dead_run_sensor, or the next run before it
+        # waits, frees them.
         assert graphql(STOP_SENSOR, id=sensor_ids["batch_unload_sensor"])["stopSensor"]["__typename"] != "PythonError"
         for table in FACTS:
             _upload(s3, local, f"csv/{table.name}/incremental/{DAYS[1]}")
         keys = [{"path": ["parquet", t.name]} for t in FACTS] + [{"path": ["migrated", t.name]} for t in FACTS]
         keys += [{"path": ["postgres", t.name]} for t in FACTS]
         keys += [{"path": [layer, name]} for name in AGGREGATES for layer in ("aggregates", "postgres")]
-        launched = graphql(BACKFILL, params={"assetSelection": keys, "partitionNames": DAYS})["launchPartitionBackfill"]
-        assert launched["__typename"] == "LaunchBackfillSuccess", launched
-        tag = {"key": "dagster/backfill", "value": launched["backfillId"]}
+        instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+
+        def launch(days: list[str]) -> dict:
+            found = graphql(BACKFILL, params={"assetSelection": keys, "partitionNames": days})
+            assert found["launchPartitionBackfill"]["__typename"] == "LaunchBackfillSuccess", found
+            return {"key": "dagster/backfill", "value": found["launchPartitionBackfill"]["backfillId"]}
 
         def backfill_done(tag: dict) -> list[dict] | None:
             found = runs(tag=tag)
             return found if found and all(r["status"] in ("SUCCESS", "FAILURE") for r in found) else None
 
-        backfill_runs = wait_for(lambda: backfill_done(tag), 400, "the backfill", interval=3)
-        assert [r["status"] for r in backfill_runs] == ["SUCCESS"]  # two days, one run
-        tags = {t["key"]: t["value"] for t in backfill_runs[0]["tags"]}
-        assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == tuple(DAYS)
-
-        # a run's worker (and the JVM it started) SIGKILLed while it holds a pool, as a lost host ends it: the
-        # next run launched from GraphQL still succeeds. The code server that started the worker marks the run
-        # failed when it sees its process die, but its slots would stay held for run monitoring's
-        # free_slots_after_run_end_seconds (300 s); dead_run_sensor, or the next run before it waits, frees them.
-        instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
-
-        def launch(day: str) -> dict:
-            found = graphql(BACKFILL, params={"assetSelection": keys, "partitionNames": [day]})
-            assert found["launchPartitionBackfill"]["__typename"] == "LaunchBackfillSuccess", found
-            return {"key": "dagster/backfill", "value": found["launchPartitionBackfill"]["backfillId"]}
-
         def holding_a_pool(tag: dict) -> dict | None:
             found = [r for r in runs(tag=tag) if r["status"] == "STARTED"]
             return found[0] if found and pools_held(instance, found[0]["runId"]) else None
 
-        first_tag = launch(DAYS[1])
+        first_tag = launch(DAYS)
         doomed = wait_for(lambda: holding_a_pool(first_tag), 400, "the run to hold a pool", interval=0.2)
         worker = int({t["key"]: t["value"] for t in doomed["tags"]}[PID_TAG])
         for pid in _descendants(worker):
             with contextlib.suppress(ProcessLookupError):  # a short-lived child (a `ps`, a probe) ended first
                 os.kill(pid, signal.SIGKILL)
-        next_tag = launch(DAYS[1])
-        after = wait_for(lambda: backfill_done(next_tag), 600, "the run after the killed one", interval=3)
-        assert [r["status"] for r in after] == ["SUCCESS"]
+        next_tag = launch(DAYS)
+        after = wait_for(lambda: backfill_done(next_tag), 600, "the backfill after the killed one", interval=3)
+        assert [r["status"] for r in after] == ["SUCCESS"]  # two days, one run
+        tags = {t["key"]: t["value"] for t in after[0]["tags"]}
+        assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == tuple(DAYS)
         assert instance.get_run_by_id(doomed["runId"]).status == dg.DagsterRunStatus.FAILURE
         assert doomed["runId"] not in instance.event_log_storage.get_concurrency_run_ids()
         gone = f"its worker, process {worker} on {socket.gethostname()}, no longer exists"

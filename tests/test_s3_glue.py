@@ -1,6 +1,9 @@
-"""The pipeline with its data root on S3 and its tables in AWS Glue (moto's server on loopback): every stage
-run as a worker with an empty TEEM_HOME equals the local-folder run value by value; Glue holds the tables
-Athena reads; pyiceberg reads the same rows as Spark."""
+"""Production's shape in one run: the data root on S3 and the tables in AWS Glue (moto's server on loopback),
+every stage a worker with an empty TEEM_HOME that sends its Spark work to a standalone cluster (a master and a
+worker whose clock is in Los Angeles), and S3 and Glue throttling as AWS does under load (one request in five
+answered SlowDown or ThrottlingException). Every client retries, and the tables equal the local-folder run value
+by value; Glue holds the tables Athena reads; pyiceberg reads the same rows as Spark. Also: a stage under
+spark-submit reports through Pipes messages on S3, as it does from EMR."""
 
 from __future__ import annotations
 
@@ -10,15 +13,24 @@ import sys
 from pathlib import Path
 
 import boto3
+import dagster as dg
 import psycopg2
 import pytest
 from conftest import SAMPLE_DAYS
+from servers import spark_standalone_cluster
 from tables import iceberg, iceberg_rows, sorted_rows
+from throttling_proxy import ThrottlingProxy
 
+from resources.spark import SparkResource
+from resources.storage import StorageResource
+from resources.thresholds import CheckThresholds
 from teem_assets.aggregates.outputs import AGGREGATES
+from teem_assets.assets.conventions import Placement
+from teem_assets.assets.parquet import parquet_assets
 from teem_assets.catalogue import TABLES
 from teem_assets.iceberg import CatalogSettings, use_catalog
 from teem_assets.migration import CREATED_DATE
+from teem_assets.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 S3_ROOT = "s3://teem/root"
@@ -38,6 +50,13 @@ STAGES = [
     ("key:aggregates/*", [FIRST, LAST]),
     ("key:postgres/agg_hourly_space or key:postgres/week_people_count", [FIRST, LAST]),
 ]
+# The Spark applications: a conversion and a migration each of the dimensions and the facts, the aggregates.
+SPARK_STAGES = 5
+# The run's S3 and Glue clients, by User-Agent: pyarrow, boto3, Iceberg's Glue catalog (AWS SDK v2) and S3FileIO,
+# Spark's S3A.
+CLIENTS = ("aws-sdk-cpp", "Boto3", "aws-sdk-java/2", "s3fileio", "Hadoop S3A")
+# The snapshot conversion as the code location makes it, its metadata from the default settings.
+parquet_snapshots = parquet_assets(Placement.of(Settings()))[0]
 
 
 def glue_type(sql_type: str) -> str:
@@ -78,23 +97,41 @@ def _postgres_rows(url: str, schema: str, name: str, columns: list[str]) -> list
 
 
 @pytest.mark.slow
-def test_every_stage_on_s3_with_glue_on_fresh_workers_equals_the_local_run(
+@pytest.mark.timeout(1800)
+def test_every_stage_on_fresh_workers_on_a_cluster_throttled_by_s3_and_glue_equals_the_local_run(
     loaded, sample_root, s3, s3_endpoint, postgres_url, pg_schema, tmp_path, spark
 ):
     local_root, local_schema, _ = loaded
     _upload(s3, sample_root)
+    proxy = ThrottlingProxy(s3_endpoint, every=5)
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
-        "TEEM_ROOT": S3_ROOT,
-        "DAGSTER_HOME": str(tmp_path / "dagster"),
-        "TEEM_POSTGRES_URL": postgres_url,
-        "TEEM_PG_SCHEMA": pg_schema,
+        "AWS_ENDPOINT_URL": proxy.url,
     }
-    for number, (selection, dates) in enumerate(STAGES):
-        _stage(selection, dates, env, tmp_path / f"worker-{number}")
-    # the dimension exports again, alone, on yet another fresh worker and into a schema of their own
-    _stage("key:postgres/dim_*", [], {**env, "TEEM_PG_SCHEMA": pg_schema + "_again"}, tmp_path / "worker-again")
+    try:
+        with spark_standalone_cluster(str(tmp_path), env, worker_tz="America/Los_Angeles") as master:
+            env = {
+                **env,
+                "TEEM_SPARK": master,
+                "TEEM_ROOT": S3_ROOT,
+                "DAGSTER_HOME": str(tmp_path / "dagster"),
+                "TEEM_POSTGRES_URL": postgres_url,
+                "TEEM_PG_SCHEMA": pg_schema,
+            }
+            for number, (selection, dates) in enumerate(STAGES):
+                _stage(selection, dates, env, tmp_path / f"worker-{number}")
+            # the dimension exports again, alone, on yet another fresh worker and into a schema of their own
+            again = {**env, "TEEM_PG_SCHEMA": pg_schema + "_again"}
+            _stage("key:postgres/dim_*", [], again, tmp_path / "worker-again")
+    finally:
+        proxy.close()
+    assert proxy.throttled["s3"] > 20 and proxy.throttled["glue"] > 5, proxy.throttled
+    # each of them met throttling (the first of each of its kinds of request, at least) and retried
+    assert set(proxy.clients) >= set(CLIENTS), proxy.clients
+    # every Spark stage ran as an application of the cluster, its executors on the Los Angeles worker
+    applications = sorted(p.name for p in (tmp_path / "work").iterdir())
+    assert len(applications) == SPARK_STAGES, applications
 
     for name, table in TABLES.items():
         columns = list(table.column_names)
@@ -133,3 +170,37 @@ def test_every_stage_on_s3_with_glue_on_fresh_workers_equals_the_local_run(
     assert sorted((tuple(r) for r in events), key=repr) == sorted_rows(
         iceberg_rows(S3_ROOT, "migrated", "fact_event_by_day", s3_endpoint)
     )
+
+
+def _snapshots(resources: dict) -> dict[str, dict[str, object]]:
+    result = dg.materialize(
+        [parquet_snapshots], resources={**resources, "thresholds": CheckThresholds()}, raise_on_error=False
+    )
+    assert result.success
+    found = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        found[materialization.asset_key.to_user_string()] = {k: v.value for k, v in materialization.metadata.items()}
+    for evaluation in result.get_asset_check_evaluations():
+        found[f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"] = {"passed": evaluation.passed}
+    return found
+
+
+@pytest.mark.slow
+def test_a_stage_under_spark_submit_reports_through_pipes_messages_on_s3(sample_root, s3, s3_endpoint, tmp_path):
+    _upload(s3, sample_root)
+    on_s3 = StorageResource(root=S3_ROOT, aws_endpoint_url=s3_endpoint, aws_region="us-east-1")
+    submitted = _snapshots({"spark": SparkResource(where="local[2]", messages_bucket="teem"), "storage": on_s3})
+    messages = [o["Key"] for o in s3.list_objects_v2(Bucket="teem").get("Contents", []) if o["Key"].endswith(".json")]
+    assert any(not key.startswith("root/") for key in messages)  # the driver's chunks of Pipes messages
+    folder = StorageResource(root=str(sample_root))
+    in_process = _snapshots({"spark": SparkResource(), "storage": folder})
+    assert set(submitted) == set(in_process) and len(submitted) == 8  # 4 tables, 4 shrink checks
+    for key, values in in_process.items():
+        for name in ("dagster/row_count", "rows_read", "rows_quarantined", "files", "bytes", "passed"):
+            if name in values:
+                assert submitted[key][name] == values[name], (key, name)
+        if "dagster/row_count" in values:
+            assert values["dagster/row_count"] > 0
+            assert submitted[key]["preview"] == values["preview"]
+            assert submitted[key]["path"].startswith(S3_ROOT)

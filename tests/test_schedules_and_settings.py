@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -85,20 +88,36 @@ def test_an_unconfigured_channel_is_skipped_and_named() -> None:
 def test_an_older_dagster_yaml_gets_what_it_lacks_and_keeps_its_own(tmp_path: Path) -> None:
     home = tmp_path / "dagster"
     home.mkdir()
-    older = "telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 3\n"
+    older = "telemetry:\n  enabled: false\nconcurrency:\n  runs:\n    max_concurrent_runs: 4  # ours\n"
     (home / "dagster.yaml").write_text(older)
     ensure_instance_settings(str(home))
     written = (home / "dagster.yaml").read_text()
-    assert written.startswith(older)  # the user's own pool limit stays
+    assert "max_concurrent_runs: 4  # ours" in written  # the user's own run limit, and its comment, stay
     assert written.count("concurrency:") == 1 and "run_retries:" in written and "run_monitoring:" in written
     ensure_instance_settings(str(home))
     assert (home / "dagster.yaml").read_text() == written  # once only
     instance = dg.DagsterInstance.from_config(str(home))
     try:
         assert instance.run_monitoring_enabled and instance.run_retries_max_retries == 2
-        assert instance.get_concurrency_config().pool_config.default_pool_limit == 3
+        config = instance.get_concurrency_config()
+        assert config.pool_config.default_pool_limit == 1  # merged into the block that was there
+        assert config.run_queue_config.max_concurrent_runs == 4
     finally:
         instance.dispose()
+
+
+def test_a_dagster_yaml_whose_pools_allow_two_writers_is_refused_naming_it(tmp_path: Path) -> None:
+    home = tmp_path / "dagster"
+    home.mkdir()
+    older = "concurrency:\n  pools:\n    default_limit: 3\n"
+    (home / "dagster.yaml").write_text(older)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "TEEM_HOME": str(tmp_path / "teem")}
+    result = subprocess.run(
+        [sys.executable, "-m", "teem_assets.cli", "runs"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert str(home / "dagster.yaml") in result.stderr and "default_limit: 1" in result.stderr
+    assert (home / "dagster.yaml").read_text() == older  # left as the user wrote it
 
 
 EMR_SETTINGS = {

@@ -177,29 +177,41 @@ def _retry_while_inputs_move(
     ]
     if not unexported:
         return
-    writers = _unfinished_runs(context)
+    writers = writers_of(context.instance, context.run.run_id, unexported)
     if writers:
         context.log.warning(
             f"PostgreSQL's {', '.join(unexported)} differ from the migrated tables while run(s) "
-            f"{', '.join(writers)} are unfinished: running again once they have exported"
+            f"{', '.join(writers)}, which write them, are unfinished: running again once they have exported"
         )
         raise dg.RetryRequested(max_retries=10, seconds_to_wait=15)
     context.log.error(
-        f"PostgreSQL's {', '.join(unexported)} differ from the migrated tables and no other run is writing: a "
-        "migrated partition materialized without its postgres/ export (materialize those exports), or rows "
+        f"PostgreSQL's {', '.join(unexported)} differ from the migrated tables and no other run is writing them: "
+        "a migrated partition materialized without its postgres/ export (materialize those exports), or rows "
         "changed behind the pipeline's back"
     )
 
 
-def _unfinished_runs(context: dg.AssetExecutionContext) -> list[str]:
-    unfinished = [
-        dg.DagsterRunStatus.QUEUED,
-        dg.DagsterRunStatus.NOT_STARTED,
-        dg.DagsterRunStatus.STARTING,
-        dg.DagsterRunStatus.STARTED,
-    ]
-    runs = context.instance.get_runs(filters=dg.RunsFilter(statuses=unfinished), limit=50)
-    return [run.run_id for run in runs if run.run_id != context.run.run_id]
+UNFINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def writers_of(instance: dg.DagsterInstance, this_run: str, tables: list[str]) -> list[str]:
+    """The unfinished runs but `this_run` that plan to write the migrated tables `tables` or their exports (Dagster
+    records a run's planned materializations when it creates the run, queued or not): a freshness run or an
+    aggregate-only run is not waited for."""
+    keys = {key(TABLES[name]) for name in tables for key in (migrated_key, postgres_key)}
+    writers = []
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED), limit=50):
+        if run.run_id == this_run:
+            continue
+        planned = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+        if any(entry.dagster_event and entry.dagster_event.asset_key in keys for entry in planned):
+            writers.append(run.run_id)
+    return writers
 
 
 def _export_spec(placement: Placement, aggregate: Aggregate) -> dg.AssetSpec:
