@@ -93,11 +93,12 @@ case "$command" in
     # Far from UTC unless told otherwise: Spark pins its own clocks, never the process's (tests/test_timezones.py).
     export TZ=${TZ:-America/Los_Angeles}
     "$VENV/bin/ruff" check .
-    # Three workers, a module each at a time, the slowest modules first (tests/conftest.py): the suite is mostly
-    # process and JVM start-ups and waits, and two workers on two cores still left a fifth of the CPU idle
-    # (measured on one machine, .ci/run of 2026-12-03; how many help depends on the machine's cores).
+    # Two workers, a module each at a time, the slowest modules first (tests/conftest.py): the suite is mostly
+    # process and JVM start-ups, and two at once on two cores ended it in 44 minutes instead of 60. Three were no
+    # faster: the CPU was then busy all the time and every module took half as long again (.ci/run of
+    # 2026-12-03: 3,432 s against 3,305 s with two). How many help depends on the machine's cores.
     # TEEM_TEST_WORKERS=0 runs it in this process.
-    exec "$VENV/bin/python" -m pytest -n "${TEEM_TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder "$@"
+    exec "$VENV/bin/python" -m pytest -n "${TEEM_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"
     ;;
   teem)
     ensure_java; ensure_jars; ensure_venv

@@ -15,8 +15,8 @@ class StorageResource(dg.ConfigurableResource):
     """`root` is a folder or `s3://bucket/prefix`; an S3 root's tables are registered in AWS Glue."""
 
     root: str
-    migrated_database: str = "migrated"
-    aggregates_database: str = "aggregates"
+    migrated_database: str | None = None  # None: the root's own (`teem_assets.iceberg.default_databases`)
+    aggregates_database: str | None = None
     aws_endpoint_url: str | None = None
     aws_region: str | None = None
     snapshot_retention_days: float = 7.0

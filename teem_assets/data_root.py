@@ -14,7 +14,15 @@ from pyiceberg.catalog import Catalog
 from pyspark.sql import SparkSession
 
 from teem_assets import converted, layout
-from teem_assets.iceberg import CatalogSettings, expire_snapshots, python_catalog, sweep_orphans_when_due, use_catalog
+from teem_assets.iceberg import (
+    CatalogSettings,
+    expire_snapshots,
+    python_catalog,
+    refuse_foreign,
+    sweep_orphans_when_due,
+    use_catalog,
+)
+from teem_assets.layout import default_databases
 
 
 class MissingTable(Exception):
@@ -26,8 +34,8 @@ class DataRoot:
     """`root` is a folder or `s3://bucket/prefix`; an S3 root's tables are registered in AWS Glue."""
 
     root: str
-    migrated_database: str = "migrated"
-    aggregates_database: str = "aggregates"
+    migrated_database: str | None = None  # None: the root's own (iceberg.default_databases)
+    aggregates_database: str | None = None
     aws_endpoint_url: str | None = None
     aws_region: str | None = None
     # How long a table's old snapshots (and the files only they hold) are kept; the aggregates' changelog
@@ -40,6 +48,11 @@ class DataRoot:
 
     _catalog: Catalog | None = field(default=None, init=False, repr=False, compare=False)
     _registered_in: SparkSession | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        migrated, aggregates = default_databases(self.root)
+        self.migrated_database = self.migrated_database or migrated
+        self.aggregates_database = self.aggregates_database or aggregates
 
     def settings(self) -> dict[str, Any]:
         """What a stage on another machine needs to open the same root (no credentials: AWS's default chain)."""
@@ -108,16 +121,18 @@ class DataRoot:
         return self._catalog
 
     def iceberg_table(self, database: str, name: str):  # noqa: ANN201 - pyiceberg's Table
-        """A table through pyiceberg, or MissingTable naming it."""
+        """A table through pyiceberg, or MissingTable naming it; ForeignLocation for one outside the root."""
         from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 
         try:
-            return self.python_catalog().load_table((database, name))
+            table = self.python_catalog().load_table((database, name))
         except (NoSuchTableError, NoSuchNamespaceError):
             raise MissingTable(
                 f"the Iceberg table {database}.{name} does not exist in the catalog of {self.root}: materialize "
                 f"{'migrated' if database == self.migrated_database else 'aggregates'}/{name} first"
             ) from None
+        refuse_foreign(f"the table {database}.{name}", table.location(), self.catalog_settings.warehouse)
+        return table
 
     @property
     def staged_retention(self) -> dt.timedelta:

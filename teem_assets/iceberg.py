@@ -18,6 +18,8 @@ from pyiceberg.catalog import Catalog
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
+from teem_assets.layout import default_databases
+
 Result = TypeVar("Result")
 
 TABLE_PROPERTIES = {
@@ -42,13 +44,19 @@ _CONFLICTS = (
 
 @dataclass(frozen=True)
 class CatalogSettings:
-    """Where a root's tables are registered, and how to reach AWS when the root is on S3."""
+    """Where a root's tables are registered (databases None: `default_databases`), and how to reach AWS when
+    the root is on S3."""
 
     root: str
-    migrated_database: str = "migrated"
-    aggregates_database: str = "aggregates"
+    migrated_database: str | None = None
+    aggregates_database: str | None = None
     aws_endpoint_url: str | None = None
     aws_region: str | None = None
+
+    def __post_init__(self) -> None:
+        migrated, aggregates = default_databases(self.root)
+        object.__setattr__(self, "migrated_database", self.migrated_database or migrated)
+        object.__setattr__(self, "aggregates_database", self.aggregates_database or aggregates)
 
     @property
     def on_s3(self) -> bool:
@@ -159,13 +167,47 @@ def use_catalog(spark: SparkSession, settings: CatalogSettings) -> str:
         for key, value in s3a_conf(settings.aws_endpoint_url).items():
             hadoop.set(key, value)
     for namespace in (settings.migrated_database, settings.aggregates_database):
-        retry_conflicts(lambda name=namespace: _create_namespace(spark, f"{settings.spark_name}.{name}"))
+        name = f"{settings.spark_name}.{namespace}"
+        location = f"{settings.warehouse}/{namespace}"
+        retry_conflicts(lambda name=name, location=location: _create_namespace(spark, name, location))
+        described = spark.sql(f"DESCRIBE NAMESPACE EXTENDED {name}").collect()
+        location = next((row[1] for row in described if row[0] == "Location"), None)
+        refuse_foreign(f"the database {namespace}", location, settings.warehouse)
     return settings.spark_name
 
 
-def _create_namespace(spark: SparkSession, name: str) -> None:
+class ForeignLocation(Exception):
+    """A database or table of the root's catalog that lives outside the root's warehouse."""
+
+
+def _place(location: str) -> tuple[str, str]:
+    """(file system, path) of a location, whatever its spelling: s3, s3a -> s3; file:/, file:///, a path -> file."""
+    scheme, _, rest = location.partition("://") if "://" in location else ("", "", location)
+    if not scheme and location.startswith("file:"):
+        scheme, rest = "file", location[len("file:") :]
+    kind = "s3" if scheme in ("s3", "s3a", "s3n") else scheme or "file"
+    return kind, rest.strip("/")
+
+
+def refuse_foreign(what: str, location: str | None, warehouse: str) -> None:
+    """ForeignLocation unless `location` (None or empty: not set) is under `warehouse`: a root writes, and its
+    upkeep deletes, only below its own warehouse."""
+    if not location:
+        return
+    (kind, path), (home_kind, home) = _place(location), _place(warehouse)
+    if kind != home_kind or not (path == home or path.startswith(home + "/")):
+        raise ForeignLocation(
+            f"{what} is located at {location}, outside this root's warehouse {warehouse}: nothing is written "
+            "there (another deployment's, or made by hand); give this root databases of its own "
+            "(TEEM_MIGRATED_DATABASE, TEEM_AGGREGATES_DATABASE)"
+        )
+
+
+def _create_namespace(spark: SparkSession, name: str, location: str) -> None:
+    """The database, its tables under `location` (Glue's default would add `.db`; the asset metadata names
+    `<warehouse>/<database>/<table>`)."""
     try:
-        spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {name}")
+        spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {name} LOCATION '{location}'")
     except Exception as error:
         if "AlreadyExists" not in str(error):  # another run created it a moment ago
             raise
@@ -194,7 +236,8 @@ def column_ddl(schema: T.StructType) -> str:
 
 def create_table(spark: SparkSession, identifier: str, schema: T.StructType, partition_column: str) -> None:
     """Create the table unless it exists: Snappy Parquet, INT64 timestamps, identity-partitioned. Its creation
-    counts as its first orphan sweep: the first real one comes an interval later, as after any sweep."""
+    counts as its first orphan sweep: the first real one comes an interval later, as after any sweep. A table
+    that exists outside the catalog's warehouse is refused (ForeignLocation), before anything is written."""
     created = {ORPHANS_SWEPT_AT: dt.datetime.now(dt.UTC).isoformat()}
     properties = ", ".join(f"'{k}'='{v}'" for k, v in (TABLE_PROPERTIES | created).items())
     statement = (
@@ -210,6 +253,10 @@ def create_table(spark: SparkSession, identifier: str, schema: T.StructType, par
                 raise
 
     retry_conflicts(create)
+    catalog = identifier.split(".", 1)[0]
+    described = spark.sql(f"DESCRIBE TABLE EXTENDED {identifier}").collect()
+    location = next((row[1] for row in described if row[0] == "Location"), None)
+    refuse_foreign(f"the table {identifier}", location, spark.conf.get(f"spark.sql.catalog.{catalog}.warehouse"))
 
 
 def table_exists(spark: SparkSession, identifier: str) -> bool:

@@ -5,6 +5,7 @@ through the catalog (`teem_assets.iceberg`), not by path."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 
 def _join(root: str, *parts: str) -> str:
@@ -40,5 +41,15 @@ def quarantine(root: str, table: str, batch: dt.date | str) -> str:
 
 
 def iceberg_table(root: str, database: str, name: str) -> str:
-    """The location the catalog gives a table it creates: its default, under the root's warehouse."""
+    """The location the catalog gives a table it creates: under its database's, `<root>/warehouse/<database>`."""
     return _join(root, "warehouse", database, name)
+
+
+def default_databases(root: str) -> tuple[str, str]:
+    """A root's catalog databases, migrated and aggregates: `migrated` and `aggregates` in a folder root's own
+    catalog; in AWS Glue, which the roots of an account share, names derived from the root
+    (`s3://teem-prod/edw` -> `teem_prod_edw_migrated`), so that two roots never write each other's tables."""
+    if not root.startswith("s3://"):
+        return "migrated", "aggregates"
+    slug = re.sub(r"[^a-z0-9]+", "_", root[len("s3://") :].lower()).strip("_")
+    return f"{slug}_migrated", f"{slug}_aggregates"

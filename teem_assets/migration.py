@@ -123,14 +123,14 @@ def _quoted(name: str) -> str:
     return f"`{name}`"
 
 
-def merge_statement(table: Table, identifier: str, source: str, created_dates: list[str]) -> str:
+def merge_statement(table: Table, identifier: str, source: str) -> str:
     """MERGE INTO the table from `source` (one row per key, with its hash): a key's row is replaced by a newer
     one, or by an equally new one with a larger hash, and moves to the newer one's created date; new keys are
-    inserted. Only `created_dates` are read (the ON clause prunes the rest): the batch's own, and those where
-    its keys are found."""
+    inserted. A key is matched in whichever `created_date` partition it is (a corrected `created_at` moves its
+    row, never copies it): Iceberg first finds the data files that hold the batch's keys (their key columns
+    only, files pruned by their key ranges) and rewrites only those."""
     columns = [*table.column_names, CREATED_DATE]
     on = " AND ".join(f"t.{_quoted(k)} = s.{_quoted(k)}" for k in table.primary_key)
-    dates = ", ".join(f"DATE'{d}'" for d in created_dates)
     updated = _quoted(table.updated_at)
     target_hash = f"xxhash64({', '.join(f't.{_quoted(c)}' for c in table.column_names)})"
     newer = f"s.{updated} > t.{updated} OR (s.{updated} = t.{updated} AND s.{_HASH} > {target_hash})"
@@ -138,27 +138,13 @@ def merge_statement(table: Table, identifier: str, source: str, created_dates: l
     names = ", ".join(_quoted(c) for c in columns)
     values = ", ".join(f"s.{_quoted(c)}" for c in columns)
     return (
-        f"MERGE INTO {identifier} t USING {source} s ON {on} AND t.{CREATED_DATE} IN ({dates}) "
+        f"MERGE INTO {identifier} t USING {source} s ON {on} "
         f"WHEN MATCHED AND ({newer}) THEN UPDATE SET {assignments} "
         f"WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
     )
 
 
 _HASH = "_teem_row_hash"
-
-
-def _other_dates_of_keys(
-    spark: SparkSession, table: Table, identifier: str, source: str, survey: _Incoming
-) -> list[str]:
-    """The created dates outside the batch's own where the table holds one of the batch's keys: a row whose
-    `created_at` changed since is matched there, and moved (one row per key). Reads the key columns only."""
-    keys = " AND ".join(f"t.{_quoted(k)} = s.{_quoted(k)}" for k in table.primary_key)
-    own = ", ".join(f"DATE'{d}'" for d in survey.created_dates)
-    found = spark.sql(
-        f"SELECT DISTINCT t.{CREATED_DATE} FROM {identifier} t LEFT SEMI JOIN {source} s ON {keys} "
-        f"WHERE t.{CREATED_DATE} NOT IN ({own})"
-    ).collect()
-    return [str(row[0]) for row in found]
 
 
 def _count_in(spark: SparkSession, identifier: str, created_dates: list[str]) -> int:
@@ -189,8 +175,7 @@ def migrate_batches(
     def merge() -> int:
         before = total_records(spark, identifier)
         if survey.created_dates:
-            dates = sorted({*survey.created_dates, *_other_dates_of_keys(spark, table, identifier, source, survey)})
-            spark.sql(merge_statement(table, identifier, source, dates))
+            spark.sql(merge_statement(table, identifier, source))
         return before
 
     try:

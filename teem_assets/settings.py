@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from teem_assets.layout import default_databases
 from teem_assets.postgres_urls import server_of
 
 ENVIRONMENTS = ("local", "aws")
@@ -148,8 +149,8 @@ class Settings:
     spark: str | None = None  # TEEM_SPARK
     spark_messages_bucket: str | None = None  # TEEM_SPARK_MESSAGES_BUCKET
     first_batch_date: str = "2019-09-01"  # TEEM_FIRST_BATCH_DATE
-    migrated_database: str = "migrated"  # TEEM_MIGRATED_DATABASE
-    aggregates_database: str = "aggregates"  # TEEM_AGGREGATES_DATABASE
+    migrated_database: str = ""  # TEEM_MIGRATED_DATABASE; empty: the root's own (iceberg.default_databases)
+    aggregates_database: str = ""  # TEEM_AGGREGATES_DATABASE; likewise
     postgres_schema: str = "teem"  # TEEM_PG_SCHEMA
     # the checks' thresholds (defaults of the `thresholds` resource, which the launchpad can override)
     volume_threshold: float = 0.95  # TEEM_VOLUME_THRESHOLD
@@ -199,6 +200,9 @@ class Settings:
             object.__setattr__(self, "root", str(self.home / "root"))
         if self.dagster_home is None:
             object.__setattr__(self, "dagster_home", self.home / "dagster")
+        migrated, aggregates = default_databases(self.root)
+        object.__setattr__(self, "migrated_database", self.migrated_database or migrated)
+        object.__setattr__(self, "aggregates_database", self.aggregates_database or aggregates)
 
     @property
     def sweep_interval(self) -> dt.timedelta:
@@ -220,8 +224,8 @@ class Settings:
             spark=_text(env, "TEEM_SPARK"),
             spark_messages_bucket=_text(env, "TEEM_SPARK_MESSAGES_BUCKET"),
             first_batch_date=_date(env, "TEEM_FIRST_BATCH_DATE", "2019-09-01"),
-            migrated_database=_text(env, "TEEM_MIGRATED_DATABASE") or "migrated",
-            aggregates_database=_text(env, "TEEM_AGGREGATES_DATABASE") or "aggregates",
+            migrated_database=_text(env, "TEEM_MIGRATED_DATABASE") or "",
+            aggregates_database=_text(env, "TEEM_AGGREGATES_DATABASE") or "",
             postgres_schema=_text(env, "TEEM_PG_SCHEMA") or "teem",
             volume_threshold=_number(env, "TEEM_VOLUME_THRESHOLD", 0.95, above=0, at_most=1),
             trailing_weeks=_number(env, "TEEM_TRAILING_WEEKS", 4, at_least=1, whole=True),

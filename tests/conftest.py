@@ -42,14 +42,9 @@ SAMPLE_OPTIONS = UnloadOptions(slices=2, max_file_size=64 * 1024, gzip=True)
 SAMPLE_DAYS = [d.isoformat() for d in SAMPLE_SPEC.batch_dates]
 
 
-# The session Spark lives as long as its pytest worker and runs most of the in-process tests: C2 pays off there
-# (measured: test_aggregate_scope 450 s against 550 s with C1 alone), unlike in the short-lived JVMs.
-SESSION_JAVA_OPTIONS = {"spark.driver.defaultJavaOptions": "-XX:ReservedCodeCacheSize=256m"}
-
-
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
-    session = build_spark_session("teem-tests", master="local[2]", extra_conf=SESSION_JAVA_OPTIONS)
+    session = build_spark_session("teem-tests", master="local[2]")
     yield session
     session.stop()
 
@@ -197,7 +192,7 @@ def s3(monkeypatch: pytest.MonkeyPatch, s3_endpoint: str):
         glue.delete_database(Name=database["Name"])
 
 
-# Slowest first, as .ci/run's "seconds per module" measured them: the workers (`-n 3 --dist loadfile`) take
+# Slowest first, as .ci/run's "seconds per module" measured them: two workers (`-n 2 --dist loadfile`) take
 # modules in this order, so the long ones start at once and the short ones fill in at the end.
 SLOWEST_MODULES = (
     "test_concurrent_runs.py", "test_s3_glue.py", "test_production.py", "test_aggregate_scope.py",

@@ -13,18 +13,21 @@ from teem_assets import converted, layout
 from teem_assets.aggregates.outputs import AGGREGATES, Aggregate
 from teem_assets.catalogue import TABLES
 from teem_assets.iceberg import CatalogSettings, python_catalog
+from teem_assets.layout import default_databases
 
 
 def settings(root: Path | str, endpoint: str | None = None) -> CatalogSettings:
     return CatalogSettings(str(root), aws_endpoint_url=endpoint, aws_region="us-east-1" if endpoint else None)
 
 
-def iceberg(root: Path | str, database: str, name: str, endpoint: str | None = None):
-    return python_catalog(settings(root, endpoint)).load_table((database, name))
+def iceberg(root: Path | str, layer: str, name: str, endpoint: str | None = None):
+    """Table `name` of `layer` (migrated or aggregates), in the root's database of that layer."""
+    databases = dict(zip(("migrated", "aggregates"), default_databases(str(root)), strict=True))
+    return python_catalog(settings(root, endpoint)).load_table((databases[layer], name))
 
 
-def iceberg_rows(root: Path | str, database: str, name: str, endpoint: str | None = None) -> pa.Table:
-    return iceberg(root, database, name, endpoint).scan().to_arrow()
+def iceberg_rows(root: Path | str, layer: str, name: str, endpoint: str | None = None) -> pa.Table:
+    return iceberg(root, layer, name, endpoint).scan().to_arrow()
 
 
 def sorted_rows(table: pa.Table, columns: list[str] | None = None) -> list[tuple]:

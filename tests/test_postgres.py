@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -174,3 +175,39 @@ def test_the_embedded_server_starts_without_configuration(monkeypatch, tmp_path)
         assert cursor.fetchone() == (1,)
     connection.close()
     assert (tmp_path / "postgres" / "PG_VERSION").exists()
+
+
+def test_two_loads_creating_one_table_at_once_create_it_once(postgres_url, pg_schema):
+    """The first loads of a table from two instances at once: the second waits for the first's transaction
+    instead of failing on PostgreSQL's catalog uniqueness (two concurrent CREATE TABLE IF NOT EXISTS)."""
+    table = TABLES["dim_space"]
+    first = psycopg2.connect(postgres_url)
+    second = psycopg2.connect(postgres_url)
+    outcome: list[object] = []
+
+    def second_load() -> None:
+        try:
+            with second, second.cursor() as cursor:
+                outcome.append(ensure_table(cursor, table, pg_schema))
+        except psycopg2.Error as error:
+            outcome.append(error)
+
+    try:
+        with first, first.cursor() as cursor:
+            ensure_table(cursor, table, pg_schema)
+            thread = threading.Thread(target=second_load)
+            thread.start()
+            waiting = "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s"
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                cursor.execute(waiting, (second.get_backend_pid(),))
+                if cursor.fetchone()[0] == "Lock":
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("the second load never waited for the first")
+        thread.join(30)
+        assert outcome == [[]]  # created by the first, nothing left for the second to add
+    finally:
+        first.close()
+        second.close()

@@ -24,12 +24,15 @@ from throttling_proxy import ThrottlingProxy
 from resources.spark import SparkResource
 from resources.storage import StorageResource
 from resources.thresholds import CheckThresholds
+from teem_assets import layout
 from teem_assets.aggregates.outputs import AGGREGATES
 from teem_assets.assets.conventions import Placement
 from teem_assets.assets.parquet import parquet_assets
 from teem_assets.catalogue import TABLES
-from teem_assets.iceberg import CatalogSettings, use_catalog
-from teem_assets.migration import CREATED_DATE
+from teem_assets.data_root import DataRoot
+from teem_assets.iceberg import CatalogSettings, ForeignLocation, use_catalog
+from teem_assets.layout import default_databases
+from teem_assets.migration import CREATED_DATE, ensure_migrated_table
 from teem_assets.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,23 +153,27 @@ def test_every_stage_on_fresh_workers_on_a_cluster_throttled_by_s3_and_glue_equa
         assert _postgres_rows(postgres_url, pg_schema, name, columns) == sorted_rows(on_s3, columns)
 
     glue = boto3.client("glue", endpoint_url=s3_endpoint, region_name="us-east-1")
-    for database, tables in (("migrated", TABLES), ("aggregates", AGGREGATES)):
-        found = {t["Name"]: t for t in glue.get_tables(DatabaseName=database)["TableList"]}
+    databases = dict(zip(("migrated", "aggregates"), default_databases(S3_ROOT), strict=True))
+    assert databases == {"migrated": "teem_root_migrated", "aggregates": "teem_root_aggregates"}
+    for layer, tables in (("migrated", TABLES), ("aggregates", AGGREGATES)):
+        found = {t["Name"]: t for t in glue.get_tables(DatabaseName=databases[layer])["TableList"]}
         assert set(found) == set(tables)
         for name, table in tables.items():
             assert found[name]["Parameters"]["table_type"].upper() == "ICEBERG"
             columns = [(c["Name"], c["Type"]) for c in found[name]["StorageDescriptor"]["Columns"]]
             expected = [(c.name, glue_type(c.type.sql)) for c in table.columns]
-            if database == "migrated":
+            if layer == "migrated":
                 expected.append((CREATED_DATE, "date"))
             assert columns == expected, name
-            partition = "created_date" if database == "migrated" else table.partition_column
-            spec = iceberg(S3_ROOT, database, name, s3_endpoint).spec()
+            location = found[name]["StorageDescriptor"]["Location"]  # where the asset's dagster/uri says
+            assert location == layout.iceberg_table(S3_ROOT, databases[layer], name), name
+            partition = "created_date" if layer == "migrated" else table.partition_column
+            spec = iceberg(S3_ROOT, layer, name, s3_endpoint).spec()
             assert [(f.name, str(f.transform)) for f in spec.fields] == [(partition, "identity")]
 
     # Spark, through the same Glue catalog, reads what pyiceberg reads
     catalog = use_catalog(spark, CatalogSettings(S3_ROOT, aws_endpoint_url=s3_endpoint, aws_region="us-east-1"))
-    events = spark.table(f"{catalog}.migrated.fact_event_by_day").collect()
+    events = spark.table(f"{catalog}.{databases['migrated']}.fact_event_by_day").collect()
     assert sorted((tuple(r) for r in events), key=repr) == sorted_rows(
         iceberg_rows(S3_ROOT, "migrated", "fact_event_by_day", s3_endpoint)
     )
@@ -204,3 +211,38 @@ def test_a_stage_under_spark_submit_reports_through_pipes_messages_on_s3(sample_
             assert values["dagster/row_count"] > 0
             assert submitted[key]["preview"] == values["preview"]
             assert submitted[key]["path"].startswith(S3_ROOT)
+
+
+def test_two_roots_in_one_glue_account_share_no_table_and_a_foreign_location_is_refused(s3, s3_endpoint, spark):
+    """Two deployments' roots in one AWS account, default settings: each writes its own Glue databases. A
+    database made by hand with a location elsewhere, or another root's table reached through a database name
+    set to that root's, is refused (naming both places) before anything is written."""
+    aws = {"aws_endpoint_url": s3_endpoint, "aws_region": "us-east-1"}
+    staging, production = DataRoot("s3://teem/staging", **aws), DataRoot("s3://teem/production", **aws)
+    dates = TABLES["dim_date"]
+    for root in (staging, production):
+        ensure_migrated_table(spark, dates, root.migrated_table(spark, dates.name))
+    glue = boto3.client("glue", endpoint_url=s3_endpoint, region_name="us-east-1")
+    locations = {
+        root.root: glue.get_table(DatabaseName=root.migrated_database, Name=dates.name)["Table"]["StorageDescriptor"][
+            "Location"
+        ]
+        for root in (staging, production)
+    }
+    assert staging.migrated_database != production.migrated_database
+    assert all(location.startswith(f"{root}/warehouse/") for root, location in locations.items()), locations
+
+    by_hand = DataRoot("s3://teem/by-hand", **aws)
+    glue.create_database(DatabaseInput={"Name": by_hand.migrated_database, "LocationUri": "s3://teem/elsewhere"})
+    with pytest.raises(ForeignLocation, match=r"s3://teem/elsewhere.*s3://teem/by-hand/warehouse"):
+        by_hand.migrated_table(spark, dates.name)
+
+    borrowing = DataRoot("s3://teem/borrowing", migrated_database=production.migrated_database, **aws)
+    before = glue.get_table(DatabaseName=production.migrated_database, Name=dates.name)["Table"]
+    with pytest.raises(ForeignLocation, match=r"s3://teem/production/warehouse.*s3://teem/borrowing/warehouse"):
+        ensure_migrated_table(spark, dates, borrowing.migrated_table(spark, dates.name))
+    with pytest.raises(ForeignLocation, match="s3://teem/production/warehouse"):
+        borrowing.iceberg_table(borrowing.migrated_database, dates.name)
+    after = glue.get_table(DatabaseName=production.migrated_database, Name=dates.name)["Table"]
+    assert after["Parameters"] == before["Parameters"]  # the other root's table untouched
+    assert not [o for o in s3.list_objects_v2(Bucket="teem", Prefix="borrowing/").get("Contents", [])]

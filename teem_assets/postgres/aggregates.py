@@ -13,7 +13,7 @@ from teem_assets.aggregates.outputs import Aggregate
 from teem_assets.aggregates.reference import reference_query
 from teem_assets.aggregates.store import partition_rows, values_replaced_since
 from teem_assets.postgres.copy import copy_batches
-from teem_assets.postgres.ddl import create_table_sql, ensure_table, qualified
+from teem_assets.postgres.ddl import create_table_sql, ensure_table, missing_under_lock, qualified
 from teem_assets.redshift_types import arrow_schema
 
 SHOWN_DIFFERENCES = 10
@@ -35,20 +35,20 @@ def export_since_last(connection, aggregate: Aggregate, schema: str, source) -> 
     """Bring the PostgreSQL copy of `aggregate` to the Iceberg table's current snapshot, in one transaction: the
     partition values every commit since the snapshot it last exported replaced, deleted and copied again (or,
     when that history is not there any more, the whole table); then record the snapshot. An export killed or
-    failed changes nothing, and the next one, whoever runs it, exports what it missed."""
+    failed changes nothing, and the next one, whoever runs it, exports what it missed. Exports of one table
+    take turns (its lock, readers let through), from whichever Dagster instance: each reads the Iceberg table
+    only once the one before it committed."""
     table = qualified(schema, aggregate.name)
     exported = qualified(schema, EXPORTED)
     with connection, connection.cursor() as cursor:
         ensure_table(cursor, aggregate, schema)
-        cursor.execute(
-            sql.SQL("CREATE TABLE IF NOT EXISTS {} (table_name text PRIMARY KEY, snapshot_id bigint NOT NULL)").format(
-                exported
-            )
-        )
-        cursor.execute(
-            sql.SQL("SELECT snapshot_id FROM {} WHERE table_name = %s FOR UPDATE").format(exported), (aggregate.name,)
-        )
+        if missing_under_lock(cursor, schema, EXPORTED):
+            columns = "(table_name text PRIMARY KEY, snapshot_id bigint NOT NULL)"
+            cursor.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} " + columns).format(exported))
+        cursor.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(table))
+        cursor.execute(sql.SQL("SELECT snapshot_id FROM {} WHERE table_name = %s").format(exported), (aggregate.name,))
         found = cursor.fetchone()
+        source.refresh()  # what was committed while this export waited its turn
         current = source.current_snapshot()
         if current is None:
             values: list[dt.date] | None = []

@@ -58,13 +58,25 @@ def _existing_columns(cursor, schema: str, name: str) -> dict[str, str]:  # noqa
     return dict(cursor.fetchall())
 
 
+def missing_under_lock(cursor, schema: str, name: str) -> bool:  # noqa: ANN001 - psycopg2 cursor
+    """Whether `schema.name` is missing; when it is, this transaction first takes the schema's creation lock
+    (till it ends), so that loads creating tables at once, from any instance, create each once: two concurrent
+    `CREATE … IF NOT EXISTS` of one name can both fail PostgreSQL's catalog uniqueness."""
+    cursor.execute("SELECT to_regclass(%s) IS NULL", (qualified(schema, name).as_string(cursor),))
+    if not cursor.fetchone()[0]:
+        return False
+    cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"teem: create in {schema}",))
+    return True
+
+
 def ensure_table(cursor, table: Columns, schema: str) -> list[str]:  # noqa: ANN001 - psycopg2 cursor
     """Create the schema and table if missing; add catalogue columns the table lacks; return those added.
 
     A column whose type differs from the catalogue's stops with SchemaConflict.
     """
-    cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-    cursor.execute(create_table_sql(table, schema))
+    if missing_under_lock(cursor, schema, table.name):
+        cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        cursor.execute(create_table_sql(table, schema))
     existing = _existing_columns(cursor, schema, table.name)
     added = []
     for column in table.columns:
