@@ -15,7 +15,7 @@ class StorageResource(dg.ConfigurableResource):
     """`root` is a folder or `s3://bucket/prefix`; an S3 root's tables are registered in AWS Glue."""
 
     root: str
-    migrated_database: str | None = None  # None: the root's own (`teem_assets.iceberg.default_databases`)
+    migrated_database: str | None = None  # None: the root's own (`teem_assets.layout.default_databases`)
     aggregates_database: str | None = None
     aws_endpoint_url: str | None = None
     aws_region: str | None = None

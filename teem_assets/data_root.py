@@ -34,7 +34,7 @@ class DataRoot:
     """`root` is a folder or `s3://bucket/prefix`; an S3 root's tables are registered in AWS Glue."""
 
     root: str
-    migrated_database: str | None = None  # None: the root's own (iceberg.default_databases)
+    migrated_database: str | None = None  # None: the root's own (layout.default_databases)
     aggregates_database: str | None = None
     aws_endpoint_url: str | None = None
     aws_region: str | None = None

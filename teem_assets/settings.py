@@ -149,7 +149,7 @@ class Settings:
     spark: str | None = None  # TEEM_SPARK
     spark_messages_bucket: str | None = None  # TEEM_SPARK_MESSAGES_BUCKET
     first_batch_date: str = "2019-09-01"  # TEEM_FIRST_BATCH_DATE
-    migrated_database: str = ""  # TEEM_MIGRATED_DATABASE; empty: the root's own (iceberg.default_databases)
+    migrated_database: str = ""  # TEEM_MIGRATED_DATABASE; empty: the root's own (layout.default_databases)
     aggregates_database: str = ""  # TEEM_AGGREGATES_DATABASE; likewise
     postgres_schema: str = "teem"  # TEEM_PG_SCHEMA
     # the checks' thresholds (defaults of the `thresholds` resource, which the launchpad can override)
