@@ -168,11 +168,11 @@ def use_catalog(spark: SparkSession, settings: CatalogSettings) -> str:
             hadoop.set(key, value)
     for namespace in (settings.migrated_database, settings.aggregates_database):
         name = f"{settings.spark_name}.{namespace}"
-        location = f"{settings.warehouse}/{namespace}"
-        retry_conflicts(lambda name=name, location=location: _create_namespace(spark, name, location))
+        wanted = f"{settings.warehouse}/{namespace}"
+        retry_conflicts(lambda name=name, wanted=wanted: _create_namespace(spark, name, wanted))
         described = spark.sql(f"DESCRIBE NAMESPACE EXTENDED {name}").collect()
-        location = next((row[1] for row in described if row[0] == "Location"), None)
-        refuse_foreign(f"the database {namespace}", location, settings.warehouse)
+        found = next((row[1] for row in described if row[0] == "Location"), None)
+        refuse_foreign(f"the database {namespace}", found, settings.warehouse)
     return settings.spark_name
 
 

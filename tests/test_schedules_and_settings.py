@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -15,6 +12,7 @@ import pytest
 
 from jobs.alerts import deliver
 from resources.alerts import EmailAlerts, SlackAlerts
+from teem_assets import cli
 from teem_assets.checks.freshness import freshness
 from teem_assets.runner import ensure_instance_settings
 
@@ -106,17 +104,19 @@ def test_an_older_dagster_yaml_gets_what_it_lacks_and_keeps_its_own(tmp_path: Pa
         instance.dispose()
 
 
-def test_a_dagster_yaml_whose_pools_allow_two_writers_is_refused_naming_it(tmp_path: Path) -> None:
+def test_a_dagster_yaml_whose_pools_allow_two_writers_is_refused_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     home = tmp_path / "dagster"
     home.mkdir()
     older = "concurrency:\n  pools:\n    default_limit: 3\n"
     (home / "dagster.yaml").write_text(older)
-    env = {**os.environ, "DAGSTER_HOME": str(home), "TEEM_HOME": str(tmp_path / "teem")}
-    result = subprocess.run(
-        [sys.executable, "-m", "teem_assets.cli", "runs"], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert str(home / "dagster.yaml") in result.stderr and "default_limit: 1" in result.stderr
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("TEEM_HOME", str(tmp_path / "teem"))
+    assert cli.main(["runs"]) == 2  # `teem runs`, in this process: the settings come from the environment
+    said = capsys.readouterr().err
+    assert "Traceback" not in said
+    assert str(home / "dagster.yaml") in said and "default_limit: 1" in said
     assert (home / "dagster.yaml").read_text() == older  # left as the user wrote it
 
 
