@@ -20,8 +20,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from teem_assets.catalogue import Table
-from teem_assets.iceberg import create_table, current_snapshot_id, retry_conflicts, total_records
+from teem_assets.iceberg import create_table, retry_conflicts
 from teem_assets.spark_types import spark_schema
+from teem_assets.table_state import current_snapshot_id, total_records
 from teem_assets.verdicts.snapshots import shrink_verdict
 
 CREATED_DATE = "created_date"

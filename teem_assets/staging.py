@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from pyiceberg.exceptions import CommitFailedException
 from pyspark.sql import SparkSession
 
-MAIN = "main"
-
 
 class PublishConflict(Exception):
     """`main` moved after the branch was staged from it (another run published): stage again from the new main."""
@@ -29,13 +27,6 @@ def stage_branch(spark: SparkSession, identifier: str, branch: str, retention: d
     spark.sql(f"ALTER TABLE {identifier} DROP BRANCH IF EXISTS `{branch}`")
     spark.sql(f"ALTER TABLE {identifier} CREATE BRANCH `{branch}` RETAIN {minutes} MINUTES")
     return f"{identifier}.branch_{branch}"
-
-
-def branch_head(spark: SparkSession, identifier: str, branch: str) -> int:
-    rows = spark.sql(f"SELECT snapshot_id FROM {identifier}.refs WHERE name = '{branch}'").collect()
-    if not rows:
-        raise ValueError(f"{identifier} has no branch {branch}")
-    return int(rows[0][0])
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from pyspark.sql import functions as F
 
 from teem_assets.aggregates.inputs import Warehouse
 from teem_assets.catalogue import DIMENSIONS, FACT_ATTENDANCE, FACT_EVENT_BY_DAY
-from teem_assets.iceberg import changelog, current_snapshot_id, is_current_ancestor
+from teem_assets.iceberg import changelog
+from teem_assets.table_state import current_snapshot_id, is_current_ancestor
 
 # Fact table name -> Iceberg snapshot id (None: the table had no snapshot).
 FactSnapshots = Mapping[str, int | None]

@@ -13,9 +13,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from teem_assets.aggregates.outputs import Aggregate
-from teem_assets.iceberg import create_table, retry_conflicts, snapshot_summary
+from teem_assets.iceberg import create_table, retry_conflicts
 from teem_assets.redshift_types import arrow_schema
 from teem_assets.spark_types import spark_schema
+from teem_assets.table_state import summary_value
 
 DIMENSIONS_TOKEN = "teem.dimensions-token"
 FACTS_READ = "teem.fact-snapshots"
@@ -28,12 +29,12 @@ def ensure_aggregate_table(spark: SparkSession, aggregate: Aggregate, identifier
 
 def last_dimensions_token(spark: SparkSession, identifier: str) -> str | None:
     """The dimensions token the table's current snapshot was computed with (None: never computed)."""
-    return snapshot_summary(spark, identifier).get(DIMENSIONS_TOKEN)
+    return summary_value(spark, identifier, DIMENSIONS_TOKEN)
 
 
 def last_fact_snapshots(spark: SparkSession, identifier: str) -> dict[str, int | None] | None:
     """The fact tables' snapshots the table's current snapshot was computed from (None: not recorded)."""
-    recorded = snapshot_summary(spark, identifier).get(FACTS_READ)
+    recorded = summary_value(spark, identifier, FACTS_READ)
     return json.loads(recorded) if recorded else None
 
 

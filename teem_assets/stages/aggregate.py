@@ -24,10 +24,11 @@ from teem_assets.aggregates.store import (
 )
 from teem_assets.catalogue import FACTS, TABLES
 from teem_assets.data_root import DataRoot
-from teem_assets.iceberg import current_snapshot_id, table_exists, total_records
+from teem_assets.iceberg import table_exists
 from teem_assets.stages.report import AssetReport, StageReport, json_value, metadata, path
 from teem_assets.stages.request import StageRequest
-from teem_assets.staging import MAIN, branch_head, stage_branch
+from teem_assets.staging import stage_branch
+from teem_assets.table_state import MAIN, branch_head, current_snapshot_id, total_records
 
 RECOMPUTED = "recomputed"
 # The migrated tables' snapshot ids when the stage read them: the check tells a real difference from a race.

@@ -1,0 +1,87 @@
+"""What an Iceberg table's metadata says now (its snapshots, branches, properties), read through Iceberg's own
+Java API in the session's JVM. A query of a metadata table (`<table>.snapshots`, `.refs`, `.history`) plans
+and runs a Spark job, 0.1-0.4 s each on a small table (measured: about 5 s of a small day's 35); these read
+the same metadata file in milliseconds. The catalog caches nothing (`cache-enabled` false), so each call sees
+every commit made so far, another run's too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+MAIN = "main"
+JavaTable = Any  # a py4j proxy of org.apache.iceberg.Table
+
+
+def java_table(spark: SparkSession, identifier: str) -> JavaTable:
+    """The table as the catalog has it now (`<catalog>.<database>.<table>`)."""
+    jvm = spark.sparkContext._jvm
+    return jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, identifier)
+
+
+def ref_snapshot_id(table: JavaTable, ref: str = MAIN) -> int | None:
+    """The snapshot `ref` (a branch or tag) points at; None when there is no such ref (`main` of a table that
+    has no snapshot yet)."""
+    found = table.refs().get(ref)
+    return int(found.snapshotId()) if found is not None else None
+
+
+def summary_value(spark: SparkSession, identifier: str, key: str, ref: str = MAIN) -> str | None:
+    """An entry of the summary of the snapshot `ref` points at (by default the table's current snapshot); None
+    when it has none, or the table no snapshot."""
+    table = java_table(spark, identifier)
+    snapshot_id = ref_snapshot_id(table, ref)
+    if snapshot_id is None:
+        return None
+    value = table.snapshot(snapshot_id).summary().get(key)
+    return str(value) if value is not None else None
+
+
+def current_snapshot_id(spark: SparkSession, identifier: str) -> int | None:
+    return ref_snapshot_id(java_table(spark, identifier))
+
+
+def branch_head(spark: SparkSession, identifier: str, branch: str) -> int:
+    snapshot_id = ref_snapshot_id(java_table(spark, identifier), branch)
+    if snapshot_id is None:
+        raise ValueError(f"{identifier} has no branch {branch}")
+    return snapshot_id
+
+
+def total_records(spark: SparkSession, identifier: str, ref: str = MAIN) -> int:
+    return int(summary_value(spark, identifier, "total-records", ref) or 0)
+
+
+def is_current_ancestor(spark: SparkSession, identifier: str, snapshot_id: int) -> bool:
+    """Whether the snapshot is in the table's current history: main's snapshot or one of its ancestors still
+    in the metadata (not expired, not only on another branch)."""
+    jvm = spark.sparkContext._jvm
+    return bool(jvm.org.apache.iceberg.util.SnapshotUtil.isAncestorOf(java_table(spark, identifier), int(snapshot_id)))
+
+
+def table_property(spark: SparkSession, identifier: str, name: str) -> str | None:
+    value = java_table(spark, identifier).properties().get(name)
+    return str(value) if value is not None else None
+
+
+def has_snapshots_before(spark: SparkSession, identifier: str, cutoff: dt.datetime) -> bool:
+    """Whether a snapshot was committed before `cutoff` (aware)."""
+    millis = cutoff.timestamp() * 1000
+    return any(snapshot.timestampMillis() < millis for snapshot in java_table(spark, identifier).snapshots())
+
+
+def has_expired_refs(spark: SparkSession, identifier: str, now: dt.datetime) -> bool:
+    """Whether a branch has outlived its own retention (`max_reference_age`; a run's staged branch never
+    published) at `now` (aware): the snapshot it points at is older than that."""
+    table = java_table(spark, identifier)
+    refs = table.refs()
+    millis = now.timestamp() * 1000
+    for name in refs.keySet():
+        ref = refs.get(name)
+        max_age = ref.maxRefAgeMs()
+        if max_age is not None and table.snapshot(ref.snapshotId()).timestampMillis() + max_age < millis:
+            return True
+    return False
