@@ -58,8 +58,12 @@ def total_records(spark: SparkSession, identifier: str, ref: str = MAIN) -> int:
 def is_current_ancestor(spark: SparkSession, identifier: str, snapshot_id: int) -> bool:
     """Whether the snapshot is in the table's current history: main's snapshot or one of its ancestors still
     in the metadata (not expired, not only on another branch)."""
-    jvm = spark.sparkContext._jvm
-    return bool(jvm.org.apache.iceberg.util.SnapshotUtil.isAncestorOf(java_table(spark, identifier), int(snapshot_id)))
+    table = java_table(spark, identifier)
+    current = ref_snapshot_id(table)
+    if current is None:
+        return False
+    ancestry = spark.sparkContext._jvm.org.apache.iceberg.util.SnapshotUtil
+    return bool(ancestry.isAncestorOf(table, current, int(snapshot_id)))
 
 
 def table_property(spark: SparkSession, identifier: str, name: str) -> str | None:
