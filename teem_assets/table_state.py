@@ -29,15 +29,15 @@ def ref_snapshot_id(table: JavaTable, ref: str = MAIN) -> int | None:
     return int(found.snapshotId()) if found is not None else None
 
 
-def summary_value(spark: SparkSession, identifier: str, key: str, ref: str = MAIN) -> str | None:
-    """An entry of the summary of the snapshot `ref` points at (by default the table's current snapshot); None
-    when it has none, or the table no snapshot."""
+def summary_values(spark: SparkSession, identifier: str, keys: list[str], ref: str = MAIN) -> dict[str, str] | None:
+    """The entries `keys` (those present) of the summary of the snapshot `ref` points at, by default the
+    table's current snapshot, all read from that one snapshot; None when there is no such snapshot."""
     table = java_table(spark, identifier)
     snapshot_id = ref_snapshot_id(table, ref)
     if snapshot_id is None:
         return None
-    value = table.snapshot(snapshot_id).summary().get(key)
-    return str(value) if value is not None else None
+    summary = table.snapshot(snapshot_id).summary()
+    return {key: str(value) for key in keys if (value := summary.get(key)) is not None}
 
 
 def current_snapshot_id(spark: SparkSession, identifier: str) -> int | None:
@@ -52,7 +52,7 @@ def branch_head(spark: SparkSession, identifier: str, branch: str) -> int:
 
 
 def total_records(spark: SparkSession, identifier: str, ref: str = MAIN) -> int:
-    return int(summary_value(spark, identifier, "total-records", ref) or 0)
+    return int((summary_values(spark, identifier, ["total-records"], ref) or {}).get("total-records", 0))
 
 
 def is_current_ancestor(spark: SparkSession, identifier: str, snapshot_id: int) -> bool:
@@ -71,16 +71,15 @@ def table_property(spark: SparkSession, identifier: str, name: str) -> str | Non
     return str(value) if value is not None else None
 
 
-def has_snapshots_before(spark: SparkSession, identifier: str, cutoff: dt.datetime) -> bool:
+def has_snapshots_before(table: JavaTable, cutoff: dt.datetime) -> bool:
     """Whether a snapshot was committed before `cutoff` (aware)."""
     millis = cutoff.timestamp() * 1000
-    return any(snapshot.timestampMillis() < millis for snapshot in java_table(spark, identifier).snapshots())
+    return any(snapshot.timestampMillis() < millis for snapshot in table.snapshots())
 
 
-def has_expired_refs(spark: SparkSession, identifier: str, now: dt.datetime) -> bool:
+def has_expired_refs(table: JavaTable, now: dt.datetime) -> bool:
     """Whether a branch has outlived its own retention (`max_reference_age`; a run's staged branch never
     published) at `now` (aware): the snapshot it points at is older than that."""
-    table = java_table(spark, identifier)
     refs = table.refs()
     millis = now.timestamp() * 1000
     for name in refs.keySet():

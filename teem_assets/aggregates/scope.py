@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from teem_assets.aggregates.inputs import Warehouse
 from teem_assets.catalogue import DIMENSIONS, FACT_ATTENDANCE, FACT_EVENT_BY_DAY
 from teem_assets.iceberg import changelog
-from teem_assets.table_state import current_snapshot_id, is_current_ancestor
+from teem_assets.table_state import is_current_ancestor
 
 # Fact table name -> Iceberg snapshot id (None: the table had no snapshot).
 FactSnapshots = Mapping[str, int | None]
@@ -36,9 +36,10 @@ class Scope:
     reason: str
 
 
-def dimensions_token(spark: SparkSession, identifiers: Mapping[str, str]) -> str:
-    """Names the current snapshot of every migrated dimension: each snapshot migration commits a new one."""
-    snapshots = [f"{t.name}={current_snapshot_id(spark, identifiers[t.name])}" for t in DIMENSIONS]
+def dimensions_token(read_at: Mapping[str, int | None]) -> str:
+    """Names the snapshot of every migrated dimension the aggregates read (`read_at`, by table name): each
+    snapshot migration commits a new one."""
+    snapshots = [f"{t.name}={read_at[t.name]}" for t in DIMENSIONS]
     return hashlib.sha256("\n".join(snapshots).encode()).hexdigest()
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
@@ -16,7 +17,7 @@ from teem_assets.aggregates.outputs import Aggregate
 from teem_assets.iceberg import create_table, retry_conflicts
 from teem_assets.redshift_types import arrow_schema
 from teem_assets.spark_types import spark_schema
-from teem_assets.table_state import summary_value
+from teem_assets.table_state import summary_values
 
 DIMENSIONS_TOKEN = "teem.dimensions-token"
 FACTS_READ = "teem.fact-snapshots"
@@ -27,15 +28,21 @@ def ensure_aggregate_table(spark: SparkSession, aggregate: Aggregate, identifier
     create_table(spark, identifier, spark_schema(aggregate.typed_columns), aggregate.partition_column)
 
 
-def last_dimensions_token(spark: SparkSession, identifier: str) -> str | None:
-    """The dimensions token the table's current snapshot was computed with (None: never computed)."""
-    return summary_value(spark, identifier, DIMENSIONS_TOKEN)
+@dataclass(frozen=True)
+class LastComputation:
+    """What the table's current snapshot was computed from, as its commit recorded it (None: not recorded)."""
+
+    dimensions_token: str | None
+    fact_snapshots: dict[str, int | None] | None
 
 
-def last_fact_snapshots(spark: SparkSession, identifier: str) -> dict[str, int | None] | None:
-    """The fact tables' snapshots the table's current snapshot was computed from (None: not recorded)."""
-    recorded = summary_value(spark, identifier, FACTS_READ)
-    return json.loads(recorded) if recorded else None
+def last_computation(spark: SparkSession, identifier: str) -> LastComputation | None:
+    """Read from the one current snapshot (None: the table has none, never computed)."""
+    recorded = summary_values(spark, identifier, [DIMENSIONS_TOKEN, FACTS_READ])
+    if recorded is None:
+        return None
+    facts = recorded.get(FACTS_READ)
+    return LastComputation(recorded.get(DIMENSIONS_TOKEN), json.loads(facts) if facts else None)
 
 
 def write_partitions(

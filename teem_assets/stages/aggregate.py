@@ -17,8 +17,7 @@ from teem_assets.aggregates.outputs import AGGREGATES, Aggregate
 from teem_assets.aggregates.scope import Scope, dimensions_token, every_day, scope_since
 from teem_assets.aggregates.store import (
     ensure_aggregate_table,
-    last_dimensions_token,
-    last_fact_snapshots,
+    last_computation,
     stored_values,
     write_partitions,
 )
@@ -44,11 +43,12 @@ def asset_key(aggregate: Aggregate) -> str:
 
 def _last_computed(spark: SparkSession, identifier: str, token: str) -> str | dict[str, int | None] | None:
     """Why every day is due (a string), or the fact snapshots the table was last computed from."""
-    if not table_exists(spark, identifier) or current_snapshot_id(spark, identifier) is None:
+    last = last_computation(spark, identifier) if table_exists(spark, identifier) else None
+    if last is None:
         return "the first computation"
-    if last_dimensions_token(spark, identifier) != token:
+    if last.dimensions_token != token:
         return "a new dimension snapshot"
-    return last_fact_snapshots(spark, identifier)
+    return last.fact_snapshots
 
 
 def run(spark: SparkSession, root: DataRoot, request: StageRequest) -> StageReport:
@@ -57,7 +57,7 @@ def run(spark: SparkSession, root: DataRoot, request: StageRequest) -> StageRepo
     facts_at = {table.name: read_at[table.name] for table in FACTS}
     warehouse = read_warehouse(spark, migrated, read_at)
     selected = [AGGREGATES[name] for name in request.tables]
-    token = dimensions_token(spark, migrated)
+    token = dimensions_token(read_at)  # of the snapshots read, not of whatever is current a moment later
     scopes: dict[str, Scope] = {}  # both aggregates last computed from the same snapshots share one scope
     report = StageReport()
     for aggregate in selected:
