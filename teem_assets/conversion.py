@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pyarrow.compute as pc
@@ -10,7 +11,7 @@ from pyspark.sql import SparkSession
 
 from teem_assets import converted
 from teem_assets.catalogue import Table
-from teem_assets.unload.location import join, parquet_dataset
+from teem_assets.unload.location import REQUEST_THREADS, join, parquet_dataset
 from teem_assets.unload.spark_reader import ConvertedUnload, UnloadConversion, convert_unloads
 
 
@@ -49,22 +50,24 @@ def convert(spark: SparkSession, requests: list[ConversionRequest]) -> list[Conv
         for r, a in zip(requests, attempts)
     ]
     results = convert_unloads(spark, conversions)
-    done = []
-    for request, attempt, result in zip(requests, attempts, results):
-        if result.errors:
-            done.append(Conversion(request, result, None))
-            continue
-        files = converted.files_of(request.parquet, attempt)
-        column = request.table.company_column
-        batch = converted.ConvertedBatch(
-            folder=request.parquet,
-            attempt=attempt,
-            files=files,
-            rows=result.rows,
-            quarantined=result.malformed,
-            quarantine=join(request.quarantine, attempt),
-            companies=distinct_values([join(request.parquet, attempt, f) for f in files], column) if column else [],
-        )
-        converted.commit(batch)
-        done.append(Conversion(request, result, batch))
-    return done
+    with ThreadPoolExecutor(max_workers=REQUEST_THREADS, thread_name_prefix="unload-commit") as pool:
+        return list(pool.map(_committed, requests, attempts, results))
+
+
+def _committed(request: ConversionRequest, attempt: str, result: ConvertedUnload) -> Conversion:
+    """The batch pointed at its new attempt, with its statistics, when the unload was read whole."""
+    if result.errors:
+        return Conversion(request, result, None)
+    files = converted.files_of(request.parquet, attempt)
+    column = request.table.company_column
+    batch = converted.ConvertedBatch(
+        folder=request.parquet,
+        attempt=attempt,
+        files=files,
+        rows=result.rows,
+        quarantined=result.malformed,
+        quarantine=join(request.quarantine, attempt),
+        companies=distinct_values([join(request.parquet, attempt, f) for f in files], column) if column else [],
+    )
+    converted.commit(batch)
+    return Conversion(request, result, batch)

@@ -30,7 +30,7 @@ from teem_assets.sample.generate import UnloadOptions, batch_rows, generate_samp
 from teem_assets.sample.spec import SampleSpec
 from teem_assets.settings import load
 from teem_assets.verdicts.batches import missing_companies, short_batches, volume_verdict
-from teem_assets.verdicts.history import LOOKBACK_DAYS, previous_batches
+from teem_assets.verdicts.history import LOOKBACK_DAYS, BatchHistory
 
 SPEC = SampleSpec(start=dt.date(2019, 9, 1), days=4, seed=7)
 DAYS = [d.isoformat() for d in SPEC.batch_dates]
@@ -184,24 +184,25 @@ def test_volume_against_the_same_weekday_of_the_weeks_before(tmp_path: Path) -> 
     for day, rows in [("2019-08-19", 10), ("2019-08-25", 2), ("2019-08-26", 12), ("2019-08-27", 100)]:
         _batch(tmp_path, day, [1, 2, 3], rows)  # Mon 30 rows, Sun 6, Mon 36, Tue 300
     folder = layout.parquet_table(str(tmp_path), EVENTS.name)
-    first = volume_verdict(folder, "2019-08-19", 4, 0.95)
+    first = volume_verdict(BatchHistory(folder), "2019-08-19", 4, 0.95)
     assert first.passed and first.baseline is None  # nothing to compare with
 
     _batch(tmp_path, "2019-09-02", [1, 2, 3], 29 // 3 + 1)  # a Monday of 30 rows against Mondays of 30 and 36
-    monday = volume_verdict(folder, "2019-09-02", 4, 0.95)
+    monday = volume_verdict(BatchHistory(folder), "2019-09-02", 4, 0.95)
     assert (monday.rows, monday.baseline, monday.compared_with) == (30, 30, ("2019-08-19", "2019-08-26"))
     assert monday.passed  # the Tuesday of 300 is not its baseline, nor the Sunday of 6
-    assert not volume_verdict(folder, "2019-09-02", 1, 0.95).passed  # the week before alone: 30 of 36, 83.3%
-    assert "83.3% of 36, the fewest of 2019-08-26" in volume_verdict(folder, "2019-09-02", 1, 0.95).describe()
+    week_before = volume_verdict(BatchHistory(folder), "2019-09-02", 1, 0.95)
+    assert not week_before.passed  # the week before alone: 30 of 36, 83.3%
+    assert "83.3% of 36, the fewest of 2019-08-26" in week_before.describe()
 
     # a Sunday of 6 rows passes against the Sunday before (6), where the working days' volume would fail it
     _batch(tmp_path, "2019-09-01", [1, 2, 3], 2)
-    sunday = volume_verdict(folder, "2019-09-01", 4, 0.95)
+    sunday = volume_verdict(BatchHistory(folder), "2019-09-01", 4, 0.95)
     assert (sunday.baseline, sunday.compared_with, sunday.passed) == (6, ("2019-08-25",), True)
 
     # a Wednesday without an earlier Wednesday (the first week): nothing to compare with, however few its rows
     _batch(tmp_path, "2019-08-28", [1, 2, 3], 1)
-    wednesday = volume_verdict(folder, "2019-08-28", 4, 0.95)
+    wednesday = volume_verdict(BatchHistory(folder), "2019-08-28", 4, 0.95)
     assert (wednesday.rows, wednesday.baseline, wednesday.compared_with, wednesday.passed) == (3, None, (), True)
     assert "nothing to compare with" in wednesday.describe()
 
@@ -216,9 +217,9 @@ def test_companies_against_the_batches_before(tmp_path: Path) -> None:
                            ("2019-09-04", [1, 2, 4])]:  # fmt: skip
         _batch(tmp_path, day, companies)
     folder = layout.parquet_table(str(tmp_path), EVENTS.name)
-    assert missing_companies(folder, "2019-09-04", 7) == [3]
-    assert missing_companies(folder, "2019-09-04", 1) == []
-    assert missing_companies(folder, "2019-09-03", 7) == [3]
+    assert missing_companies(BatchHistory(folder), "2019-09-04", 7) == [3]
+    assert missing_companies(BatchHistory(folder), "2019-09-04", 1) == []
+    assert missing_companies(BatchHistory(folder), "2019-09-03", 7) == [3]
 
 
 def test_freshness_counts_from_the_end_of_the_newest_batch_day() -> None:
@@ -234,14 +235,14 @@ def test_the_trailing_batches_are_looked_up_by_date_within_a_bounded_window(tmp_
         _batch(tmp_path, day, [1, 2], 10)
     _batch(tmp_path, "2019-08-29", [5], 10)  # after the batch checked: never part of its window
     folder = layout.parquet_table(str(tmp_path), EVENTS.name)
-    verdict = volume_verdict(folder, "2019-08-28", 4, 0.95)
+    verdict = volume_verdict(BatchHistory(folder), "2019-08-28", 4, 0.95)
     assert (verdict.rows, verdict.baseline, verdict.compared_with) == (0, None, ())  # no Wednesday before it
-    assert missing_companies(folder, "2019-08-28", 7) == [1, 2]
-    window = [b.folder.rsplit("=", 1)[1] for b in previous_batches(folder, "2019-08-28", 2)]
+    assert missing_companies(BatchHistory(folder), "2019-08-28", 7) == [1, 2]
+    window = [b.folder.rsplit("=", 1)[1] for b in BatchHistory(folder).previous("2019-08-28", 2)]
     assert window == ["2019-08-22", "2019-08-27"]
-    assert len(previous_batches(folder, "2019-08-28", 7)) == 3
+    assert len(BatchHistory(folder).previous("2019-08-28", 7)) == 3
     assert LOOKBACK_DAYS < (dt.date(2019, 8, 28) - dt.date(2019, 7, 1)).days
-    assert volume_verdict(folder, "2019-09-03", 4, 0.95).compared_with == ("2019-08-20", "2019-08-27")
+    assert volume_verdict(BatchHistory(folder), "2019-09-03", 4, 0.95).compared_with == ("2019-08-20", "2019-08-27")
 
 
 def test_a_failed_warning_check_alerts_once_per_partition(

@@ -15,6 +15,7 @@ from teem_assets.stages.metadata import column_schema, preview
 from teem_assets.stages.report import AssetReport, CheckReport, StageReport, json_value, markdown, metadata, path
 from teem_assets.stages.request import StageRequest
 from teem_assets.verdicts.batches import COMPANIES, VOLUME, missing_companies, volume_verdict
+from teem_assets.verdicts.history import BatchHistory
 from teem_assets.verdicts.snapshots import SHRINK, shrink_verdict
 
 MALFORMED_LOGGED = 10
@@ -89,9 +90,9 @@ def _batch_checks(root: DataRoot, request: StageRequest, tables: list[Table]) ->
     threshold = float(request.settings.get("volume_threshold", 0.95))
     checks = []
     for table in tables:
-        key, folder = asset_key(table), root.parquet_table(table.name)
+        key, history = asset_key(table), BatchHistory(root.parquet_table(table.name))
         if request.wants(key, VOLUME):
-            verdicts = [volume_verdict(folder, batch, weeks, threshold) for batch in request.batches]
+            verdicts = [volume_verdict(history, batch, weeks, threshold) for batch in request.batches]
             short = [v.batch for v in verdicts if not v.passed]
             details = markdown("\n".join(f"- {v.describe()}" for v in verdicts))
             checks.append(
@@ -106,7 +107,7 @@ def _batch_checks(root: DataRoot, request: StageRequest, tables: list[Table]) ->
                 )
             )
         if request.wants(key, COMPANIES):
-            found = {batch: missing_companies(folder, batch, window) for batch in request.batches}
+            found = {batch: missing_companies(history, batch, window) for batch in request.batches}
             missing = {batch: [str(c) for c in companies] for batch, companies in found.items() if companies}
             checks.append(
                 CheckReport(

@@ -22,7 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from teem_assets.spark_types import spark_schema
 from teem_assets.unload.convert import PARQUET_OPTIONS, PartResult, convert_part
 from teem_assets.unload.decode import Columns, DecodeOptions, Malformed, arrow_schema
-from teem_assets.unload.location import join, resolve
+from teem_assets.unload.location import REQUEST_THREADS, join, resolve
 from teem_assets.unload.parts import Part, UnloadError, UnloadParts, find_parts
 
 EMPTY_OUTPUT = "empty.parquet"
@@ -119,6 +119,17 @@ def _write_empty(conversion: UnloadConversion) -> None:
         pq.write_table(arrow_schema(conversion.columns).empty_table(), sink, **PARQUET_OPTIONS)
 
 
+def _prepared(conversion: UnloadConversion) -> ConvertedUnload:
+    """The unload's parts found, its output and quarantine folders emptied (an empty Parquet file written when
+    it has no parts)."""
+    unload, error = _find_parts(conversion.location)
+    _clear(conversion.out_dir)
+    _clear(conversion.quarantine_dir)
+    if not unload.parts:
+        _write_empty(conversion)
+    return ConvertedUnload(conversion, unload, errors=[error] if error else [])
+
+
 def _run_tasks(spark: SparkSession, run: Callable[[Task], TaskOutcome], tasks: list[Task]) -> list[TaskOutcome]:
     """Run the tasks in the given order over the application's cores: threads here under a local master,
     one Spark task each on a cluster."""
@@ -136,15 +147,8 @@ def convert_unloads(spark: SparkSession, conversions: list[UnloadConversion]) ->
     file, so that its folder always reads as a table with the right schema. An unload that cannot be read
     (a part, its manifest) comes back with its errors, and the others convert all the same.
     """
-    converted = []
-    for conversion in conversions:
-        unload, error = _find_parts(conversion.location)
-        converted.append(ConvertedUnload(conversion, unload, errors=[error] if error else []))
-    for item in converted:
-        _clear(item.conversion.out_dir)
-        _clear(item.conversion.quarantine_dir)
-        if not item.unload.parts:
-            _write_empty(item.conversion)
+    with ThreadPoolExecutor(max_workers=REQUEST_THREADS, thread_name_prefix="unload-prepare") as pool:
+        converted = list(pool.map(_prepared, conversions))
     tasks = sorted(
         ((i, part) for i, item in enumerate(converted) for part in item.unload.parts),
         key=lambda task: task[1].size,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from teem_assets import converted
-from teem_assets.verdicts.history import batch_companies, batch_rows, previous_batches, same_weekday_batches
+from teem_assets.verdicts.history import BatchHistory
 
 VOLUME = "volume_vs_trailing_median"
 COMPANIES = "companies_still_present"
@@ -39,25 +39,26 @@ class VolumeVerdict:
         )
 
 
-def volume_verdict(table_folder: str, batch: str, weeks: int, threshold: float) -> VolumeVerdict:
+def volume_verdict(history: BatchHistory, batch: str, weeks: int, threshold: float) -> VolumeVerdict:
     """A batch against the same weekday of the `weeks` weeks before it (meeting data's weekly rhythm: a Sunday
     is compared with Sundays; the first week passes with a note). The baseline is the fewest rows among them, so
-    that ordinary variation between weeks passes and a half-written unload does not. `table_folder` is the
-    table's Parquet layer (parquet/<table>)."""
-    earlier = same_weekday_batches(table_folder, batch, weeks)
+    that ordinary variation between weeks passes and a half-written unload does not."""
+    earlier = history.same_weekday(batch, weeks)
     baseline = min(b.rows for b in earlier) if earlier else None
     compared = tuple(sorted(_date(b) for b in earlier))
-    return VolumeVerdict(batch, batch_rows(table_folder, batch), baseline, compared, threshold)
+    return VolumeVerdict(batch, history.rows(batch), baseline, compared, threshold)
 
 
 def short_batches(table_folders: list[str], batches: list[str], weeks: int, threshold: float) -> list[str]:
-    """The batch dates that fail the volume check in any of the tables: the dates a run holds back."""
-    return [b for b in batches if any(not volume_verdict(f, b, weeks, threshold).passed for f in table_folders)]
+    """The batch dates that fail the volume check in any of the tables (their Parquet layers): the dates a run
+    holds back."""
+    histories = [BatchHistory(folder) for folder in table_folders]
+    return [b for b in batches if any(not volume_verdict(h, b, weeks, threshold).passed for h in histories)]
 
 
-def missing_companies(table_folder: str, batch: str, window: int) -> list[int]:
+def missing_companies(history: BatchHistory, batch: str, window: int) -> list[int]:
     """Companies in any of the `window` batches before `batch` but not in it (the table's company column)."""
     earlier: set[int] = set()
-    for previous in previous_batches(table_folder, batch, window):
+    for previous in history.previous(batch, window):
         earlier |= set(previous.companies)
-    return sorted(earlier - batch_companies(table_folder, batch))
+    return sorted(earlier - history.companies(batch))

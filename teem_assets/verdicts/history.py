@@ -13,37 +13,45 @@ from teem_assets.unload.location import join
 LOOKBACK_DAYS = 31
 
 
-def _batch(table_folder: str, batch: str) -> converted.ConvertedBatch | None:
-    return converted.read(join(table_folder, f"batch_date={batch}"))
+class BatchHistory:
+    """The batch pointers of one table's Parquet layer (parquet/<table>), each read at most once: the checks of
+    a range of dates look at the same earlier dates again and again (14 dates of a range read some 500 pointers
+    one by one, each a request or two on S3, where 45 different ones would do). Made for one evaluation: a
+    pointer published after it was read is not seen."""
 
+    def __init__(self, table_folder: str) -> None:
+        self.table_folder = table_folder
+        self._read: dict[str, converted.ConvertedBatch | None] = {}
 
-def previous_batches(table_folder: str, batch: str, count: int) -> list[converted.ConvertedBatch]:
-    """The `count` converted batches before `batch` (days without one skipped, at most LOOKBACK_DAYS or
-    `count` days back, whichever is further), oldest first. Reads their pointers only, never lists the
-    table's folder: the cost is the same after any length of history."""
-    found: list[converted.ConvertedBatch] = []
-    day = dt.date.fromisoformat(batch)
-    for back in range(1, max(LOOKBACK_DAYS, count) + 1):
-        if len(found) == count:
-            break
-        earlier = _batch(table_folder, (day - dt.timedelta(days=back)).isoformat())
-        if earlier is not None:
-            found.append(earlier)
-    return found[::-1]
+    def batch(self, date: str) -> converted.ConvertedBatch | None:
+        if date not in self._read:
+            self._read[date] = converted.read(join(self.table_folder, f"batch_date={date}"))
+        return self._read[date]
 
+    def previous(self, batch: str, count: int) -> list[converted.ConvertedBatch]:
+        """The `count` converted batches before `batch` (days without one skipped, at most LOOKBACK_DAYS or
+        `count` days back, whichever is further), oldest first. Reads their pointers only, never lists the
+        table's folder: the cost is the same after any length of history."""
+        found: list[converted.ConvertedBatch] = []
+        day = dt.date.fromisoformat(batch)
+        for back in range(1, max(LOOKBACK_DAYS, count) + 1):
+            if len(found) == count:
+                break
+            earlier = self.batch((day - dt.timedelta(days=back)).isoformat())
+            if earlier is not None:
+                found.append(earlier)
+        return found[::-1]
 
-def same_weekday_batches(table_folder: str, batch: str, weeks: int) -> list[converted.ConvertedBatch]:
-    """The converted batches of the same weekday in the `weeks` weeks before `batch`, newest first."""
-    day = dt.date.fromisoformat(batch)
-    found = [_batch(table_folder, (day - dt.timedelta(weeks=back)).isoformat()) for back in range(1, weeks + 1)]
-    return [b for b in found if b is not None]
+    def same_weekday(self, batch: str, weeks: int) -> list[converted.ConvertedBatch]:
+        """The converted batches of the same weekday in the `weeks` weeks before `batch`, newest first."""
+        day = dt.date.fromisoformat(batch)
+        found = [self.batch((day - dt.timedelta(weeks=back)).isoformat()) for back in range(1, weeks + 1)]
+        return [b for b in found if b is not None]
 
+    def rows(self, batch: str) -> int:
+        found = self.batch(batch)
+        return found.rows if found else 0
 
-def batch_rows(table_folder: str, batch: str) -> int:
-    found = _batch(table_folder, batch)
-    return found.rows if found else 0
-
-
-def batch_companies(table_folder: str, batch: str) -> set[int]:
-    found = _batch(table_folder, batch)
-    return set(found.companies) if found else set()
+    def companies(self, batch: str) -> set[int]:
+        found = self.batch(batch)
+        return set(found.companies) if found else set()
