@@ -45,6 +45,8 @@ SHORT_NAMES = (
 # Installed by dev.sh from jvm/pom.xml (Maven, checksums in jvm/jars.sha256); never fetched at run time.
 PROJECT_JARS = Path(__file__).resolve().parent.parent / "jvm" / "jars"
 
+DRIVER_CLASS_PATH = "spark.driver.extraClassPath"
+
 DEFAULT_CONF: dict[str, str] = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.ansi.enabled": "true",
@@ -78,7 +80,12 @@ def spark_conf(
     local = master is not None and master.startswith("local")
     conf = {**DEFAULT_CONF, **(LOCAL_CONF if local else {}), **ICEBERG_CONF, **(extra or {})}
     chosen = project_jars() if jars is None else jars
-    if chosen:
+    if chosen and local:
+        # The driver's own class path: through spark.jars, each application copied the jars (388 MB) for its
+        # in-process executor, loaded their classes again from the copy, and left the copy behind when killed.
+        given = conf.get(DRIVER_CLASS_PATH)
+        conf[DRIVER_CLASS_PATH] = os.pathsep.join([*chosen, *([given] if given else [])])
+    elif chosen:
         conf["spark.jars"] = ",".join(chosen)
     for key, value in PINNED_CONF.items():
         if key.endswith("extraJavaOptions") and key in conf:
