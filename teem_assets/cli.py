@@ -27,6 +27,16 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
+def _moment(text: str) -> str:
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a timestamp (YYYY-MM-DDTHH:MM:SS+00:00)") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset: say which time zone it is in (+00:00: UTC)")
+    return moment.isoformat()
+
+
 def _at_least_one(text: str) -> int:
     try:
         value = int(text)
@@ -147,6 +157,34 @@ def _runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rollback(args: argparse.Namespace) -> int:
+    from teem_assets.runner import execute
+
+    config = {"batch": args.batch.isoformat() if args.batch else "", "to": args.to or ""}
+    run_config = {
+        "ops": {"roll_back_tables": {"config": config}},
+        "loggers": {"console": {"config": {"log_level": "INFO"}}},
+    }
+    result = execute("rollback_job", {}, run_config=run_config)
+    if not result.success:
+        failure = result.get_run_failure_event()
+        print(f"teem rollback: {failure.message if failure else 'failed'}", file=sys.stderr)
+        for event in result.all_events:
+            if event.is_step_failure and event.step_failure_data.error:
+                print(f"teem rollback: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
+        return 1
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_OBSERVATION":
+            observation = event.asset_observation_data.asset_observation
+            values = {k: v.value for k, v in observation.metadata.items()}
+            print(f"{observation.asset_key.to_user_string():<32} {values}")
+    output = next(e for e in result.all_events if e.is_successful_output)
+    for name, value in output.step_output_data.metadata.items():
+        print(f"{name}: {value.value}")
+    print(f"run {result.run_id}: run the undone batches again, corrected, to publish them")
+    return 0
+
+
 def _table(args: argparse.Namespace) -> int:
     import dagster as dg
 
@@ -229,6 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
     runs = commands.add_parser("runs", help="the instance's runs: status, batch dates, pools held, why a run ended")
     runs.add_argument("--limit", type=int, default=20, help="how many of the newest runs (default: 20)")
     runs.set_defaults(run=_runs)
+
+    rollback = commands.add_parser("rollback", help="undo a batch's publications, or every one after a moment")
+    undo = rollback.add_mutually_exclusive_group(required=True)
+    undo.add_argument("--batch", type=_date, help="the batch date whose last run is undone")
+    undo.add_argument("--to", type=_moment, help="a moment with its UTC offset, e.g. 2019-09-03T08:00:00+00:00")
+    rollback.set_defaults(run=_rollback)
 
     table = commands.add_parser("table", help="a table's row count and first rows, or every row as JSON lines")
     table.add_argument("name", help="a catalogue table or an aggregate")

@@ -17,6 +17,7 @@ from jobs.alerts import alert_sensors
 from jobs.batch_jobs import batch_jobs
 from jobs.dead_runs import dead_run_sensor
 from jobs.executor import waiting_in_process_executor
+from jobs.rollback import rollback_job
 from jobs.schedules import schedules
 from jobs.sensors import unload_sensors
 from resources.alerts import EmailAlerts, SlackAlerts
@@ -99,7 +100,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             *aggregate_assets(placement),
         ],
         asset_checks=freshness_checks,
-        jobs=jobs.all(),
+        jobs=[*jobs.all(), rollback_job],
         schedules=schedules(jobs),
         sensors=[*unload_sensors(settings, jobs), *alert_sensors(settings, jobs), dead_run_sensor(settings)],
         resources=resources_for(settings),

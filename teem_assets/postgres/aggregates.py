@@ -33,8 +33,9 @@ class Export:
 
 def export_since_last(connection, aggregate: Aggregate, schema: str, source) -> Export:  # noqa: ANN001
     """Bring the PostgreSQL copy of `aggregate` to the Iceberg table's current snapshot, in one transaction: the
-    partition values every commit since the snapshot it last exported replaced, deleted and copied again (or,
-    when that history is not there any more, the whole table); then record the snapshot. An export killed or
+    partition values every commit since the snapshot it last exported replaced, deleted and copied again (after
+    a rollback, those the undone commits replaced; when that history is not there any more, the whole table);
+    then record the snapshot. An export killed or
     failed changes nothing, and the next one, whoever runs it, exports what it missed. Exports of one table
     take turns (its lock, readers let through), from whichever Dagster instance: each reads the Iceberg table
     only once the one before it committed."""
@@ -54,6 +55,8 @@ def export_since_last(connection, aggregate: Aggregate, schema: str, source) -> 
             values: list[dt.date] | None = []
         else:
             values = values_replaced_since(source, found[0] if found else None, current.snapshot_id)
+            if values is None and found:  # main rolled back: what the undone commits replaced returns
+                values = values_replaced_since(source, current.snapshot_id, found[0])
         if values is None:
             cursor.execute(sql.SQL("DELETE FROM {}").format(table))
         else:

@@ -335,3 +335,34 @@ def replace(
         committed = _audited(connection, cursor, audit, progress)
         progress.step = "committing"
     return LoadReport(sent, sent, added, committed)
+
+
+def replace_keys(
+    connection,  # noqa: ANN001
+    table: Table,
+    schema: str,
+    batches: Iterable[pa.RecordBatch],
+    keys: KeySet,
+    audit: Audit | None = None,
+) -> LoadReport:
+    """Make the rows of `keys` exactly `batches` (every one of them has a key in `keys`), in one transaction:
+    the table's rows of those keys deleted, whatever their age, and the given ones copied in. What a rollback
+    needs, where `upsert` would keep a newer row. Other writers wait (SHARE ROW EXCLUSIVE), readers never do."""
+    target = qualified(schema, table.name)
+    key = sql.Identifier(table.primary_key[0])
+    with _named_failures(connection, schema, table) as progress, connection, connection.cursor() as cursor:
+        progress.step = "creating the table"
+        added = ensure_table(cursor, table, schema)
+        progress.step = "locking the table against other writers"
+        cursor.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target))
+        progress.step = "deleting the rows of the keys"
+        cursor.execute("CREATE TEMP TABLE teem_replaced_keys (k bigint) ON COMMIT DROP")
+        copy_keys(cursor, "teem_replaced_keys", keys)
+        cursor.execute(
+            sql.SQL("DELETE FROM {} t USING pg_temp.teem_replaced_keys r WHERE t.{} = r.k").format(target, key)
+        )
+        progress.step = "copying the rows (COPY)"
+        sent = copy_batches(cursor, schema, table.name, arrow_schema(table.typed_columns), batches)
+        committed = _audited(connection, cursor, audit, progress)
+        progress.step = "committing"
+    return LoadReport(sent, sent, added, committed)

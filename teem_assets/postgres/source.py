@@ -48,14 +48,16 @@ def migrated_rows(
 ) -> Iterator[pa.RecordBatch]:
     """The current rows of a migrated table (all, or those with a key in `keys` on `created_dates`), in the
     catalogue's columns and Arrow types, streamed from its current snapshot."""
-    from pyiceberg.expressions import AlwaysTrue, In
+    from pyiceberg.expressions import AlwaysTrue, And, GreaterThanOrEqual, In, LessThanOrEqual
 
-    if created_dates is not None and not created_dates:
+    if (created_dates is not None and not created_dates) or (keys is not None and not len(keys)):
         return
     condition = In(CREATED_DATE, set(created_dates)) if created_dates is not None else AlwaysTrue()
+    key = table.primary_key[0]
+    if keys is not None:  # files outside the keys' range are skipped by their column bounds
+        condition = And(condition, GreaterThanOrEqual(key, keys.low), LessThanOrEqual(key, keys.high))
     scan = iceberg_table.scan(row_filter=condition, selected_fields=tuple(table.column_names))
     schema = arrow_schema(table.typed_columns)
-    key = table.primary_key[0]
     for batch in scan.to_arrow_batch_reader():
         if keys is not None:
             batch = batch.filter(keys.contains(batch.column(key)))
