@@ -25,8 +25,8 @@ from teem_assets.rollback import RollbackRefused, TablePlan, keys_written, plan_
 class RollbackConfig(dg.Config):
     batch: str = Field(
         default="",
-        description="A batch date (YYYY-MM-DD): the tables return to their state when the last run that migrated "
-        "it started. Refused when another run published after that.",
+        description="A batch date (YYYY-MM-DD): the tables return to their state when the first run that migrated "
+        "it started (every run of it is undone). Refused when another run published after that.",
     )
     to: str = Field(
         default="",
@@ -73,31 +73,33 @@ WRITTEN = [
 
 
 def _cutoff_of_batch(instance: dg.DagsterInstance, batch: str) -> Cutoff:
-    """When the last run that migrated `batch` started; refused when another run wrote a table after that."""
-    latest = None
+    """When the first of the runs that migrated `batch` started (a batch run again, corrected or retried, has
+    several); refused when a run that did not migrate it wrote a table after that."""
+    runs: set[str] = set()
     for table in FACTS:
         filtered = dg.AssetRecordsFilter(asset_key=migrated_key(table), asset_partitions=[batch])
-        for record in instance.fetch_materializations(filtered, limit=1).records:
-            if latest is None or record.timestamp > latest.timestamp:
-                latest = record
-    if latest is None:
+        runs |= {r.run_id for r in instance.fetch_materializations(filtered, limit=1000).records}
+    if not runs:
         raise _refused(f"batch {batch} was never migrated on this Dagster instance")
-    record = instance.get_run_record_by_id(latest.run_id)
-    started = record.start_time or record.create_timestamp.timestamp()
+    records = sorted(
+        (r for r in instance.get_run_records(dg.RunsFilter(run_ids=sorted(runs)))),
+        key=lambda r: r.start_time or r.create_timestamp.timestamp(),
+    )
+    first = records[0]
+    started = first.start_time or first.create_timestamp.timestamp()
     later = set()
     for key in WRITTEN:
         filtered = dg.AssetRecordsFilter(asset_key=key, after_timestamp=started)
-        later |= {r.run_id for r in instance.fetch_materializations(filtered, limit=100).records}
-    later.discard(latest.run_id)
-    if later:
+        later |= {r.run_id for r in instance.fetch_materializations(filtered, limit=1000).records}
+    if later - runs:
         raise _refused(
-            f"run(s) {', '.join(sorted(later))} wrote tables after run {latest.run_id} published batch {batch}; "
-            "undoing it would undo them too: choose a moment with --to and run those batches again"
+            f"run(s) {', '.join(sorted(later - runs))} wrote tables after run {first.dagster_run.run_id} first "
+            f"published batch {batch}; undoing it would undo them too: choose a moment with --to and run those "
+            "batches again"
         )
+    undone = sorted({b for r in records for b in _batches_of(r.dagster_run)})
     moment = dt.datetime.fromtimestamp(started, dt.UTC)
-    return Cutoff(
-        moment, f"the start of run {latest.run_id}, the last to migrate {batch}", _batches_of(record.dagster_run)
-    )
+    return Cutoff(moment, f"the start of run {first.dagster_run.run_id}, the first to migrate {batch}", undone)
 
 
 def _audited_by_fingerprint(table: Table, schema: str, sent: list[Fingerprint], keys=None):  # noqa: ANN001, ANN202

@@ -270,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rollback = commands.add_parser("rollback", help="undo a batch's publications, or every one after a moment")
     undo = rollback.add_mutually_exclusive_group(required=True)
-    undo.add_argument("--batch", type=_date, help="the batch date whose last run is undone")
+    undo.add_argument("--batch", type=_date, help="the batch date whose runs are undone")
     undo.add_argument("--to", type=_moment, help="a moment with its UTC offset, e.g. 2019-09-03T08:00:00+00:00")
     rollback.set_defaults(run=_rollback)
 

@@ -196,7 +196,7 @@ def s3(monkeypatch: pytest.MonkeyPatch, s3_endpoint: str):
 # modules in this order, so the long ones start at once and the short ones fill in at the end.
 SLOWEST_MODULES = (
     "test_concurrent_runs.py", "test_s3_glue.py", "test_production.py", "test_aggregate_scope.py",
-    "test_dead_runs.py", "test_cli.py", "test_browser.py", "test_migration.py", "test_blocking_checks.py", "test_rollback.py",
+    "test_dead_runs.py", "test_cli.py", "test_browser.py", "test_migration.py", "test_blocking_checks.py",
     "test_volume_range.py", "test_emr.py", "test_checks_and_alerts.py", "test_package.py", "test_aggregate_zones.py",
     "test_sensors.py", "test_snapshot_checks.py", "test_asset_graph.py", "test_aggregates.py", "test_postgres.py",
 )  # fmt: skip

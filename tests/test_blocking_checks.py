@@ -2,27 +2,34 @@
 loader's back (a trigger, as a DBA's or another tool's would) fails `matches_migrated`, and nothing downstream of
 that table runs; a reference that disagrees with Spark fails `matches_postgres_reference`, and the export of that
 aggregate does not run; a fault in an aggregate's Spark code fails it too, and no reader (pyiceberg, Spark,
-PostgreSQL) sees what it rejected, until a healthy run publishes the right values. (`snapshot_not_shrunk`:
+PostgreSQL) sees what it rejected, until a healthy run publishes the right values; and a batch's publications
+undone (`rollback_job`) leave every table as a run that never had it. (`snapshot_not_shrunk`:
 test_snapshot_checks.py; the volume check holding a short date back: test_volume_range.py.)"""
 
 from __future__ import annotations
 
+import datetime as dt
+import shutil
 from pathlib import Path
 
 import dagster as dg
 import psycopg2
-from dagster_helpers import SMALL_SPEC, definitions, run_job, small_sample
+from dagster_helpers import SMALL_SPEC, definitions, replace_raw_batch, run_job, small_sample
 from pyspark.sql import functions as F
-from tables import iceberg, sorted_rows
+from tables import iceberg, pipeline_state, sorted_rows
 
+from teem_assets import layout
 from teem_assets.aggregates.outputs import AGG_HOURLY_SPACE
 from teem_assets.aggregates.store import partition_rows
 from teem_assets.assets.aggregates import writers_of
+from teem_assets.catalogue import TABLES
 from teem_assets.data_root import DataRoot
 from teem_assets.postgres.aggregates import compare_with_reference
+from teem_assets.sample.generate import batch_rows
 from teem_assets.stages import aggregate as aggregate_stage
 
 DAYS = [d.isoformat() for d in SMALL_SPEC.batch_dates]
+EVENTS = TABLES["fact_event_by_day"]
 
 
 def _sql(url: str, statement: str) -> list[tuple]:
@@ -107,6 +114,36 @@ def test_each_export_check_fails_and_stops_what_reads_its_table(
         assert iceberg(root, "aggregates", name).current_snapshot().snapshot_id == snapshot_id
 
 
+def _rollback(defs: dg.Definitions, instance: dg.DagsterInstance, **config: str) -> dg.ExecuteInProcessResult:
+    job = defs.resolve_job_def("rollback_job")
+    run_config = {"ops": {"roll_back_tables": {"config": config}}}
+    return job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
+
+
+def _failure(result: dg.ExecuteInProcessResult) -> str:
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    return failure.step_failure_data.error.message
+
+
+def _differing(state: dict, expected: dict) -> list:
+    return [key for key in expected if state[key] != expected[key]]
+
+
+def _seven_hours_late(day: str) -> list[list]:
+    """The day's events as the predecessor's time-zone bug wrote them: every time 7 hours late, and updated
+    a day later, so an upsert of the right rows alone could never replace them."""
+    column = {name: i for i, name in enumerate(EVENTS.column_names)}
+    shifted = [c for c in column if c.endswith(("_time", "_at")) and c != EVENTS.updated_at]
+    rows = []
+    for row in map(list, batch_rows(SMALL_SPEC, EVENTS.name, dt.date.fromisoformat(day))):
+        for name in shifted:
+            if isinstance(row[column[name]], dt.datetime):
+                row[column[name]] += dt.timedelta(hours=7)
+        row[column[EVENTS.updated_at]] += dt.timedelta(days=1)
+        rows.append(row)
+    return rows
+
+
 def _hourly(root: Path) -> tuple[int, list[tuple]]:
     """agg_hourly_space's main as pyiceberg reads it: its snapshot and rows."""
     table = iceberg(root, "aggregates", AGG_HOURLY_SPACE.name)
@@ -122,12 +159,18 @@ def _hourly_through_spark(spark, root: Path) -> list[tuple]:
     )
 
 
-def test_a_faulty_aggregate_is_never_published_and_a_healthy_run_publishes_the_right_values(
+def test_a_faulty_aggregate_is_never_published_a_healthy_run_publishes_the_right_values_and_rollback_undoes(
     monkeypatch, tmp_path: Path, spark, postgres_url, pg_schema
 ):
+    """Then (one world, its runs shared): `rollback_job` undoes batch D1's runs, the healthy one and the
+    faulty one that published its facts, leaving every table as after D0; a 7-hours-late D1 run and rolled
+    back the same way; and the right unload run again gives what the healthy run gave."""
     root = small_sample(tmp_path / "root")
     defs = definitions(monkeypatch, root, postgres_url, pg_schema)
-    assert run_job(defs, "migration_job", DAYS[0]).success
+    instance = dg.DagsterInstance.ephemeral()
+    assert "never migrated" in _failure(_rollback(defs, instance, batch=DAYS[1]))
+    assert run_job(defs, "migration_job", DAYS[0], instance=instance).success
+    never_had_d1 = pipeline_state(root, postgres_url, pg_schema)
     exported = f'SELECT * FROM "{pg_schema}".agg_hourly_space ORDER BY 1, 2, 3, 4, 5, 6'
     main_before, rows_before = _hourly(root)
     through_spark_before, exported_before = _hourly_through_spark(spark, root), _sql(postgres_url, exported)
@@ -142,7 +185,7 @@ def test_a_faulty_aggregate_is_never_published_and_a_healthy_run_publishes_the_r
         return rows.withColumn("sum_scheduled_events", F.col("sum_scheduled_events") + 1)
 
     monkeypatch.setattr(aggregate_stage, "compute", one_more_event_an_hour)
-    result = run_job(defs, "migration_job", DAYS[1], raise_on_error=False)
+    result = run_job(defs, "migration_job", DAYS[1], instance=instance, raise_on_error=False)
     assert not result.success
     assert _failed_checks(result) == {("aggregates/agg_hourly_space", "matches_postgres_reference")}
     [failed] = [e for e in result.get_asset_check_evaluations() if not e.passed]
@@ -158,7 +201,7 @@ def test_a_faulty_aggregate_is_never_published_and_a_healthy_run_publishes_the_r
     assert sorted_rows(staged, list(AGG_HOURLY_SPACE.column_names)) != rows_before
 
     monkeypatch.setattr(aggregate_stage, "compute", healthy)
-    assert run_job(defs, "migration_job", DAYS[1]).success
+    assert run_job(defs, "migration_job", DAYS[1], instance=instance).success
     main_after, rows_after = _hourly(root)
     assert main_after != main_before
     assert _hourly_through_spark(spark, root) == rows_after
@@ -173,6 +216,30 @@ def test_a_faulty_aggregate_is_never_published_and_a_healthy_run_publishes_the_r
         connection.close()
     assert comparison.equal, comparison.first_differences
     assert sorted(_sql(postgres_url, exported), key=repr) == rows_after  # PostgreSQL holds what was published
+
+    undisturbed = pipeline_state(root, postgres_url, pg_schema)
+    unload = layout.raw_batch(str(root), EVENTS.name, DAYS[1])
+    shutil.copytree(unload, tmp_path / "right")
+    assert _rollback(defs, instance, batch=DAYS[1]).success
+    assert _differing(pipeline_state(root, postgres_url, pg_schema), never_had_d1) == []
+    replace_raw_batch(root, EVENTS, DAYS[1], _seven_hours_late(DAYS[1]))
+    assert run_job(defs, "batch_job", DAYS[1], instance=instance).success
+    bad = pipeline_state(root, postgres_url, pg_schema)
+    assert bad[("migrated", EVENTS.name)] != undisturbed[("migrated", EVENTS.name)]
+    assert bad[("postgres", AGG_HOURLY_SPACE.name)] != undisturbed[("postgres", AGG_HOURLY_SPACE.name)]
+    undone = _rollback(defs, instance, batch=DAYS[1])
+    assert undone.success
+    assert _differing(pipeline_state(root, postgres_url, pg_schema), never_had_d1) == []
+    observed = {
+        e.asset_key.to_user_string(): e.metadata for e in undone.asset_observations_for_node("roll_back_tables")
+    }
+    assert observed[f"migrated/{EVENTS.name}"]["postgres_rows_replaced"].value > 0
+    assert "no UTC offset" in _failure(_rollback(defs, instance, to="2019-09-03T08:00:00"))
+    assert "no data yet" in _failure(_rollback(defs, instance, to="2000-01-01T00:00:00+00:00"))
+    shutil.rmtree(unload)
+    shutil.copytree(tmp_path / "right", unload)
+    assert run_job(defs, "batch_job", DAYS[1], instance=instance).success
+    assert _differing(pipeline_state(root, postgres_url, pg_schema), undisturbed) == []
 
 
 def test_an_export_emptied_behind_the_pipelines_back_fails_the_check_without_a_retry(
