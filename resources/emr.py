@@ -15,9 +15,10 @@ from typing import Any
 import boto3
 import dagster as dg
 from botocore.exceptions import ClientError
-from dagster_aws.pipes import PipesEMRClient, PipesS3MessageReader
+from dagster_aws.pipes import PipesEMRClient
 from dagster_aws.pipes.clients.utils import emr_inject_pipes_env_vars
 
+from resources.pipes_messages import RootPrefixedS3MessageReader
 from resources.stage_results import StageResult, failures_in
 from teem_assets.data_root import DataRoot
 from teem_assets.stages.entry import REQUEST_EXTRA
@@ -34,6 +35,9 @@ FAILED_STEP_STATES = {"FAILED", "CANCELLED", "INTERRUPTED"}
 
 class EmrSettingError(ValueError):
     """A setting of the EMR resource that would fail the cluster, found before one is started."""
+
+
+MANAGED_POLICY_TAG = "for-use-with-amazon-emr-managed-policies"
 
 
 def console_url(region: str, cluster_id: str) -> str:
@@ -147,7 +151,7 @@ class EmrResource(dg.ConfigurableResource):
     core_instance_type: str = "m6i.2xlarge"
     core_instance_count: int = 2
     subnet_id: str | None = None
-    service_role: str = "EMR_DefaultRole"
+    service_role: str = "EMR_DefaultRole_V2"  # with AmazonEMRServicePolicy_v2, AWS's current default
     instance_profile: str = "EMR_EC2_DefaultRole"
     log_uri: str | None = None
     tags: dict[str, str] = {}  # noqa: RUF012 - pydantic copies field defaults
@@ -236,6 +240,11 @@ class EmrResource(dg.ConfigurableResource):
             {"Name": a["name"], "ScriptBootstrapAction": {"Path": a["path"], "Args": list(a.get("args", []))}}
             for a in self.bootstrap_actions
         ]
+        # boto3 on the nodes reads no region from instance metadata: pyiceberg's Glue client needs it named
+        cluster_region = self._client("emr").meta.region_name
+        region = {"AWS_REGION": cluster_region, "AWS_DEFAULT_REGION": cluster_region}
+        # The v2 managed policies allow RunJobFlow and act only on clusters carrying this tag
+        tags = {"teem:stage": request.stage, MANAGED_POLICY_TAG: "true", **self.tags}
         params: dict[str, Any] = {
             "Name": f"teem-{request.stage}-{run_id[:8]}",
             "ReleaseLabel": self.release_label,
@@ -267,14 +276,14 @@ class EmrResource(dg.ConfigurableResource):
                 {
                     "Classification": "spark-env",
                     "Configurations": [
-                        {"Classification": "export", "Properties": {"PYSPARK_PYTHON": python, "TZ": "UTC"}}
+                        {"Classification": "export", "Properties": {"PYSPARK_PYTHON": python, "TZ": "UTC", **region}}
                     ],
                 },
             ],
             "JobFlowRole": self.instance_profile,
             "ServiceRole": self.service_role,
             "VisibleToAllUsers": True,
-            "Tags": [{"Key": k, "Value": v} for k, v in {"teem:stage": request.stage, **self.tags}.items()],
+            "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
         }
         if self.log_uri:
             params["LogUri"] = self.log_uri
@@ -285,8 +294,10 @@ class EmrResource(dg.ConfigurableResource):
     ) -> tuple[list[StageResult], list[str]]:
         """The stage's results, and what it could not do, from one transient cluster."""
         self.validate(root)
-        bucket = self.messages_bucket or split_s3(root.root)[0]
-        reader = PipesS3MessageReader(bucket=bucket, client=self._client("s3"), interval=5)
+        root_bucket, root_prefix = split_s3(root.root)
+        bucket = self.messages_bucket or root_bucket
+        prefix = root_prefix if bucket == root_bucket else ""
+        reader = RootPrefixedS3MessageReader(prefix=prefix, bucket=bucket, client=self._client("s3"), interval=5)
         client = TransientEMRClient(reader, self._client("emr"), self.poll_seconds)
         invocation = client.run(
             context=context,

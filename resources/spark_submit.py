@@ -13,9 +13,9 @@ from pathlib import Path
 import boto3
 import dagster as dg
 import pyspark
-from dagster_aws.pipes import PipesS3MessageReader
 
 from resources.pipes_lines import PipesWholeLineFileMessageReader
+from resources.pipes_messages import RootPrefixedS3MessageReader
 from resources.stage_results import StageResult, failures_in
 from teem_assets.settings import stage_environment
 from teem_assets.spark_session import project_jars
@@ -53,7 +53,7 @@ def submit_command(
 def message_reader(messages_bucket: str | None, endpoint_url: str | None) -> dg.PipesMessageReader:
     if messages_bucket:
         client = boto3.client("s3", endpoint_url=endpoint_url) if endpoint_url else boto3.client("s3")
-        return PipesS3MessageReader(bucket=messages_bucket, client=client, interval=1)
+        return RootPrefixedS3MessageReader(prefix="", bucket=messages_bucket, client=client, interval=1)
     return PipesWholeLineFileMessageReader()
 
 

@@ -134,6 +134,7 @@ def test_the_cluster_request_carries_every_setting_and_a_failed_step_terminates_
     assert [a["Name"] for a in cluster["Applications"]] == ["Spark"]
     tags = {t["Key"]: t["Value"] for t in cluster["Tags"]}
     assert {"team": "data", "cost-center": "analytics", "teem:stage": "convert"}.items() <= tags.items()
+    assert tags["for-use-with-amazon-emr-managed-policies"] == "true"  # what the v2 managed policies require
 
     configurations = _by_classification(cluster["Configurations"])
     spark_defaults = configurations["spark-defaults"]["Properties"]
@@ -143,11 +144,13 @@ def test_the_cluster_request_carries_every_setting_and_a_failed_step_terminates_
     assert configurations["iceberg-defaults"]["Properties"] == {"iceberg.enabled": "true"}
     export = _by_classification(configurations["spark-env"]["Configurations"])["export"]["Properties"]
     assert export["PYSPARK_PYTHON"] == "python3.11" and export["TZ"] == "UTC"
+    assert export["AWS_REGION"] == export["AWS_DEFAULT_REGION"] == REGION  # the nodes' boto3 finds none itself
     pipes_context = decode_param(export["DAGSTER_PIPES_CONTEXT"])["data"]  # injected directly
     request = StageRequest.from_json(pipes_context["extras"]["request"])
     assert (request.stage, request.tables, request.batches) == ("convert", [t.name for t in DIMENSIONS], ["snapshot"])
     assert request.root["root"] == "s3://teem/root"
-    assert decode_param(export["DAGSTER_PIPES_MESSAGES"])["bucket"] == "teem"  # the data root's bucket
+    messages = decode_param(export["DAGSTER_PIPES_MESSAGES"])
+    assert messages["bucket"] == "teem" and messages["key_prefix"].startswith("root/pipes/")  # under the root
 
     groups = emr.list_instance_groups(ClusterId=cluster_id)["InstanceGroups"]
     assert sorted((g["InstanceGroupType"], g["InstanceType"], g["RequestedInstanceCount"]) for g in groups) == [
@@ -232,10 +235,13 @@ def test_the_driver_started_as_emr_starts_it_reports_back_through_s3(aws, sample
     exported = {**_environment_of(cluster), "PYSPARK_PYTHON": sys.executable}
     finished = subprocess.run(command, env={**os.environ, **exported}, cwd=tmp_path, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr[-4000:]
+    messages = decode_param(exported["DAGSTER_PIPES_MESSAGES"])
+    assert s3.list_objects_v2(Bucket="teem", Prefix=f"{messages['key_prefix']}/")["KeyCount"] > 0
     aws.finish_cluster(cluster_id, instance_hours=24)
 
     result = run.finish()
     assert result.success
+    assert s3.list_objects_v2(Bucket="teem", Prefix=f"{messages['key_prefix']}/")["KeyCount"] == 0  # read, removed
     emr_metadata = {
         "AWS EMR Cluster ID": cluster_id,
         "AWS EMR State Reason": "Steps completed",
