@@ -17,7 +17,7 @@ from teem_assets.aggregates.outputs import AGGREGATES
 from teem_assets.assets.keys import aggregate_key, migrated_key, postgres_key
 from teem_assets.catalogue import FACTS, TABLES, Table
 from teem_assets.postgres.aggregates import export_since_last
-from teem_assets.postgres.load import Fingerprint, fingerprinted, replace, replace_keys, table_fingerprint
+from teem_assets.postgres.load import Fingerprint, fingerprinted, replace, table_fingerprint
 from teem_assets.postgres.source import migrated_rows
 from teem_assets.rollback import RollbackRefused, TablePlan, keys_written, plan_table, roll_back
 
@@ -128,7 +128,7 @@ def _equalize_table(storage: StorageResource, postgres: PostgresResource, table:
             keys = keys_written(source, table.primary_key[0], plan.written_after)
             rows = fingerprinted(table, migrated_rows(source, table, keys), sent)
             audit = _audited_by_fingerprint(table, postgres.schema_name, sent, keys)
-            report = replace_keys(connection, table, postgres.schema_name, rows, keys, audit)
+            report = replace(connection, table, postgres.schema_name, rows, audit, keys)
     finally:
         connection.close()
     if not report.committed:

@@ -176,6 +176,16 @@ def _audited(connection, cursor, audit: Audit | None, progress: _Progress) -> bo
     return False
 
 
+def _created_and_locked(cursor, progress: _Progress, table: Table, schema: str) -> list[str]:  # noqa: ANN001
+    """The table created (or its new columns added; returned) and locked against other writers for the
+    transaction (SHARE ROW EXCLUSIVE: readers go on)."""
+    progress.step = "creating the table"
+    added = ensure_table(cursor, table, schema)
+    progress.step = "locking the table against other writers"
+    cursor.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(qualified(schema, table.name)))
+    return added
+
+
 def upsert(
     connection,  # noqa: ANN001
     table: Table,
@@ -197,10 +207,7 @@ def upsert(
     target = qualified(schema, table.name)
     types = arrow_schema(table.typed_columns)
     with _named_failures(connection, schema, table) as progress, connection, connection.cursor() as cursor:
-        progress.step = "creating the table"
-        added = ensure_table(cursor, table, schema)
-        progress.step = "locking the table against other writers"
-        cursor.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target))
+        added = _created_and_locked(cursor, progress, table, schema)
         progress.step = "finding the keys the table holds"
         held = held_keys(cursor, target, table.primary_key[0], keys)
         with tempfile.TemporaryFile(prefix="teem-upsert-") as spill:
@@ -317,50 +324,27 @@ def replace(
     schema: str,
     batches: Iterable[pa.RecordBatch],
     audit: Audit | None = None,
+    keys: KeySet | None = None,
 ) -> LoadReport:
-    """Replace the table's rows with the snapshot's, in one transaction, in the table itself: what a DBA added
-    to it (views on it, grants, indexes, comments) stays, and readers see the old rows until the commit. Other
-    writers wait (SHARE ROW EXCLUSIVE), readers never do. `audit` reads the result before the commit (None: no
-    audit)."""
+    """Replace the table's rows (with `keys`, only those of the keys, whatever their age: what a rollback needs,
+    where `upsert` would keep a newer row) with `batches`, in one transaction, in the table itself: what a DBA
+    added to it (views on it, grants, indexes, comments) stays, and readers see the old rows until the commit.
+    Other writers wait (SHARE ROW EXCLUSIVE), readers never do. `audit` reads the result before the commit
+    (None: no audit)."""
     target = qualified(schema, table.name)
     with _named_failures(connection, schema, table) as progress, connection, connection.cursor() as cursor:
-        progress.step = "creating the table"
-        added = ensure_table(cursor, table, schema)
-        progress.step = "locking the table against other writers"
-        cursor.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target))
-        progress.step = "deleting the old rows"
-        cursor.execute(sql.SQL("DELETE FROM {}").format(target))
-        progress.step = "copying the rows (COPY)"
-        sent = copy_batches(cursor, schema, table.name, arrow_schema(table.typed_columns), batches)
-        committed = _audited(connection, cursor, audit, progress)
-        progress.step = "committing"
-    return LoadReport(sent, sent, added, committed)
-
-
-def replace_keys(
-    connection,  # noqa: ANN001
-    table: Table,
-    schema: str,
-    batches: Iterable[pa.RecordBatch],
-    keys: KeySet,
-    audit: Audit | None = None,
-) -> LoadReport:
-    """Make the rows of `keys` exactly `batches` (every one of them has a key in `keys`), in one transaction:
-    the table's rows of those keys deleted, whatever their age, and the given ones copied in. What a rollback
-    needs, where `upsert` would keep a newer row. Other writers wait (SHARE ROW EXCLUSIVE), readers never do."""
-    target = qualified(schema, table.name)
-    key = sql.Identifier(table.primary_key[0])
-    with _named_failures(connection, schema, table) as progress, connection, connection.cursor() as cursor:
-        progress.step = "creating the table"
-        added = ensure_table(cursor, table, schema)
-        progress.step = "locking the table against other writers"
-        cursor.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target))
-        progress.step = "deleting the rows of the keys"
-        cursor.execute("CREATE TEMP TABLE teem_replaced_keys (k bigint) ON COMMIT DROP")
-        copy_keys(cursor, "teem_replaced_keys", keys)
-        cursor.execute(
-            sql.SQL("DELETE FROM {} t USING pg_temp.teem_replaced_keys r WHERE t.{} = r.k").format(target, key)
-        )
+        added = _created_and_locked(cursor, progress, table, schema)
+        if keys is None:
+            progress.step = "deleting the old rows"
+            cursor.execute(sql.SQL("DELETE FROM {}").format(target))
+        else:
+            progress.step = "deleting the rows of the keys"
+            cursor.execute("CREATE TEMP TABLE teem_replaced_keys (k bigint) ON COMMIT DROP")
+            copy_keys(cursor, "teem_replaced_keys", keys)
+            key = sql.Identifier(table.primary_key[0])
+            cursor.execute(
+                sql.SQL("DELETE FROM {} t USING pg_temp.teem_replaced_keys r WHERE t.{} = r.k").format(target, key)
+            )
         progress.step = "copying the rows (COPY)"
         sent = copy_batches(cursor, schema, table.name, arrow_schema(table.typed_columns), batches)
         committed = _audited(connection, cursor, audit, progress)
