@@ -17,6 +17,7 @@ from jobs.alerts import alert_sensors
 from jobs.batch_jobs import batch_jobs
 from jobs.dead_runs import dead_run_sensor
 from jobs.executor import waiting_in_process_executor
+from jobs.held_back import held_back_sensor
 from jobs.rollback import rollback_job
 from jobs.schedules import schedules
 from jobs.sensors import unload_sensors
@@ -102,7 +103,12 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         asset_checks=freshness_checks,
         jobs=[*jobs.all(), rollback_job],
         schedules=schedules(jobs),
-        sensors=[*unload_sensors(settings, jobs), *alert_sensors(settings, jobs), dead_run_sensor(settings)],
+        sensors=[
+            *unload_sensors(settings, jobs),
+            *alert_sensors(settings, jobs),
+            dead_run_sensor(settings),
+            held_back_sensor(jobs),
+        ],
         resources=resources_for(settings),
         # One process per run, so the run's in-process stages share one Spark application; its waits for a
         # pool sleep, end dead holders and stop on a signal (jobs/executor.py).

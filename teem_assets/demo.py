@@ -8,10 +8,11 @@ import os
 import time
 from typing import TextIO
 
+import dagster as dg
 from dagster._core.storage.dagster_run import DagsterRunStatus
 from dagster._core.utils import make_new_run_id
 
-from teem_assets.runner import Materialized, instance, run_range
+from teem_assets.runner import Materialized, admitted_after, instance, run_range
 from teem_assets.sample.generate import UnloadOptions, generate_sample
 from teem_assets.sample.spec import SampleSpec
 from teem_assets.settings import load
@@ -35,10 +36,28 @@ def print_materialized(materialized: list[Materialized], out: TextIO) -> None:
 
 
 def report_run(first: dt.date, last: dt.date, out: TextIO, started: float, log: str, run_id: str) -> bool:
-    """Run every layer for first..last, a line per stage as it ends, then the table of what it wrote."""
-    out.write(f"run {run_id}, batch dates {first}..{last} (Spark's and Dagster's logs: {log})\n")
+    """Run every layer for first..last, a line per stage as it ends, then the table of what it wrote. When the
+    run stopped at Parquet because some dates were short, its other dates run on as admitted_job runs."""
+    result = _report_one(first, last, out, started, log, run_id, "migration_job")
+    if result.success:
+        return True
+    held, ranges = admitted_after(result, first, last)
+    if held:
+        out.write(f"held back, short (volume check): {', '.join(held)}; the run's other dates run on their own\n")
+    for start, end in ranges:
+        a, b = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+        _report_one(a, b, out, time.monotonic(), log, make_new_run_id(), "admitted_job")
+    if held:
+        out.write(f"run {', '.join(held)} again once its unload is complete\n")
+    return False
+
+
+def _report_one(
+    first: dt.date, last: dt.date, out: TextIO, started: float, log: str, run_id: str, job_name: str
+) -> dg.ExecutionResult:
+    out.write(f"run {run_id} ({job_name}), batch dates {first}..{last} (Spark's and Dagster's logs: {log})\n")
     with StageProgress(instance(), run_id, out) as progress:
-        result, materialized = run_range(first, last, run_id)
+        result, materialized = run_range(first, last, run_id, job_name)
     ended = "succeeded" if result.success else "FAILED"
     if instance().get_run_by_id(run_id).status == DagsterRunStatus.CANCELED:
         ended = "canceled"  # SIGTERM or Ctrl-C (jobs/executor.py)
@@ -48,7 +67,7 @@ def report_run(first: dt.date, last: dt.date, out: TextIO, started: float, log: 
         out.write(f"failed: {failure}\n")
     if progress.failures:
         out.write(f"the whole error is in {log}\n")
-    return result.success
+    return result
 
 
 def run_in_terminal(first: dt.date, last: dt.date) -> int:

@@ -11,6 +11,7 @@ import dagster as dg
 import yaml
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from teem_assets.assets.held_back import admitted_ranges, held_back
 from teem_assets.settings import SettingError, load
 
 # Every pool holds one slot: two runs never write the same tables at once (the stages' pools,
@@ -118,13 +119,13 @@ def execute(
 
 
 def run_range(
-    first: dt.date, last: dt.date, run_id: str | None = None
+    first: dt.date, last: dt.date, run_id: str | None = None, job_name: str = "migration_job"
 ) -> tuple[dg.ExecutionResult, list[Materialized]]:
-    """Materialize every layer for batch dates first..last as one single-run backfill."""
+    """Materialize every layer (of `job_name`) for batch dates first..last as one single-run backfill."""
     if last < first:
         raise ValueError(f"--to {last} is before --from {first}")
     result = execute(
-        "migration_job",
+        job_name,
         {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()},
         run_id,
         {"loggers": {"console": {"config": {"log_level": "INFO"}}}},
@@ -137,3 +138,10 @@ def run_range(
         partitions = f"{first}..{last}" if materialization.partition else "-"
         seen[key] = Materialized(key, partitions, metadata.get("dagster/row_count"), metadata.get("rows_quarantined"))
     return result, list(seen.values())
+
+
+def admitted_after(result: dg.ExecutionResult, first: dt.date, last: dt.date) -> tuple[list[str], list[tuple]]:
+    """The dates a failed range run held back (short), and the unbroken ranges of its other dates, which
+    `admitted_job` runs (teem_assets.assets.held_back); nothing when the run failed otherwise."""
+    held = held_back(result.get_asset_check_evaluations())
+    return held, admitted_ranges(first.isoformat(), last.isoformat(), held) if held else []

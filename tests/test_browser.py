@@ -87,36 +87,6 @@ def _one_partition_launched_succeeds(page: Page, base: str) -> None:
     screenshot(page, "partition-run")
 
 
-def _failed_check_shows_its_metadata(page: Page, base: str, root: Path) -> None:
-    short = layout.raw_batch(str(root), "fact_event_by_day", "2019-09-08")
-    for part in Path(short).iterdir():
-        if part.name.startswith("fact_event_by_day_0001_part_"):  # one Redshift slice's files never arrived
-            part.unlink()
-    rows, baseline = _lines(short), _lines(layout.raw_batch(str(root), "fact_event_by_day", "2019-09-01"))
-    assert rows < 0.95 * baseline
-
-    launch_from_asset_page(page, base, "parquet/fact_event_by_day", "2019-09-08", "Launch 1 run")
-    page.get_by_text(re.compile(r"^Launched run")).wait_for()
-    page.get_by_role("link", name="View").first.click()
-    page.get_by_text("Failure", exact=True).first.wait_for(timeout=600_000)
-    screenshot(page, "failed-run")
-
-    open_page(page, f"{base}/assets/parquet/fact_event_by_day?view=checks")
-    page.get_by_text("volume_vs_trailing_median").first.click()
-    page.get_by_text("This is a blocking asset check.").wait_for()
-    metadata = page.locator("table", has_text="short_batches")
-    assert re.search(r"short_batches\s+2019-09-08", metadata.inner_text())
-    assert re.search(r"threshold\s+0\.95", metadata.inner_text())
-    page.get_by_text("[Show Markdown]").first.click()
-    dialog = page.get_by_role("dialog")
-    dialog.get_by_text("2019-09-08:").wait_for()
-    page.wait_for_timeout(500)  # the dialog fades in
-    shown = dialog.inner_text()
-    share = f"{rows / baseline:.1%}"
-    assert f"2019-09-08: {rows} rows, {share} of {baseline}, the fewest of 2019-09-01" in shown
-    screenshot(page, "failed-check")
-
-
 # Canaries in every secret setting, the PostgreSQL password written into the URL as it is.
 PG_CANARY = "Pg/canary#pw?x@1"
 SECRETS = {
@@ -172,14 +142,46 @@ query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {
 """
 
 
-def _job_launched_through_graphql(graphql: Callable[..., dict], location: dict, day: str) -> None:
-    """What the UI's launchpad sends: every layer of one batch date, then its materializations' metadata."""
+RUNS = """
+query($job: String!) { runsOrError(filter: {pipelineName: $job}) { ... on Runs { results {
+    runId status tags { key value }
+} } } }
+"""
+STATUSES = """
+query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
+    assetPartitionStatuses { ... on TimePartitionStatuses { ranges { status startKey endKey } } }
+} } }
+"""
+PAST_PARQUET = [
+    ["migrated", "fact_event_by_day"],
+    ["migrated", "fact_attendance"],
+    ["postgres", "fact_event_by_day"],
+    ["postgres", "fact_attendance"],
+    ["aggregates", "agg_hourly_space"],
+    ["aggregates", "week_people_count"],
+    ["postgres", "agg_hourly_space"],
+    ["postgres", "week_people_count"],
+]
+
+
+def _range_launched_through_graphql(graphql: Callable[..., dict], location: dict, root: Path) -> tuple[int, int]:
+    """What the UI's launchpad sends: every layer of 2019-09-04..09-08, the last date's unload of
+    fact_event_by_day cut short. The run stops at Parquet; held_back_sensor (the daemon) runs the other four dates
+    on their own; every layer past Parquet shows 09-08 failed and 09-04..07 materialized."""
+    short = layout.raw_batch(str(root), "fact_event_by_day", "2019-09-08")
+    for part in Path(short).iterdir():
+        if part.name.startswith("fact_event_by_day_0001_part_"):  # one Redshift slice's files never arrived
+            part.unlink()
+    rows, baseline = _lines(short), _lines(layout.raw_batch(str(root), "fact_event_by_day", "2019-09-01"))
+    assert rows < 0.95 * baseline
+
     repository = location["locationOrLoadError"]["repositories"][0]
-    assert {"snapshot_job", "batch_job", "migration_job", "freshness_job"} <= {j["name"] for j in repository["jobs"]}
+    assert {"snapshot_job", "batch_job", "migration_job", "admitted_job"} <= {j["name"] for j in repository["jobs"]}
     selector = {"repositoryLocationName": location["name"], "repositoryName": repository["name"]}
+    tags = {"dagster/asset_partition_range_start": "2019-09-04", "dagster/asset_partition_range_end": "2019-09-08"}
     params = {
         "selector": {**selector, "jobName": "migration_job"},
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]},
+        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
     }
     launched = graphql(LAUNCH, params=params)["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
@@ -189,12 +191,65 @@ def _job_launched_through_graphql(graphql: Callable[..., dict], location: dict, 
         status = graphql(STATUS, id=run_id)["runOrError"]["status"]
         return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
 
-    assert wait_for(finished, 600, "the run to finish", interval=2) == "SUCCESS"
+    assert wait_for(finished, 600, "the range run to finish", interval=2) == "FAILURE"
+
+    def admitted() -> list[dict] | None:
+        runs = graphql(RUNS, job="admitted_job")["runsOrError"]["results"]
+        return runs if runs and runs[0]["status"] in ("SUCCESS", "FAILURE", "CANCELED") else None
+
+    [run] = wait_for(admitted, 600, "held_back_sensor's admitted_job run to finish", interval=2)
+    run_tags = {tag["key"]: tag["value"] for tag in run["tags"]}
+    assert run["status"] == "SUCCESS"
+    assert (run_tags["dagster/asset_partition_range_start"], run_tags["dagster/asset_partition_range_end"]) == (
+        "2019-09-04",
+        "2019-09-07",
+    )
+    assert run_tags["teem/held_back_by"] == run_id
+    for key in PAST_PARQUET:
+        ranges = graphql(STATUSES, key={"path": key})["assetNodeOrError"]["assetPartitionStatuses"]["ranges"]
+        found = sorted((r["status"], r["startKey"], r["endKey"]) for r in ranges)
+        assert found == [("FAILED", "2019-09-08", "2019-09-08"), ("MATERIALIZED", "2019-09-04", "2019-09-07")], key
     for key, label in ((["migrated", "fact_event_by_day"], "dagster/row_count"),
                        (["aggregates", "agg_hourly_space"], "rows_in_recomputed_partitions")):  # fmt: skip
         found = graphql(MATERIALIZED, key={"path": key})["assetOrError"]["assetMaterializations"]
-        of_day = [{e["label"]: e.get("intValue") for e in m["metadataEntries"]} for m in found if m["partition"] == day]
+        of_day = [
+            {e["label"]: e.get("intValue") for e in m["metadataEntries"]}
+            for m in found
+            if m["partition"] == "2019-09-04"
+        ]
         assert of_day and max(metadata[label] for metadata in of_day) > 0, (key, of_day)
+    return rows, baseline
+
+
+def _held_back_date_shows_failed(page: Page, base: str) -> None:
+    """The asset's partitions page, failed partitions only: the short date alone, red."""
+    open_page(page, f"{base}/assets/migrated/fact_event_by_day?view=partitions")
+    page.get_by_text("Failed (1)", exact=True).wait_for()
+    page.get_by_text("Materialized (4)", exact=True).click()  # 2019-09-04..07
+    page.get_by_text(re.compile(r"^Missing \(\d+\)$")).click()
+    page.get_by_text("1 Partitions Selected").wait_for()
+    listed = page.get_by_text(re.compile(r"^2019-09-\d\d$"))
+    listed.first.wait_for()
+    ran = {f"2019-09-0{day}" for day in range(4, 9)}
+    assert set(listed.all_inner_texts()) & ran == {"2019-09-08"}  # beside the timeline's first date
+    screenshot(page, "held-back-partition")
+
+
+def _failed_check_shows_its_metadata(page: Page, base: str, rows: int, baseline: int) -> None:
+    open_page(page, f"{base}/assets/parquet/fact_event_by_day?view=checks")
+    page.get_by_text("volume_vs_trailing_median").first.click()
+    page.get_by_text("This is a blocking asset check.").wait_for()
+    metadata = page.locator("table", has_text="short_batches")
+    assert re.search(r"short_batches\s+2019-09-08", metadata.inner_text())
+    assert re.search(r"threshold\s+0\.95", metadata.inner_text())
+    page.get_by_text("[Show Markdown]").first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("2019-09-08:").wait_for()
+    page.wait_for_timeout(500)  # the dialog fades in
+    shown = dialog.inner_text()
+    share = f"{rows / baseline:.1%}"
+    assert f"2019-09-08: {rows} rows, {share} of {baseline}, the fewest of 2019-09-01" in shown
+    screenshot(page, "failed-check")
 
 
 def test_a_user_session_in_the_dagster_ui(tmp_path: Path, postgres_url: str, pg_schema: str):
@@ -209,8 +264,9 @@ def test_a_user_session_in_the_dagster_ui(tmp_path: Path, postgres_url: str, pg_
         _settings_show_their_variables_not_values(page, base, location["name"], root)
         _backfill_of_three_days_is_one_run(page, base, graphql)
         _one_partition_launched_succeeds(page, base)
-        _job_launched_through_graphql(graphql, location, "2019-09-04")
-        _failed_check_shows_its_metadata(page, base, root)
+        rows, baseline = _range_launched_through_graphql(graphql, location, root)
+        _held_back_date_shows_failed(page, base)
+        _failed_check_shows_its_metadata(page, base, rows, baseline)
         # meanwhile the daemon ran the sensors that start RUNNING on the instance's default SQLite storage
         repository = location["locationOrLoadError"]["repositories"][0]["name"]
         selector = {"repositoryLocationName": location["name"], "repositoryName": repository}

@@ -22,6 +22,7 @@ from servers import free_port
 
 from resources.alerts import EmailAlerts, SlackAlerts
 from teem_assets import converted, layout
+from teem_assets.assets.held_back import admitted_ranges
 from teem_assets.assets.parquet import VOLUME
 from teem_assets.catalogue import TABLES
 from teem_assets.checks.freshness import freshness
@@ -210,6 +211,12 @@ def test_volume_against_the_same_weekday_of_the_weeks_before(tmp_path: Path) -> 
     other = layout.parquet_table(str(tmp_path), "other")
     assert short_batches([folder], ["2019-08-28", "2019-09-01", "2019-09-02"], 4, 0.95) == []
     assert short_batches([other, folder], ["2019-09-01", "2019-09-02"], 1, 0.95) == ["2019-09-02"]
+    # and the ranges its other dates run in, on their own (a month's end crossed)
+    assert admitted_ranges("2019-08-28", "2019-09-03", ["2019-08-28", "2019-09-01", "2019-09-02"]) == [
+        ("2019-08-29", "2019-08-31"),
+        ("2019-09-03", "2019-09-03"),
+    ]
+    assert admitted_ranges("2019-09-01", "2019-09-02", ["2019-09-01", "2019-09-02"]) == []
 
 
 def test_companies_against_the_batches_before(tmp_path: Path) -> None:

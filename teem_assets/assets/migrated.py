@@ -10,7 +10,7 @@ from resources.spark import SparkResource
 from resources.storage import StorageResource
 from resources.thresholds import CheckThresholds
 from teem_assets.assets.conventions import Placement
-from teem_assets.assets.held_back import admitted_batches, noting_held_back
+from teem_assets.assets.held_back import refusing_short_batches
 from teem_assets.assets.keys import migrated_key, parquet_key, selected_tables
 from teem_assets.assets.stage import COMMIT_RETRIES, layer_spec, stage, stage_request
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
@@ -67,9 +67,8 @@ def migrated_batches(
     context: dg.AssetExecutionContext, spark: SparkResource, storage: StorageResource, thresholds: CheckThresholds
 ) -> Iterator[dg.MaterializeResult]:
     tables = [t.name for t in selected_tables(context, FACTS, migrated_key)]
-    admitted, held = admitted_batches(context, storage, thresholds)
-    request = stage_request(context, storage, "migrate", tables, admitted)
-    yield from noting_held_back(spark.run_stage(context, storage, request), held)
+    batches = refusing_short_batches(context, storage, thresholds)
+    yield from spark.run_stage(context, storage, stage_request(context, storage, "migrate", tables, batches))
 
 
 def migrated_assets(placement: Placement) -> list[dg.AssetsDefinition]:

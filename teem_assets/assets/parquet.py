@@ -49,9 +49,9 @@ def _batch_check_specs(table: Table) -> list[dg.AssetCheckSpec]:
             description="Each batch holds at least TEEM_VOLUME_THRESHOLD (0.95) of its baseline: the fewest rows "
             "among the batches of the same weekday in the TEEM_TRAILING_WEEKS (4) weeks before it. It keeps a "
             "short or half-written unload out of the migrated tables, PostgreSQL and the aggregates (the "
-            "predecessor's lapsed 95% pre-check). In a range, a short date is held back and the others go on (the "
-            "check fails as a warning naming it); a run whose every date is short stops here. The first week "
-            "passes with a note.",
+            "predecessor's lapsed 95% pre-check). A short date, alone or in a range, stops the run here, naming it "
+            "in short_batches; the run's other dates then run on their own (admitted_job), so that only the "
+            "short date shows failed downstream. The first week passes with a note.",
         )
     ]
     if table.company_column:

@@ -9,7 +9,7 @@ from resources.postgres import PostgresResource
 from resources.storage import StorageResource
 from resources.thresholds import CheckThresholds
 from teem_assets.assets.conventions import Placement
-from teem_assets.assets.held_back import admitted_batches, noting_held_back
+from teem_assets.assets.held_back import refusing_short_batches
 from teem_assets.assets.keys import migrated_key, postgres_key, selected_tables
 from teem_assets.assets.stage import COMMIT_RETRIES, layer_spec, stage
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
@@ -116,7 +116,7 @@ def postgres_batches(
     storage: StorageResource,
     thresholds: CheckThresholds,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    batches, held = admitted_batches(context, storage, thresholds)
+    batches = refusing_short_batches(context, storage, thresholds)
     for table in selected_tables(context, FACTS, postgres_key):
         files = [uri for b in batches for uri in storage.data.converted_or_fail(table.name, b).uris]
         keys, dates = batch_keys(table, files)
@@ -130,9 +130,7 @@ def postgres_batches(
         finally:
             connection.close()
         count = {"dagster/row_count": found[0].rows}
-        yield from noting_held_back(
-            _results(table, postgres, report, sent[0], found[0], batches=", ".join(batches), **count), held
-        )
+        yield from _results(table, postgres, report, sent[0], found[0], batches=", ".join(batches), **count)
 
 
 def postgres_assets(placement: Placement) -> list[dg.AssetsDefinition]:

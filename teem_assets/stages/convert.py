@@ -101,9 +101,9 @@ def _batch_checks(root: DataRoot, request: StageRequest, tables: list[Table]) ->
                     VOLUME,
                     not short,
                     metadata(threshold=threshold, short_batches=", ".join(short) or "none", batches=details),
-                    # Some dates of a range short: the others go on and the migration holds these back
-                    # (`short_batches`); every date short: the check blocks the run.
-                    severity="WARN" if short and len(short) < len(verdicts) else "ERROR",
+                    # Blocks the run, a range too: its dates that passed run on their own
+                    # (teem_assets.assets.held_back).
+                    severity="ERROR",
                 )
             )
         if request.wants(key, COMPANIES):
