@@ -164,6 +164,9 @@ class EmrResource(dg.ConfigurableResource):
     messages_bucket: str | None = None  # Dagster Pipes' messages; default: the data root's bucket
     cluster_python: str = "python3.11"
     poll_seconds: float = 30.0
+    # A step past this is killed, and the cluster with it (ActionOnFailure): TEEM_MAX_RUNTIME_SECONDS, so that a
+    # hung step ends even when the run worker that would terminate the cluster is gone.
+    step_timeout_seconds: int = 21600
     region: str | None = None
     aws_endpoint_url: str | None = None
 
@@ -221,10 +224,15 @@ class EmrResource(dg.ConfigurableResource):
             raise
         return True
 
-    def job_flow(self, request: StageRequest, run_id: str) -> dict[str, Any]:
+    def logs_at(self, root: DataRoot) -> str:
+        """Where the cluster keeps its logs: TEEM_EMR_LOG_URI, else under the data root."""
+        return self.log_uri or f"{root.root.rstrip('/')}/logs/emr/"
+
+    def job_flow(self, request: StageRequest, run_id: str, log_uri: str) -> dict[str, Any]:
         """The `run_job_flow` request of one stage (Dagster Pipes adds its environment and tags to it)."""
         python = self.cluster_python
-        submit = ["spark-submit", "--deploy-mode", "client"]
+        deadline = ["timeout", "--kill-after=60", str(self.step_timeout_seconds)]
+        submit = [*deadline, "spark-submit", "--deploy-mode", "client"]
         for key, value in {"spark.pyspark.python": python, "spark.pyspark.driver.python": python}.items():
             submit += ["--conf", f"{key}={value}"]
         step = {
@@ -284,9 +292,8 @@ class EmrResource(dg.ConfigurableResource):
             "ServiceRole": self.service_role,
             "VisibleToAllUsers": True,
             "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+            "LogUri": log_uri,
         }
-        if self.log_uri:
-            params["LogUri"] = self.log_uri
         return params
 
     def run_stage(
@@ -301,7 +308,7 @@ class EmrResource(dg.ConfigurableResource):
         client = TransientEMRClient(reader, self._client("emr"), self.poll_seconds)
         invocation = client.run(
             context=context,
-            run_job_flow_params=self.job_flow(request, context.run.run_id),  # type: ignore[arg-type]
+            run_job_flow_params=self.job_flow(request, context.run.run_id, self.logs_at(root)),  # type: ignore[arg-type]
             extras={REQUEST_EXTRA: request.to_json()},
         )
         results = invocation.get_results(implicit_materializations=False)  # a table it could not do stays undone

@@ -58,7 +58,12 @@ def storage_from_settings(settings: Settings) -> StorageResource:
 
 def emr_from_settings(settings: Settings) -> EmrResource:
     fields = {key: _named(value, EMR_VARIABLES[key][0]) for key, value in settings.emr.items()}
-    return EmrResource(**fields, region=settings.aws_region, aws_endpoint_url=settings.aws_endpoint_url)
+    return EmrResource(
+        **fields,
+        step_timeout_seconds=settings.max_runtime_seconds,
+        region=settings.aws_region,
+        aws_endpoint_url=settings.aws_endpoint_url,
+    )
 
 
 def spark_from_settings(settings: Settings) -> SparkResource:

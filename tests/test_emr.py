@@ -49,6 +49,7 @@ SETTINGS = {
     "spark_conf": {"spark.executor.memory": "12g", "spark.sql.shuffle.partitions": "400"},
     "archive_uri": ARCHIVE_URI,
     "poll_seconds": 0.2,
+    "step_timeout_seconds": 5400,
 }
 
 # Every other secret setting, with a canary value: none may reach the cluster request or the events.
@@ -165,7 +166,15 @@ def test_the_cluster_request_carries_every_setting_and_a_failed_step_terminates_
     [step] = emr.list_steps(ClusterId=cluster_id)["Steps"]
     assert step["ActionOnFailure"] == "TERMINATE_CLUSTER"
     assert step["Config"]["Jar"] == "command-runner.jar"
-    assert step["Config"]["Args"][:3] == ["spark-submit", "--deploy-mode", "client"]
+    # a deadline of its own: a hung step ends, and the cluster with it, though no run worker is left to end it
+    assert step["Config"]["Args"][:6] == [
+        "timeout",
+        "--kill-after=60",
+        "5400",
+        "spark-submit",
+        "--deploy-mode",
+        "client",
+    ]
     assert step["Config"]["Args"][-1] == "/home/hadoop/teem/teem_stage.py"
 
     aws.fail_step(cluster_id, "the driver exited with code 1")
@@ -230,8 +239,11 @@ def test_the_driver_started_as_emr_starts_it_reports_back_through_s3(aws, sample
     # The step's own spark-submit, with this machine's Python, jars and a local master for the cluster's
     driver = tmp_path / "teem_stage.py"
     driver.write_text(DRIVER_SCRIPT)
-    arguments = [a.replace("python3.11", sys.executable) for a in step["Config"]["Args"][1:-1]]
-    command = [spark_submit_path(), "--master", "local[2]", "--jars", ",".join(project_jars()), *arguments, str(driver)]
+    args = step["Config"]["Args"]
+    deadline, at = args[: args.index("spark-submit")], args.index("spark-submit")
+    arguments = [a.replace("python3.11", sys.executable) for a in args[at + 1 : -1]]
+    jars = ",".join(project_jars())
+    command = [*deadline, spark_submit_path(), "--master", "local[2]", "--jars", jars, *arguments, str(driver)]
     exported = {**_environment_of(cluster), "PYSPARK_PYTHON": sys.executable}
     finished = subprocess.run(command, env={**os.environ, **exported}, cwd=tmp_path, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr[-4000:]
@@ -297,8 +309,8 @@ def test_a_run_cancelled_from_dagster_terminates_its_cluster(aws, tmp_path, post
         "TEEM_POSTGRES_URL": postgres_url,
         "TEEM_EMR_SUBNET_ID": SETTINGS["subnet_id"],
         "TEEM_EMR_ARCHIVE_URI": ARCHIVE_URI,
-        "TEEM_EMR_LOG_URI": SETTINGS["log_uri"],
         "TEEM_EMR_POLL_SECONDS": "0.5",
+        "TEEM_MAX_RUNTIME_SECONDS": "7200",
     }
     with dagster_dev(env, tmp_path) as (graphql, location):
         repository = location["locationOrLoadError"]["repositories"][0]
@@ -315,6 +327,10 @@ def test_a_run_cancelled_from_dagster_terminates_its_cluster(aws, tmp_path, post
 
         assert wait_for(ended, 240, "the run to end", interval=1) == "CANCELED"
         assert aws.cluster_state(cluster_id) == "TERMINATED"
+        cluster = aws.client("emr").describe_cluster(ClusterId=cluster_id)["Cluster"]
+        assert cluster["LogUri"] == "s3://teem/root/logs/emr/"  # no TEEM_EMR_LOG_URI: under the root
+        [step] = aws.client("emr").list_steps(ClusterId=cluster_id)["Steps"]
+        assert step["Config"]["Args"][:3] == ["timeout", "--kill-after=60", "7200"]  # TEEM_MAX_RUNTIME_SECONDS
         messages = [e.get("message", "") for e in graphql(LOGS, id=run_id)["logsForRun"]["events"]]
         assert any(cluster_id in m for m in messages)  # the step said which cluster it started
         assert [secret for secret in CANARIES if any(secret in m for m in messages)] == []
