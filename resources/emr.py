@@ -31,6 +31,11 @@ OLDEST_MAJOR_RELEASE = 7
 # Where the bootstrap action unpacks the archive `teem package` built (teem_assets/packaging.py).
 CLUSTER_HOME = "/home/hadoop/teem"
 FAILED_STEP_STATES = {"FAILED", "CANCELLED", "INTERRUPTED"}
+# numba caches the reader's compiled scanner beside its source, in the archive's folder, which the users YARN
+# runs executors as cannot write: the driver (a step, as hadoop) caches in its home, each executor in its
+# container's own working folder.
+NUMBA_DRIVER = {"NUMBA_CACHE_DIR": "/home/hadoop/.cache/teem-numba"}
+NUMBA_EXECUTORS = {"spark.executorEnv.NUMBA_CACHE_DIR": "./numba-cache"}
 
 
 class EmrSettingError(ValueError):
@@ -100,12 +105,18 @@ class TransientEMRClient(PipesEMRClient):
             steps = self.client.list_steps(ClusterId=cluster_id)["Steps"]
             failed = [s for s in steps if s["Status"]["State"] in FAILED_STEP_STATES]
             where = f"EMR cluster {cluster_id} ({console_url(self.client.meta.region_name, cluster_id)})"
-            if failed:
+            if any(s["Status"]["State"] != "CANCELLED" for s in failed):
                 raise dg.Failure(f"{where}: {_describe_step(failed[0])}")
-            if status["State"] == "TERMINATED_WITH_ERRORS" or (
-                status["State"] == "TERMINATED" and any(s["Status"]["State"] != "COMPLETED" for s in steps)
+            if (
+                failed
+                or status["State"] == "TERMINATED_WITH_ERRORS"
+                or (status["State"] == "TERMINATED" and any(s["Status"]["State"] != "COMPLETED" for s in steps))
             ):
-                raise dg.Failure(f"{where} ended {status['State']}: {_reason(status)}")
+                # The cluster itself failed (a bootstrap action, capacity, a setting) and cancelled its step: its
+                # own reason says why, and a retry would start another cluster that fails the same way.
+                raise dg.Failure(
+                    f"{where} {status['State']}: {_reason(status)}; its step never ran", allow_retries=False
+                )
             if status["State"] == "TERMINATED":
                 self._ended_cleanly = True
                 return cluster
@@ -279,12 +290,15 @@ class EmrResource(dg.ConfigurableResource):
             "Steps": [step],
             "BootstrapActions": [install, *extra_actions],
             "Configurations": [
-                {"Classification": "spark-defaults", "Properties": dict(self.spark_conf)},
+                {"Classification": "spark-defaults", "Properties": {**NUMBA_EXECUTORS, **self.spark_conf}},
                 {"Classification": "iceberg-defaults", "Properties": dict(self.iceberg_conf)},
                 {
                     "Classification": "spark-env",
                     "Configurations": [
-                        {"Classification": "export", "Properties": {"PYSPARK_PYTHON": python, "TZ": "UTC", **region}}
+                        {
+                            "Classification": "export",
+                            "Properties": {"PYSPARK_PYTHON": python, "TZ": "UTC", **NUMBA_DRIVER, **region},
+                        }
                     ],
                 },
             ],

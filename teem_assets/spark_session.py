@@ -102,6 +102,19 @@ def spark_conf(
     return conf
 
 
+JAVA_OPTIONS = ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")
+
+
+def submitted_java_options() -> dict[str, str]:
+    """The JVM options spark-submit gave this driver (the cluster's spark-defaults.conf: EMR's own GC and log
+    settings, `--conf`), which the session's own would otherwise replace: the UTC option is appended to them."""
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # spark-submit's JVM, whose system properties hold its settings
+    submitted = SparkConf()
+    return {key: value for key in JAVA_OPTIONS if (value := submitted.get(key))}
+
+
 def build_spark_session(
     app_name: str = "teem",
     master: str | None = "local[*]",
@@ -113,7 +126,8 @@ def build_spark_session(
     The zone is pinned through Spark's own settings (session zone, JVM options, the Python workers' TZ), never
     by changing this process's zone or variables: the Dagster process around it keeps its own."""
     builder = SparkSession.builder.appName(app_name)
-    for key, value in spark_conf(master, extra_conf, jars).items():
+    given = {**(submitted_java_options() if master is None else {}), **(extra_conf or {})}
+    for key, value in spark_conf(master, given, jars).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     for name in SHORT_NAMES:

@@ -49,6 +49,15 @@ class MotoAws:
         step.state = "FAILED"
         step.last_state_change_reason = reason
 
+    def fail_bootstrap(self, cluster_id: str, reason: str) -> None:
+        """What EMR does when a bootstrap action exits non-zero: the steps cancelled, the cluster ended."""
+        cluster = emr_backends[DEFAULT_ACCOUNT_ID][REGION].clusters[cluster_id]
+        for step in cluster.steps:
+            step.state = "CANCELLED"
+        cluster.last_state_change_reason = reason
+        cluster.terminate()
+        cluster.state = "TERMINATED_WITH_ERRORS"
+
     def finish_cluster(self, cluster_id: str, instance_hours: int) -> None:
         """What EMR does when the cluster's last step completed and it has no more work."""
         cluster = emr_backends[DEFAULT_ACCOUNT_ID][REGION].clusters[cluster_id]

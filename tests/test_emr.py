@@ -25,6 +25,7 @@ from resources.spark_submit import spark_submit_path
 from resources.storage import StorageResource
 from resources.thresholds import CheckThresholds
 from teem_assets.assets.conventions import Placement
+from teem_assets.assets.migrated import migrated_assets
 from teem_assets.assets.parquet import parquet_assets
 from teem_assets.catalogue import DIMENSIONS
 from teem_assets.settings import Settings
@@ -82,14 +83,14 @@ def _resources(aws, **changes) -> dict:
 
 
 class Materializing(threading.Thread):
-    """parquet/dim_* materialized in the background, as a run's step waits on its cluster."""
+    """parquet/dim_* (or `assets`) materialized in the background, as a run's step waits on its cluster."""
 
-    def __init__(self, resources: dict) -> None:
+    def __init__(self, resources: dict, assets: list | None = None) -> None:
         super().__init__(daemon=True)
-        self.resources, self.result = resources, None
+        self.resources, self.result, self.assets = resources, None, assets or [parquet_snapshots]
 
     def run(self) -> None:
-        self.result = dg.materialize([parquet_snapshots], resources=self.resources, raise_on_error=False)
+        self.result = dg.materialize(self.assets, resources=self.resources, raise_on_error=False)
 
     def finish(self) -> dg.ExecuteInProcessResult:
         self.join(120)
@@ -146,6 +147,9 @@ def test_the_cluster_request_carries_every_setting_and_a_failed_step_terminates_
     export = _by_classification(configurations["spark-env"]["Configurations"])["export"]["Properties"]
     assert export["PYSPARK_PYTHON"] == "python3.11" and export["TZ"] == "UTC"
     assert export["AWS_REGION"] == export["AWS_DEFAULT_REGION"] == REGION  # the nodes' boto3 finds none itself
+    # numba's cache where each process's user can write: the driver's home, the executor's container
+    assert export["NUMBA_CACHE_DIR"] == "/home/hadoop/.cache/teem-numba"
+    assert spark_defaults["spark.executorEnv.NUMBA_CACHE_DIR"] == "./numba-cache"
     pipes_context = decode_param(export["DAGSTER_PIPES_CONTEXT"])["data"]  # injected directly
     request = StageRequest.from_json(pipes_context["extras"]["request"])
     assert (request.stage, request.tables, request.batches) == ("convert", [t.name for t in DIMENSIONS], ["snapshot"])
@@ -190,6 +194,20 @@ def test_the_cluster_request_carries_every_setting_and_a_failed_step_terminates_
     seen += json.dumps([str(e.event_specific_data) for e in result.all_events], default=str)
     seen += "\n".join(_objects_in(aws))  # the Pipes messages and anything else the run wrote to S3
     assert [secret for secret in CANARIES if secret in seen] == []
+
+
+def test_a_cluster_that_fails_in_bootstrap_says_why_and_is_not_started_again(aws):
+    """migrated/dim_* (whose step retries a failed commit): the cluster's own reason, one cluster only."""
+    migrated = migrated_assets(Placement.of(Settings()))[0]
+    run = Materializing(_resources(aws), [migrated])
+    run.start()
+    cluster_id = aws.wait_for_cluster()
+    aws.fail_bootstrap(cluster_id, "On the master instance (i-0teem), bootstrap action 1 returned a non-zero code")
+    result = run.finish()
+    failure = _user_error(result).message
+    assert cluster_id in failure and "TERMINATED_WITH_ERRORS" in failure
+    assert "bootstrap action 1 returned a non-zero code" in failure and "no reason given" not in failure
+    assert [c["Id"] for c in aws.client("emr").list_clusters()["Clusters"]] == [cluster_id]  # no retry's cluster
 
 
 @pytest.mark.parametrize(
@@ -244,7 +262,8 @@ def test_the_driver_started_as_emr_starts_it_reports_back_through_s3(aws, sample
     arguments = [a.replace("python3.11", sys.executable) for a in args[at + 1 : -1]]
     jars = ",".join(project_jars())
     command = [*deadline, spark_submit_path(), "--master", "local[2]", "--jars", jars, *arguments, str(driver)]
-    exported = {**_environment_of(cluster), "PYSPARK_PYTHON": sys.executable}
+    cluster_paths = {"PYSPARK_PYTHON": sys.executable, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    exported = {**_environment_of(cluster), **cluster_paths}
     finished = subprocess.run(command, env={**os.environ, **exported}, cwd=tmp_path, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr[-4000:]
     messages = decode_param(exported["DAGSTER_PIPES_MESSAGES"])

@@ -4,9 +4,13 @@ copied all of them, 388 MB, into a temporary folder, and a killed one left the c
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-from teem_assets.spark_session import PROJECT_JARS
+from resources.spark_submit import spark_submit_path
+from teem_assets.spark_session import PROJECT_JARS, UTC_JAVA_OPTION
 
 
 def test_a_local_session_loads_the_jars_in_place_and_ships_none(spark) -> None:
@@ -17,3 +21,30 @@ def test_a_local_session_loads_the_jars_in_place_and_ships_none(spark) -> None:
     catalog = jvm.java.lang.Class.forName("org.apache.iceberg.spark.SparkCatalog")
     loaded_from = Path(catalog.getProtectionDomain().getCodeSource().getLocation().getPath())
     assert loaded_from.parent == PROJECT_JARS.resolve() and loaded_from.name.startswith("iceberg-spark-runtime")
+
+
+PROBE = """
+from teem_assets.spark_session import build_spark_session
+session = build_spark_session("probe", master=None, jars=[])
+print("OPTIONS", session.sparkContext.getConf().get("spark.executor.extraJavaOptions"))
+session.stop()
+"""
+
+
+def test_under_spark_submit_the_cluster_s_executor_options_are_kept_and_utc_appended(tmp_path: Path) -> None:
+    """As on EMR, whose spark-defaults.conf sets the executors' JVM options: the session adds to them."""
+    driver = tmp_path / "probe.py"
+    driver.write_text(PROBE)
+    cluster_options = "-XX:+UseG1GC -XX:OnOutOfMemoryError='kill -9 %p'"
+    command = [
+        spark_submit_path(),
+        "--master",
+        "local[1]",
+        "--conf",
+        f"spark.executor.extraJavaOptions={cluster_options}",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PYSPARK_PYTHON": sys.executable}
+    finished = subprocess.run([*command, str(driver)], env=env, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    [line] = [line for line in finished.stdout.splitlines() if line.startswith("OPTIONS ")]
+    assert line.endswith(f" {cluster_options} {UTC_JAVA_OPTION}")  # after the options Spark itself prepends
