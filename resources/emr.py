@@ -28,6 +28,9 @@ from teem_assets.unload.location import split_s3
 RELEASE = re.compile(r"^emr-(\d+)\.(\d+)\.(\d+)$")
 # Spark 3.5 with Iceberg 1.x: what the project's local Spark is pinned to (DESIGN §4).
 OLDEST_MAJOR_RELEASE = 7
+# The releases the stages are known to run on, with the Spark and Iceberg they ship (AWS's release notes); each
+# step's materializations record the versions it ran on (`spark_version`, `iceberg_version`).
+TESTED_RELEASES = {"emr-7.12.0": "Spark 3.5.6, Iceberg 1.10.0"}
 # Where the bootstrap action unpacks the archive `teem package` built (teem_assets/packaging.py).
 CLUSTER_HOME = "/home/hadoop/teem"
 FAILED_STEP_STATES = {"FAILED", "CANCELLED", "INTERRUPTED"}
@@ -158,6 +161,7 @@ class EmrResource(dg.ConfigurableResource):
     AWS's default chain (profile, SSO, instance role), never from here."""
 
     release_label: str = "emr-7.12.0"
+    untested_release: bool = False  # a release outside TESTED_RELEASES, on the user's own word
     master_instance_type: str = "m6i.xlarge"
     core_instance_type: str = "m6i.2xlarge"
     core_instance_count: int = 2
@@ -199,6 +203,12 @@ class EmrResource(dg.ConfigurableResource):
             raise EmrSettingError(
                 f"release_label (TEEM_EMR_RELEASE_LABEL) {self.release_label!r}: an emr-7.x.y release is needed "
                 "(Spark 3.5 and Iceberg, as the project's local Spark)"
+            )
+        if self.release_label not in TESTED_RELEASES and not self.untested_release:
+            tested = "; ".join(f"{label} ({ships})" for label, ships in TESTED_RELEASES.items())
+            raise EmrSettingError(
+                f"release_label (TEEM_EMR_RELEASE_LABEL) {self.release_label!r} is not a release the stages were "
+                f"tested on: {tested}. To run on it anyway, set TEEM_EMR_UNTESTED_RELEASE=true"
             )
         if self.release_label not in self._release_labels():
             raise EmrSettingError(

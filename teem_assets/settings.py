@@ -121,6 +121,7 @@ def _date(environ: Mapping[str, str], name: str, default: str) -> str:
 # EmrResource's fields, the variables that set them and how each is read (README, "Running on AWS").
 EMR_VARIABLES: dict[str, tuple[str, Callable[[Mapping[str, str], str], Any]]] = {
     "release_label": ("TEEM_EMR_RELEASE_LABEL", _text),
+    "untested_release": ("TEEM_EMR_UNTESTED_RELEASE", lambda e, n: _switch(e, n, False) or None),
     "master_instance_type": ("TEEM_EMR_MASTER_INSTANCE_TYPE", _text),
     "core_instance_type": ("TEEM_EMR_CORE_INSTANCE_TYPE", _text),
     "core_instance_count": ("TEEM_EMR_CORE_INSTANCE_COUNT", lambda e, n: _number(e, n, None, at_least=1, whole=True)),

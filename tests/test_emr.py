@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 import dagster as dg
+import pyspark
 import pytest
 from dagster_pipes import decode_param
 from dagster_ui import dagster_dev
@@ -33,6 +34,8 @@ from teem_assets.spark_session import project_jars
 from teem_assets.stages.entry import DRIVER_SCRIPT
 from teem_assets.stages.request import StageRequest
 
+# The Iceberg runtime jar dev.sh installed, by its name (iceberg-spark-runtime-3.5_2.12-<version>.jar)
+ICEBERG_VERSION = next(Path(j).stem.rsplit("-", 1)[1] for j in project_jars() if "iceberg-spark-runtime" in j)
 # The snapshot conversion as the code location makes it, its metadata from the default settings.
 parquet_snapshots = parquet_assets(Placement.of(Settings()))[0]
 
@@ -214,7 +217,11 @@ def test_a_cluster_that_fails_in_bootstrap_says_why_and_is_not_started_again(aws
     ("changes", "setting"),
     [
         ({"subnet_id": None}, "subnet_id (TEEM_EMR_SUBNET_ID)"),
-        ({"release_label": "emr-7.99.0"}, "release_label (TEEM_EMR_RELEASE_LABEL) 'emr-7.99.0' is not an EMR release"),
+        ({"release_label": "emr-7.0.0"}, "'emr-7.0.0' is not a release the stages were tested on: emr-7.12.0 (Spark"),
+        (
+            {"release_label": "emr-7.99.0", "untested_release": True},
+            "release_label (TEEM_EMR_RELEASE_LABEL) 'emr-7.99.0' is not an EMR release",
+        ),
         ({"release_label": "emr-6.15.0"}, "release_label (TEEM_EMR_RELEASE_LABEL) 'emr-6.15.0': an emr-7.x.y"),
         ({"archive_uri": "s3://teem-artifacts/packages/missing.tar.gz"}, "missing.tar.gz does not exist"),
         ({"archive_uri": None}, "archive_uri (TEEM_EMR_ARCHIVE_URI) is not set"),
@@ -287,6 +294,8 @@ def test_the_driver_started_as_emr_starts_it_reports_back_through_s3(aws, sample
         key = materialization.asset_key.to_user_string()
         assert emr_metadata.items() <= metadata.items()
         assert metadata["AWS EMR Cluster"].endswith(f"#/clusterDetails/{cluster_id}")
+        # the engine the step ran on: here this machine's Spark and Iceberg jar, on EMR the release's own
+        assert (metadata["spark_version"], metadata["iceberg_version"]) == (pyspark.__version__, ICEBERG_VERSION)
         for name in ("dagster/row_count", "rows_read", "rows_quarantined", "files", "bytes", "preview"):
             assert metadata[name] == in_process[key][name], (key, name)
         assert metadata["dagster/row_count"] > 0

@@ -122,6 +122,7 @@ def test_a_dagster_yaml_whose_pools_allow_two_writers_is_refused_naming_it(
 
 EMR_SETTINGS = {
     "TEEM_EMR_RELEASE_LABEL": "emr-7.9.0",
+    "TEEM_EMR_UNTESTED_RELEASE": "true",
     "TEEM_EMR_MASTER_INSTANCE_TYPE": "m7g.xlarge",
     "TEEM_EMR_CORE_INSTANCE_TYPE": "r7g.2xlarge",
     "TEEM_EMR_CORE_INSTANCE_COUNT": "5",
@@ -145,8 +146,8 @@ def test_every_emr_setting_reaches_the_emr_resource(defs: dg.Definitions, monkey
     from teem_assets.definitions import build_definitions
 
     emr = build_definitions().resources["spark"].emr.process_config_and_initialize()  # EnvVars resolved
-    assert (emr.release_label, emr.master_instance_type, emr.core_instance_type) == (
-        "emr-7.9.0", "m7g.xlarge", "r7g.2xlarge"
+    assert (emr.release_label, emr.untested_release, emr.master_instance_type, emr.core_instance_type) == (
+        "emr-7.9.0", True, "m7g.xlarge", "r7g.2xlarge"
     )  # fmt: skip
     assert (emr.core_instance_count, emr.subnet_id, emr.service_role, emr.instance_profile) == (
         5, "subnet-0abc", "TeemEmrService", "TeemEmrNodes"

@@ -9,7 +9,7 @@ from pyspark.sql import SparkSession
 
 from teem_assets.data_root import DataRoot
 from teem_assets.stages import aggregate, convert, migrate
-from teem_assets.stages.report import StageReport
+from teem_assets.stages.report import StageReport, metadata
 from teem_assets.stages.request import StageRequest
 
 Stage = Callable[[SparkSession, DataRoot, StageRequest], StageReport]
@@ -20,4 +20,14 @@ def run_stage(spark: SparkSession, request: StageRequest, root: DataRoot | None 
     """Run one stage; `root` is the caller's open data root, else one built from the request."""
     if request.stage not in STAGES:
         raise ValueError(f"unknown stage {request.stage!r}: one of {', '.join(STAGES)}")
-    return STAGES[request.stage](spark, root or DataRoot(**request.root), request)
+    report = STAGES[request.stage](spark, root or DataRoot(**request.root), request)
+    versions = metadata(**engine_versions(spark))
+    for materialization in report.materializations:
+        materialization.metadata.update(versions)
+    return report
+
+
+def engine_versions(spark: SparkSession) -> dict[str, str]:
+    """The Spark and Iceberg the stage ran on (on EMR, the release's own): each materialization names them."""
+    iceberg = spark.sparkContext._jvm.org.apache.iceberg.IcebergBuild.version()
+    return {"spark_version": spark.version, "iceberg_version": str(iceberg)}
