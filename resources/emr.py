@@ -8,6 +8,7 @@ as well, so no failure path leaves a cluster running. Every setting is checked b
 
 from __future__ import annotations
 
+import gzip
 import re
 import time
 from typing import Any
@@ -34,6 +35,7 @@ TESTED_RELEASES = {"emr-7.12.0": "Spark 3.5.6, Iceberg 1.10.0"}
 # Where the bootstrap action unpacks the archive `teem package` built (teem_assets/packaging.py).
 CLUSTER_HOME = "/home/hadoop/teem"
 FAILED_STEP_STATES = {"FAILED", "CANCELLED", "INTERRUPTED"}
+STDERR_LINES = 30  # of a failed step's stderr, in the step's error
 # numba caches the reader's compiled scanner beside its source, in the archive's folder, which the users YARN
 # runs executors as cannot write: the driver (a step, as hadoop) caches in its home, each executor in its
 # container's own working folder.
@@ -72,9 +74,17 @@ class TransientEMRClient(PipesEMRClient):
     """PipesEMRClient that fails fast on a failed step, terminates the cluster on every way out but a clean
     end, and reports the cluster's state reason and instance-hours with its id and console link."""
 
-    def __init__(self, message_reader: dg.PipesMessageReader, client: Any, poll_seconds: float) -> None:
+    def __init__(
+        self,
+        message_reader: dg.PipesMessageReader,
+        client: Any,
+        poll_seconds: float,
+        s3: Any = None,
+        stderr_wait_seconds: float = 0,
+    ) -> None:
         super().__init__(message_reader=message_reader, client=client, forward_termination=True)
         self.poll_seconds = poll_seconds
+        self.s3, self.stderr_wait_seconds = s3, stderr_wait_seconds
         self.cluster_id: str | None = None
         self._ended_cleanly = False
 
@@ -109,7 +119,8 @@ class TransientEMRClient(PipesEMRClient):
             failed = [s for s in steps if s["Status"]["State"] in FAILED_STEP_STATES]
             where = f"EMR cluster {cluster_id} ({console_url(self.client.meta.region_name, cluster_id)})"
             if any(s["Status"]["State"] != "CANCELLED" for s in failed):
-                raise dg.Failure(f"{where}: {_describe_step(failed[0])}")
+                step = next(s for s in failed if s["Status"]["State"] != "CANCELLED")
+                raise dg.Failure(f"{where}: {_describe_step(step)}{self._stderr_tail(cluster['Cluster'], step)}")
             if (
                 failed
                 or status["State"] == "TERMINATED_WITH_ERRORS"
@@ -124,6 +135,28 @@ class TransientEMRClient(PipesEMRClient):
                 self._ended_cleanly = True
                 return cluster
             time.sleep(self.poll_seconds)
+
+    def _stderr_tail(self, cluster: dict[str, Any], step: dict[str, Any]) -> str:
+        """The last lines of the failed step's stderr, which EMR copies under the cluster's LogUri shortly after
+        the step ends (waited for up to stderr_wait_seconds); where to find it when it is not there yet."""
+        log_uri = cluster.get("LogUri")
+        if not log_uri or self.s3 is None:
+            return ""
+        bucket, prefix = split_s3("s3://" + log_uri.split("://", 1)[1])
+        key = f"{prefix.rstrip('/')}/{cluster['Id']}/steps/{step['Id']}/stderr.gz".lstrip("/")
+        deadline = time.monotonic() + self.stderr_wait_seconds
+        while True:
+            try:
+                body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+                break
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+                    raise
+            if time.monotonic() >= deadline:
+                return f"; its stderr will be at s3://{bucket}/{key}"
+            time.sleep(min(5.0, self.poll_seconds))
+        lines = gzip.decompress(body).decode("utf-8", "replace").rstrip().splitlines()[-STDERR_LINES:]
+        return f"\nthe last {len(lines)} lines of its stderr (s3://{bucket}/{key}):\n" + "\n".join(lines)
 
     def _read_application_logs(self, context: Any, session: Any, response: Any) -> None:
         try:
@@ -179,6 +212,7 @@ class EmrResource(dg.ConfigurableResource):
     messages_bucket: str | None = None  # Dagster Pipes' messages; default: the data root's bucket
     cluster_python: str = "python3.11"
     poll_seconds: float = 30.0
+    stderr_wait_seconds: float = 120.0  # how long a failed step's stderr is waited for, to show its last lines
     # A step past this is killed, and the cluster with it (ActionOnFailure): TEEM_MAX_RUNTIME_SECONDS, so that a
     # hung step ends even when the run worker that would terminate the cluster is gone.
     step_timeout_seconds: int = 21600
@@ -329,7 +363,9 @@ class EmrResource(dg.ConfigurableResource):
         bucket = self.messages_bucket or root_bucket
         prefix = root_prefix if bucket == root_bucket else ""
         reader = RootPrefixedS3MessageReader(prefix=prefix, bucket=bucket, client=self._client("s3"), interval=5)
-        client = TransientEMRClient(reader, self._client("emr"), self.poll_seconds)
+        client = TransientEMRClient(
+            reader, self._client("emr"), self.poll_seconds, self._client("s3"), self.stderr_wait_seconds
+        )
         invocation = client.run(
             context=context,
             run_job_flow_params=self.job_flow(request, context.run.run_id, self.logs_at(root)),  # type: ignore[arg-type]

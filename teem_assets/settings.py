@@ -132,6 +132,7 @@ EMR_VARIABLES: dict[str, tuple[str, Callable[[Mapping[str, str], str], Any]]] = 
     "archive_uri": ("TEEM_EMR_ARCHIVE_URI", _text),
     "messages_bucket": ("TEEM_EMR_MESSAGES_BUCKET", _text),
     "poll_seconds": ("TEEM_EMR_POLL_SECONDS", lambda e, n: _number(e, n, None, above=0)),
+    "stderr_wait_seconds": ("TEEM_EMR_STDERR_WAIT_SECONDS", lambda e, n: _number(e, n, None, at_least=0)),
     "tags": ("TEEM_EMR_TAGS", lambda e, n: _json(e, n, dict)),
     "bootstrap_actions": ("TEEM_EMR_BOOTSTRAP_ACTIONS", lambda e, n: _json(e, n, list)),
     "spark_conf": ("TEEM_EMR_SPARK_CONF", lambda e, n: _json(e, n, dict)),

@@ -4,6 +4,7 @@ no credential reaches the request, the logs or the metadata."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -54,6 +55,7 @@ SETTINGS = {
     "archive_uri": ARCHIVE_URI,
     "poll_seconds": 0.2,
     "step_timeout_seconds": 5400,
+    "stderr_wait_seconds": 10,
 }
 
 # Every other secret setting, with a canary value: none may reach the cluster request or the events.
@@ -184,6 +186,11 @@ def test_the_cluster_request_carries_every_setting_and_a_failed_step_terminates_
     ]
     assert step["Config"]["Args"][-1] == "/home/hadoop/teem/teem_stage.py"
 
+    # EMR copies the step's stderr under the LogUri once it ended: its last lines are the step's error
+    stderr = [f"26/12/04 03:00:{n:02} INFO SparkContext: line {n}" for n in range(40)]
+    stderr.append("pyspark.errors.exceptions.captured.AnalysisException: [TABLE_OR_VIEW_NOT_FOUND] dim_space")
+    key = f"emr/{cluster_id}/steps/{step['Id']}/stderr.gz"
+    aws.client("s3").put_object(Bucket="teem-logs", Key=key, Body=gzip.compress("\n".join(stderr).encode()))
     aws.fail_step(cluster_id, "the driver exited with code 1")
     result = run.finish()
     assert not result.success
@@ -191,6 +198,8 @@ def test_the_cluster_request_carries_every_setting_and_a_failed_step_terminates_
     assert tags["dagster/run-id"] == result.run_id  # Pipes' tags: the cluster names its Dagster run
     failure = _user_error(result).message
     assert cluster_id in failure and "FAILED: the driver exited with code 1" in failure
+    assert f"the last 30 lines of its stderr (s3://teem-logs/{key}):" in failure
+    assert failure.rstrip().endswith("\n".join(stderr[-30:])) and stderr[-31] not in failure
 
     seen = json.dumps([cluster, groups, actions, step], default=str)
     seen += "\n".join(str(e.message) for e in result.all_events)

@@ -123,6 +123,7 @@ def test_a_dagster_yaml_whose_pools_allow_two_writers_is_refused_naming_it(
 EMR_SETTINGS = {
     "TEEM_EMR_RELEASE_LABEL": "emr-7.9.0",
     "TEEM_EMR_UNTESTED_RELEASE": "true",
+    "TEEM_EMR_STDERR_WAIT_SECONDS": "45",
     "TEEM_EMR_MASTER_INSTANCE_TYPE": "m7g.xlarge",
     "TEEM_EMR_CORE_INSTANCE_TYPE": "r7g.2xlarge",
     "TEEM_EMR_CORE_INSTANCE_COUNT": "5",
@@ -158,4 +159,5 @@ def test_every_emr_setting_reaches_the_emr_resource(defs: dg.Definitions, monkey
     assert emr.tags == json.loads(EMR_SETTINGS["TEEM_EMR_TAGS"])
     assert emr.bootstrap_actions == json.loads(EMR_SETTINGS["TEEM_EMR_BOOTSTRAP_ACTIONS"])
     assert emr.spark_conf == {"spark.executor.memory": "12g"}
+    assert emr.stderr_wait_seconds == 45
     assert emr.iceberg_conf == {"iceberg.enabled": "true", "extra": "x"}
