@@ -217,10 +217,14 @@ class EmrResource(dg.ConfigurableResource):
     # hung step ends even when the run worker that would terminate the cluster is gone.
     step_timeout_seconds: int = 21600
     region: str | None = None
-    aws_endpoint_url: str | None = None
+    aws_endpoint_url: str | None = None  # every service's, unless its own is set
+    s3_endpoint_url: str | None = None
+    emr_endpoint_url: str | None = None
 
     def _client(self, service: str) -> Any:
-        options = {k: v for k, v in (("region_name", self.region), ("endpoint_url", self.aws_endpoint_url)) if v}
+        own = {"s3": self.s3_endpoint_url, "emr": self.emr_endpoint_url}.get(service)
+        endpoint = own or self.aws_endpoint_url
+        options = {k: v for k, v in (("region_name", self.region), ("endpoint_url", endpoint)) if v}
         return boto3.client(service, **options)
 
     def bootstrap_script_uri(self) -> str:

@@ -68,12 +68,13 @@ class SparkResource(LazyPySparkResource):
             yield from then_fail(*self.emr.run_stage(context, request, storage.data))
             return
         conf = dict(self.spark_config)
-        if storage.aws_endpoint_url:  # executors' Python reads unload parts from the same endpoint
-            conf["spark.executorEnv.AWS_ENDPOINT_URL"] = storage.aws_endpoint_url
+        endpoints = {"AWS_ENDPOINT_URL": storage.aws_endpoint_url, "AWS_ENDPOINT_URL_S3": storage.s3_endpoint_url}
+        for variable, endpoint in endpoints.items():  # executors' Python reads unload parts from the same S3
+            if endpoint:
+                conf[f"spark.executorEnv.{variable}"] = endpoint
+        s3_endpoint = storage.s3_endpoint_url or storage.aws_endpoint_url
         yield from then_fail(
-            *run_spark_submit(
-                context, request, self.where, self.driver_memory, conf, self.messages_bucket, storage.aws_endpoint_url
-            )
+            *run_spark_submit(context, request, self.where, self.driver_memory, conf, self.messages_bucket, s3_endpoint)
         )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:

@@ -22,6 +22,8 @@ class StorageResource(dg.ConfigurableResource):
     snapshot_retention_days: float = 7.0
     orphan_sweep_days: float = 7.0
     staged_retention_days: float = 7.0
+    s3_endpoint_url: str | None = None  # over aws_endpoint_url for S3 alone (AWS_ENDPOINT_URL_S3)
+    glue_endpoint_url: str | None = None  # and for Glue (AWS_ENDPOINT_URL_GLUE)
 
     _data: DataRoot | None = PrivateAttr(default=None)
 
@@ -38,5 +40,7 @@ class StorageResource(dg.ConfigurableResource):
                 self.snapshot_retention_days,
                 self.orphan_sweep_days,
                 self.staged_retention_days,
+                s3_endpoint_url=self.s3_endpoint_url or None,
+                glue_endpoint_url=self.glue_endpoint_url or None,
             )
         return self._data

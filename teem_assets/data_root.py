@@ -45,6 +45,9 @@ class DataRoot:
     orphan_sweep_days: float = 7.0
     # How long a run's staged branch that was never published (its check failed, the run died) is kept.
     staged_retention_days: float = 7.0
+    # A service's own endpoint, over aws_endpoint_url (AWS's per-service variables: MinIO has no Glue)
+    s3_endpoint_url: str | None = None
+    glue_endpoint_url: str | None = None
 
     _catalog: Catalog | None = field(default=None, init=False, repr=False, compare=False)
     _registered_in: SparkSession | None = field(default=None, init=False, repr=False, compare=False)
@@ -70,6 +73,8 @@ class DataRoot:
             self.aggregates_database,
             self.aws_endpoint_url or None,
             self.aws_region or None,
+            self.s3_endpoint_url or None,
+            self.glue_endpoint_url or None,
         )
 
     # Unloads and the Parquet layer

@@ -49,6 +49,8 @@ def storage_from_settings(settings: Settings) -> StorageResource:
         migrated_database=_named(settings.migrated_database, "TEEM_MIGRATED_DATABASE"),
         aggregates_database=_named(settings.aggregates_database, "TEEM_AGGREGATES_DATABASE"),
         aws_endpoint_url=_named(settings.aws_endpoint_url, "AWS_ENDPOINT_URL"),
+        s3_endpoint_url=_named(settings.s3_endpoint_url, "AWS_ENDPOINT_URL_S3"),
+        glue_endpoint_url=_named(settings.glue_endpoint_url, "AWS_ENDPOINT_URL_GLUE"),
         aws_region=settings.aws_region,
         snapshot_retention_days=settings.snapshot_retention_days,
         orphan_sweep_days=settings.orphan_sweep_days,
@@ -63,6 +65,8 @@ def emr_from_settings(settings: Settings) -> EmrResource:
         step_timeout_seconds=settings.max_runtime_seconds,
         region=settings.aws_region,
         aws_endpoint_url=settings.aws_endpoint_url,
+        s3_endpoint_url=settings.s3_endpoint_url,
+        emr_endpoint_url=settings.emr_endpoint_url,
     )
 
 

@@ -51,8 +51,18 @@ class CatalogSettings:
     root: str
     migrated_database: str | None = None
     aggregates_database: str | None = None
-    aws_endpoint_url: str | None = None
+    aws_endpoint_url: str | None = None  # every service's (AWS_ENDPOINT_URL), unless its own is set
     aws_region: str | None = None
+    s3_endpoint_url: str | None = None  # AWS_ENDPOINT_URL_S3
+    glue_endpoint_url: str | None = None  # AWS_ENDPOINT_URL_GLUE
+
+    @property
+    def s3_endpoint(self) -> str | None:
+        return self.s3_endpoint_url or self.aws_endpoint_url
+
+    @property
+    def glue_endpoint(self) -> str | None:
+        return self.glue_endpoint_url or self.aws_endpoint_url
 
     def __post_init__(self) -> None:
         migrated, aggregates = default_databases(self.root)
@@ -77,7 +87,12 @@ class CatalogSettings:
         """The catalog's name: one per root, so one JVM can serve several roots (the tests do). Iceberg's JDBC
         catalog files its tables under this name, so Spark and pyiceberg both use it."""
         where = self.root if self.on_s3 else os.path.abspath(self.root)
-        digest = hashlib.sha256(f"{where}|{self.aws_endpoint_url}".encode()).hexdigest()[:10]
+        endpoints = (
+            self.aws_endpoint_url
+            if self.s3_endpoint == self.glue_endpoint
+            else f"{self.s3_endpoint}|{self.glue_endpoint}"
+        )
+        digest = hashlib.sha256(f"{where}|{endpoints}".encode()).hexdigest()[:10]
         return f"teem_{digest}"
 
 
@@ -95,12 +110,10 @@ def spark_catalog_conf(settings: CatalogSettings) -> dict[str, str]:
             f"{prefix}.catalog-impl": "org.apache.iceberg.aws.glue.GlueCatalog",
             f"{prefix}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
         }
-        if settings.aws_endpoint_url:
-            conf |= {
-                f"{prefix}.glue.endpoint": settings.aws_endpoint_url,
-                f"{prefix}.s3.endpoint": settings.aws_endpoint_url,
-                f"{prefix}.s3.path-style-access": "true",
-            }
+        if settings.glue_endpoint:
+            conf[f"{prefix}.glue.endpoint"] = settings.glue_endpoint
+        if settings.s3_endpoint:
+            conf |= {f"{prefix}.s3.endpoint": settings.s3_endpoint, f"{prefix}.s3.path-style-access": "true"}
         if settings.aws_region:
             conf[f"{prefix}.client.region"] = settings.aws_region
     else:
@@ -165,7 +178,7 @@ def use_catalog(spark: SparkSession, settings: CatalogSettings) -> str:
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
     # On EMR, s3:// is already EMRFS (core-site.xml): S3A only where nothing reads s3:// yet.
     if settings.on_s3 and hadoop.get("fs.s3.impl") in (None, s3a_conf(None)["fs.s3.impl"]):
-        for key, value in s3a_conf(settings.aws_endpoint_url).items():
+        for key, value in s3a_conf(settings.s3_endpoint).items():
             hadoop.set(key, value)
     for namespace in (settings.migrated_database, settings.aggregates_database):
         name = f"{settings.spark_name}.{namespace}"
@@ -220,8 +233,10 @@ def python_catalog(settings: CatalogSettings) -> Catalog:
         from pyiceberg.catalog.glue import GlueCatalog
 
         properties = {"warehouse": settings.warehouse}
-        if settings.aws_endpoint_url:
-            properties |= {"glue.endpoint": settings.aws_endpoint_url, "s3.endpoint": settings.aws_endpoint_url}
+        if settings.glue_endpoint:
+            properties["glue.endpoint"] = settings.glue_endpoint
+        if settings.s3_endpoint:
+            properties["s3.endpoint"] = settings.s3_endpoint
         if settings.aws_region:
             properties |= {"glue.region": settings.aws_region, "s3.region": settings.aws_region}
         return GlueCatalog("teem", **properties)

@@ -172,7 +172,10 @@ class Settings:
     orphan_sweep_days: float = 7.0  # TEEM_ORPHAN_SWEEP_DAYS
     staged_retention_days: float = 7.0  # TEEM_STAGED_RETENTION_DAYS
     # AWS's own variables, as its SDKs read them
-    aws_endpoint_url: str | None = None  # AWS_ENDPOINT_URL
+    aws_endpoint_url: str | None = None  # AWS_ENDPOINT_URL: every service's, unless its own is set
+    s3_endpoint_url: str | None = None  # AWS_ENDPOINT_URL_S3
+    glue_endpoint_url: str | None = None  # AWS_ENDPOINT_URL_GLUE
+    emr_endpoint_url: str | None = None  # AWS_ENDPOINT_URL_EMR
     aws_region: str | None = None  # AWS_REGION, else AWS_DEFAULT_REGION
     # PostgreSQL (the password only ever as the variable's name)
     postgres_url_set: bool = False  # TEEM_POSTGRES_URL
@@ -247,6 +250,9 @@ class Settings:
             orphan_sweep_days=_number(env, "TEEM_ORPHAN_SWEEP_DAYS", 7.0, above=0),
             staged_retention_days=_number(env, "TEEM_STAGED_RETENTION_DAYS", 7.0, above=0),
             aws_endpoint_url=_text(env, "AWS_ENDPOINT_URL"),
+            s3_endpoint_url=_text(env, "AWS_ENDPOINT_URL_S3"),
+            glue_endpoint_url=_text(env, "AWS_ENDPOINT_URL_GLUE"),
+            emr_endpoint_url=_text(env, "AWS_ENDPOINT_URL_EMR"),
             aws_region=_text(env, "AWS_REGION") or _text(env, "AWS_DEFAULT_REGION"),
             postgres_url_set=_text(env, "TEEM_POSTGRES_URL") is not None,
             postgres_server=_postgres_server(_text(env, "TEEM_POSTGRES_URL")),

@@ -161,12 +161,19 @@ def exclusively(lock: Path) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto's S3 server on loopback, for the session."""
+    with moto_server(tmp_path_factory.mktemp("moto")) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def moto_server(folder: Path) -> Iterator[str]:
+    """moto's server (every service) in a process of its own, so with a state of its own; its URL."""
     port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    log = folder / "moto.log"
     command = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
-    with running(command, dict(os.environ), str(log.parent), str(log)):
+    with running(command, dict(os.environ), str(folder), str(log)):
         url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: requests.get(url, timeout=2).ok, 60, "moto's S3 server to start", interval=0.3)
+        wait_for(lambda: requests.get(url, timeout=2).ok, 60, "moto's server to start", interval=0.3)
         yield url
 
 

@@ -17,7 +17,7 @@ import boto3
 import dagster as dg
 import psycopg2
 import pytest
-from conftest import SAMPLE_DAYS
+from conftest import SAMPLE_DAYS, moto_server
 from servers import spark_standalone_cluster
 from tables import iceberg, iceberg_rows, sorted_rows
 from throttling_proxy import ThrottlingProxy
@@ -216,6 +216,58 @@ def test_a_stage_under_spark_submit_reports_through_pipes_messages_on_s3(sample_
             assert values["dagster/row_count"] > 0
             assert submitted[key]["preview"] == values["preview"]
             assert submitted[key]["path"].startswith(S3_ROOT)
+
+
+def test_aws_endpoint_url_s3_alone_sends_s3_there_and_every_other_service_to_aws_endpoint_url(
+    sample_root, s3_endpoint, tmp_path, monkeypatch, postgres_url, pg_schema, spark
+):
+    """S3 at one place (MinIO, a VPC endpoint) and Glue at another: AWS_ENDPOINT_URL_S3 names the S3 server,
+    AWS_ENDPOINT_URL (a second moto server, with a state of its own) every other service. The snapshot job goes
+    through both from Python (pyarrow, pyiceberg, boto3) and the JVM (S3A, Iceberg's S3FileIO and Glue client):
+    every object on the first server, every Glue table on the second, nothing crossed over."""
+    bucket, region = "teem-endpoints", "us-east-1"
+    with moto_server(tmp_path) as other_services:
+        for name, value in (("AWS_ENDPOINT_URL", other_services), ("AWS_ENDPOINT_URL_S3", s3_endpoint),
+                            ("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                            ("AWS_DEFAULT_REGION", region), ("TEEM_ROOT", f"s3://{bucket}/root"),
+                            ("TEEM_HOME", str(tmp_path / "home")), ("TEEM_POSTGRES_URL", postgres_url),
+                            ("TEEM_PG_SCHEMA", pg_schema)):  # fmt: skip
+            monkeypatch.setenv(name, value)
+        s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name=region)
+        s3.create_bucket(Bucket=bucket)
+        for path in sorted((sample_root / "csv").rglob("*")):
+            if path.is_file() and "/snapshot/" in path.as_posix():
+                s3.upload_file(str(path), bucket, f"root/{path.relative_to(sample_root).as_posix()}")
+        from teem_assets.definitions import build_definitions
+
+        result = build_definitions().resolve_job_def("snapshot_job").execute_in_process(raise_on_error=False)
+        assert result.success, [e.message for e in result.all_events if e.is_failure]
+
+        keys = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket) for o in p["Contents"]]
+        assert any(k.startswith("root/parquet/dim_space/") for k in keys)
+        assert any(k.startswith("root/warehouse/") and k.endswith(".metadata.json") for k in keys)
+        migrated, _ = default_databases(f"s3://{bucket}/root")
+        glue = boto3.client("glue", endpoint_url=other_services, region_name=region)
+        tables = glue.get_tables(DatabaseName=migrated)["TableList"]
+        assert {t["Name"] for t in tables} == {t.name for t in TABLES.values() if t.is_dimension}
+        for table in tables:
+            metadata = table["Parameters"]["metadata_location"].removeprefix(f"s3://{bucket}/")
+            assert metadata in keys, metadata  # the JVM's commit: its file on the S3 server, its table here
+        assert boto3.client("s3", endpoint_url=other_services, region_name=region).list_buckets()["Buckets"] == []
+        on_s3_server = boto3.client("glue", endpoint_url=s3_endpoint, region_name=region)
+        assert migrated not in {d["Name"] for d in on_s3_server.get_databases()["DatabaseList"]}
+        rows = {
+            e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata[
+                "dagster/row_count"
+            ].value
+            for e in result.get_asset_materialization_events()
+        }
+        # pyiceberg read the table through the Glue server and its files through the S3 server, into PostgreSQL
+        exported = _postgres_rows(postgres_url, pg_schema, "dim_space", ["space_pk"])
+        assert len(exported) == rows["migrated/dim_space"] == rows["postgres/dim_space"] > 0
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": o["Key"]} for o in page["Contents"]]})
+        s3.delete_bucket(Bucket=bucket)
 
 
 def test_two_roots_in_one_glue_account_share_no_table_and_a_foreign_location_is_refused(s3, s3_endpoint, spark):

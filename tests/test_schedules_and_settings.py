@@ -161,3 +161,27 @@ def test_every_emr_setting_reaches_the_emr_resource(defs: dg.Definitions, monkey
     assert emr.spark_conf == {"spark.executor.memory": "12g"}
     assert emr.stderr_wait_seconds == 45
     assert emr.iceberg_conf == {"iceberg.enabled": "true", "extra": "x"}
+
+
+def test_a_service_s_own_endpoint_wins_over_aws_endpoint_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    endpoints = {
+        "TEEM_HOME": str(tmp_path / "home"),
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ENDPOINT_URL": "http://aws.internal:1",
+        "AWS_ENDPOINT_URL_S3": "http://minio:9000",
+        "AWS_ENDPOINT_URL_EMR": "https://emr.vpce.internal",
+        "TEEM_ROOT": "s3://teem/root",
+    }
+    for name, value in endpoints.items():
+        monkeypatch.setenv(name, value)
+    from teem_assets.definitions import build_definitions
+
+    resources = build_definitions().resources
+    data = resources["storage"].process_config_and_initialize().data
+    assert (data.catalog_settings.s3_endpoint, data.catalog_settings.glue_endpoint) == (
+        "http://minio:9000", "http://aws.internal:1"
+    )  # fmt: skip
+    emr = resources["spark"].emr.process_config_and_initialize()
+    assert {s: emr._client(s).meta.endpoint_url for s in ("s3", "emr")} == {
+        "s3": "http://minio:9000", "emr": "https://emr.vpce.internal"
+    }  # fmt: skip

@@ -16,9 +16,10 @@ REQUEST_THREADS = 16
 
 
 def s3_filesystem() -> pafs.S3FileSystem:
-    """S3 through AWS's default chain; `AWS_ENDPOINT_URL`, as AWS's SDKs read it, sends it to moto or MinIO."""
+    """S3 through AWS's default chain; `AWS_ENDPOINT_URL_S3` (else `AWS_ENDPOINT_URL`), as AWS's SDKs read them,
+    sends it to moto or MinIO."""
     settings = load()
-    endpoint, region = settings.aws_endpoint_url, settings.aws_region
+    endpoint, region = settings.s3_endpoint_url or settings.aws_endpoint_url, settings.aws_region
     options: dict[str, object] = {"region": region} if region else {}
     if endpoint:
         options |= {"endpoint_override": endpoint, "scheme": endpoint.split("://", 1)[0]}
