@@ -150,8 +150,9 @@ class TransientEMRClient(PipesEMRClient):
                 body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
                 break
             except ClientError as error:
-                if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
-                    raise
+                code = error.response.get("Error", {}).get("Code")
+                if code not in ("NoSuchKey", "404"):  # the step's own failure stays the error, whatever S3 says
+                    return f"; its stderr at s3://{bucket}/{key} could not be read ({code})"
             if time.monotonic() >= deadline:
                 return f"; its stderr will be at s3://{bucket}/{key}"
             time.sleep(min(5.0, self.poll_seconds))
