@@ -16,7 +16,7 @@ from teem_assets.assets.held_back import admitted_ranges, held_back
 HELD_BACK_BY_TAG = "teem/held_back_by"
 
 
-def run_range(run: dg.DagsterRun) -> tuple[str, str] | None:
+def batch_dates_of(run: dg.DagsterRun) -> tuple[str, str] | None:
     """The first and last batch date of a partitioned run."""
     first = run.tags.get(ASSET_PARTITION_RANGE_START_TAG) or run.tags.get(PARTITION_NAME_TAG)
     return (first, run.tags.get(ASSET_PARTITION_RANGE_END_TAG) or first) if first else None
@@ -25,7 +25,7 @@ def run_range(run: dg.DagsterRun) -> tuple[str, str] | None:
 def admitted_requests(run: dg.DagsterRun, evaluations: list[dg.AssetCheckEvaluation]) -> list[dg.RunRequest]:
     """One admitted_job run per unbroken range of the run's dates that its volume checks passed, when they found
     some of its dates short; none otherwise."""
-    dates, held = run_range(run), held_back(evaluations)
+    dates, held = batch_dates_of(run), held_back(evaluations)
     if dates is None or not held:
         return []
     return [

@@ -45,8 +45,10 @@ def report_run(first: dt.date, last: dt.date, out: TextIO, started: float, log: 
     if held:
         out.write(f"held back, short (volume check): {', '.join(held)}; the run's other dates run on their own\n")
     for start, end in ranges:
-        a, b = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
-        _report_one(a, b, out, time.monotonic(), log, make_new_run_id(), "admitted_job")
+        a, b, admitted_id = dt.date.fromisoformat(start), dt.date.fromisoformat(end), make_new_run_id()
+        _report_one(a, b, out, time.monotonic(), log, admitted_id, "admitted_job")
+        if instance().get_run_by_id(admitted_id).status == DagsterRunStatus.CANCELED:
+            return False  # Ctrl-C or SIGTERM ends `teem run`, not only the run it reached
     if held:
         out.write(f"run {', '.join(held)} again once its unload is complete\n")
     return False

@@ -30,8 +30,8 @@ def refusing_short_batches(
         raise dg.Failure(
             description=f"short (volume check): {', '.join(held)}; run it again once its unload is complete, or "
             "with the volume threshold lowered if the volume is real (TEEM_VOLUME_THRESHOLD, or the run's "
-            "`thresholds` resource config). The run's other dates run on their own (`teem run` does it; in a "
-            "deployment, held_back_sensor).",
+            "`thresholds` resource config). A range run of every layer (`teem run`, a backfill) runs its other "
+            "dates on their own (held_back_sensor); launched alone, leave the date out of the range.",
             metadata={"short_batches": ", ".join(held)},
             allow_retries=False,
         )
