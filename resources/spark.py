@@ -1,5 +1,5 @@
 """Where the stages' Spark runs (DESIGN §4): in the run's process (default), sent with spark-submit to a
-master URL, or on a transient EMR cluster through Dagster Pipes. The same entry points
+master URL, or as steps on the run's transient EMR cluster through Dagster Pipes. The same entry points
 (`teem_assets.stages`) run in all three; the assets only ask this resource to run one."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pydantic import Field, PrivateAttr
 from pyspark.sql import SparkSession
 
 from resources.emr import EmrResource
+from resources.emr_cluster import RunCluster
 from resources.spark_submit import run_spark_submit
 from resources.stage_results import StageResult, results_of, then_fail
 from resources.storage import StorageResource
@@ -28,7 +29,7 @@ EMR = "emr"
 class SparkResource(LazyPySparkResource):
     """`where`: "in-process" (a `local[*]` application in the run's process, shared by its stages, stopped at
     its end), a Spark master URL (`spark://host:7077`, `yarn`, `local[4]`: each stage a spark-submit), or
-    "emr" (each stage a step on a transient cluster of the `emr` settings)."""
+    "emr" (each stage a step on the run's transient cluster of the `emr` settings, terminated at the run's end)."""
 
     spark_config: dict[str, Any] = {}  # noqa: RUF012 - pydantic copies field defaults
     where: str = IN_PROCESS
@@ -38,6 +39,7 @@ class SparkResource(LazyPySparkResource):
     emr: EmrResource = Field(default_factory=EmrResource)
 
     _owned: bool = PrivateAttr(default=False)
+    _cluster: RunCluster | None = PrivateAttr(default=None)
 
     def _init_session(self) -> None:
         if self._spark_session is None:
@@ -65,7 +67,9 @@ class SparkResource(LazyPySparkResource):
             yield from then_fail(results_of(report), report.failures)
             return
         if self.where == EMR:
-            yield from then_fail(*self.emr.run_stage(context, request, storage.data))
+            if self._cluster is None:
+                self._cluster = self.emr.run_cluster()
+            yield from then_fail(*self.emr.run_stage(context, request, storage.data, self._cluster))
             return
         conf = dict(self.spark_config)
         endpoints = {"AWS_ENDPOINT_URL": storage.aws_endpoint_url, "AWS_ENDPOINT_URL_S3": storage.s3_endpoint_url}
@@ -78,6 +82,12 @@ class SparkResource(LazyPySparkResource):
         )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._spark_session is not None and self._owned:
-            self._spark_session.stop()
-        self._spark_session = None
+        """At the run's end, however it ended: the run's Spark application stops, its EMR cluster terminates."""
+        try:
+            if self._cluster is not None:
+                self._cluster.terminate(context.log)
+        finally:
+            self._cluster = None
+            if self._spark_session is not None and self._owned:
+                self._spark_session.stop()
+            self._spark_session = None

@@ -4,6 +4,7 @@ of an EMR cluster (DESIGN §4). Nothing is fetched on the cluster: it only unpac
 
 from __future__ import annotations
 
+import hashlib
 import io
 import subprocess
 import sys
@@ -36,15 +37,22 @@ NOT_ON_THE_CLUSTER = {
 # Runs on every node as the hadoop user: the Python the stages need, then the archive's wheels, offline.
 BOOTSTRAP_SCRIPT = """#!/bin/bash
 # Installs teem-pipelines' cluster archive (built by `teem package`) on an EMR node: $1 its s3:// URI,
-# $2 the Python to install it for (python3.11).
+# $2 the Python to install it for (python3.11), $3 the sha256 the run read beside it (<archive>.sha256).
 set -euo pipefail
 archive=$1
 python=${2:-python3.11}
+digest=$3
+download=$(mktemp -d)
+aws s3 cp --only-show-errors "$archive" "$download/archive.tar.gz"
+if ! echo "$digest  $download/archive.tar.gz" | sha256sum --check --status; then
+  echo "teem bootstrap: $archive is not the archive the run checked (sha256 $digest): it was replaced or" \\
+    "damaged since; run again once \\`teem package --upload\\` has finished" >&2
+  exit 1
+fi
 sudo dnf install -y -q "$python" "$python-pip"
 mkdir -p /home/hadoop/teem
 cd /home/hadoop/teem
-aws s3 cp --only-show-errors "$archive" archive.tar.gz
-tar xzf archive.tar.gz
+tar xzf "$download/archive.tar.gz"
 sudo "$python" -m pip install --quiet --no-index --find-links wheels -r requirements.txt
 sudo "$python" -m pip install --quiet --no-index --no-deps wheels/teem_pipelines-*.whl
 """
@@ -113,12 +121,24 @@ def build_archive(
     return Archive(path, names, time.monotonic() - started)
 
 
+def digest_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def upload(archive: Path, uri: str) -> list[str]:
-    """Put the archive at `uri` and its bootstrap script at `uri`.bootstrap.sh (what EmrResource reads)."""
+    """Put the archive at `uri`, its sha256 at `uri`.sha256 and its bootstrap script at `uri`.bootstrap.sh
+    (what EmrResource reads; the bootstrap installs the archive only if its sha256 is the one the run read)."""
+    data = archive.read_bytes()
     written = []
-    for target, data in ((uri, archive.read_bytes()), (f"{uri}.bootstrap.sh", BOOTSTRAP_SCRIPT.encode())):
+    objects = (
+        (uri, data),
+        (f"{uri}.sha256", f"{digest_of(data)}\n".encode()),
+        (f"{uri}.bootstrap.sh", BOOTSTRAP_SCRIPT.encode()),
+    )
+    for target, data in objects:
         filesystem, location = resolve(target)
-        with filesystem.open_output_stream(location) as sink:
+        # compression=None: pyarrow would gzip a ".gz" name again ("detect"), which no node could unpack
+        with filesystem.open_output_stream(location, compression=None) as sink:
             sink.write(data)
         written.append(target)
     return written

@@ -133,6 +133,11 @@ EMR_VARIABLES: dict[str, tuple[str, Callable[[Mapping[str, str], str], Any]]] = 
     "messages_bucket": ("TEEM_EMR_MESSAGES_BUCKET", _text),
     "poll_seconds": ("TEEM_EMR_POLL_SECONDS", lambda e, n: _number(e, n, None, above=0)),
     "stderr_wait_seconds": ("TEEM_EMR_STDERR_WAIT_SECONDS", lambda e, n: _number(e, n, None, at_least=0)),
+    # EMR's AutoTerminationPolicy takes 60 s to 7 days
+    "idle_timeout_seconds": (
+        "TEEM_EMR_IDLE_TIMEOUT_SECONDS",
+        lambda e, n: _number(e, n, None, at_least=60, at_most=604800, whole=True),
+    ),
     "tags": ("TEEM_EMR_TAGS", lambda e, n: _json(e, n, dict)),
     "bootstrap_actions": ("TEEM_EMR_BOOTSTRAP_ACTIONS", lambda e, n: _json(e, n, list)),
     "spark_conf": ("TEEM_EMR_SPARK_CONF", lambda e, n: _json(e, n, dict)),

@@ -4,6 +4,7 @@ no credential reaches the request, the logs or the metadata."""
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import os
@@ -13,13 +14,28 @@ import sys
 import threading
 from pathlib import Path
 
+import boto3
 import dagster as dg
 import pyspark
 import pytest
-from dagster_pipes import decode_param
+from conftest import SAMPLE_DAYS
+from dagster_helpers import run_job
+from dagster_pipes import PipesMappingParamsLoader, decode_param
 from dagster_ui import dagster_dev
-from emr_world import ARCHIVE_URI, CANARY_KEY_ID, CANARY_SECRET, REGION, moto_aws
+from emr_world import (
+    ARCHIVE_SHA256,
+    ARCHIVE_URI,
+    CANARY_KEY_ID,
+    CANARY_SECRET,
+    REGION,
+    PlayingEmr,
+    StepRunner,
+    moto_aws,
+    step_environment,
+)
+from oracle import newest_by_key
 from servers import wait_for
+from tables import iceberg_rows
 
 from resources.emr import EmrResource, EmrSettingError
 from resources.spark import SparkResource
@@ -29,10 +45,12 @@ from resources.thresholds import CheckThresholds
 from teem_assets.assets.conventions import Placement
 from teem_assets.assets.migrated import migrated_assets
 from teem_assets.assets.parquet import parquet_assets
-from teem_assets.catalogue import DIMENSIONS
+from teem_assets.catalogue import DIMENSIONS, FACTS
+from teem_assets.definitions import build_definitions
 from teem_assets.settings import Settings
 from teem_assets.spark_session import project_jars
-from teem_assets.stages.entry import DRIVER_SCRIPT
+from teem_assets.stages import run_stage
+from teem_assets.stages.entry import DRIVER_SCRIPT, serve_pipes
 from teem_assets.stages.request import StageRequest
 
 # The Iceberg runtime jar dev.sh installed, by its name (iceberg-spark-runtime-3.5_2.12-<version>.jar)
@@ -56,6 +74,7 @@ SETTINGS = {
     "poll_seconds": 0.2,
     "step_timeout_seconds": 5400,
     "stderr_wait_seconds": 10,
+    "idle_timeout_seconds": 600,
 }
 
 # Every other secret setting, with a canary value: none may reach the cluster request or the events.
@@ -125,7 +144,22 @@ def _by_classification(configurations: list[dict]) -> dict[str, dict]:
     return {c["Classification"]: c for c in configurations}
 
 
-def test_the_cluster_request_carries_every_setting_and_a_failed_step_terminates_it(aws):
+@pytest.fixture
+def emr_requests():
+    """Every EMR request the test's process sends (boto3's default session, which the resource's clients
+    come from), as (operation, parameters)."""
+    calls: list[tuple[str, dict]] = []
+
+    def record(params: dict, model, **_) -> None:
+        calls.append((model.name, json.loads(json.dumps(params, default=str))))
+
+    events = boto3._get_default_session().events
+    events.register("provide-client-params.emr", record, unique_id="teem-emr-requests")
+    yield calls
+    events.unregister("provide-client-params.emr", unique_id="teem-emr-requests")
+
+
+def test_the_cluster_request_carries_every_setting_and_a_failed_step_terminates_it(aws, emr_requests):
     run = Materializing(_resources(aws))
     run.start()
     cluster_id = aws.wait_for_cluster()
@@ -136,31 +170,48 @@ def test_the_cluster_request_carries_every_setting_and_a_failed_step_terminates_
     assert cluster["Ec2InstanceAttributes"]["IamInstanceProfile"] == "TeemEmrInstance"
     assert cluster["ServiceRole"] == "TeemEmrService"
     assert cluster["LogUri"] == "s3://teem-logs/emr/"
-    assert cluster["AutoTerminate"] is True  # KeepJobFlowAliveWhenNoSteps=False
+    assert cluster["AutoTerminate"] is False  # kept up for the run's later stages; the run ends it
     assert cluster["TerminationProtected"] is False
     assert [a["Name"] for a in cluster["Applications"]] == ["Spark"]
+    [request] = [params for operation, params in emr_requests if operation == "RunJobFlow"]
+    assert request["AutoTerminationPolicy"] == {"IdleTimeout": 600}  # moto keeps no policy: the request's
+    assert "Steps" not in request
     tags = {t["Key"]: t["Value"] for t in cluster["Tags"]}
-    assert {"team": "data", "cost-center": "analytics", "teem:stage": "convert"}.items() <= tags.items()
+    assert {"team": "data", "cost-center": "analytics"}.items() <= tags.items()
+    assert tags["dagster/job"] == "__ephemeral_asset_job__"
     assert tags["for-use-with-amazon-emr-managed-policies"] == "true"  # what the v2 managed policies require
 
     configurations = _by_classification(cluster["Configurations"])
     spark_defaults = configurations["spark-defaults"]["Properties"]
-    assert spark_defaults["spark.executor.memory"] == "12g"  # ours and Pipes' merged, neither lost
+    assert spark_defaults["spark.executor.memory"] == "12g"
     assert spark_defaults["spark.sql.shuffle.partitions"] == "400"
-    assert "spark.yarn.appMasterEnv.DAGSTER_PIPES_CONTEXT" in spark_defaults
     assert configurations["iceberg-defaults"]["Properties"] == {"iceberg.enabled": "true"}
     export = _by_classification(configurations["spark-env"]["Configurations"])["export"]["Properties"]
     assert export["PYSPARK_PYTHON"] == "python3.11" and export["TZ"] == "UTC"
-    assert export["AWS_REGION"] == export["AWS_DEFAULT_REGION"] == REGION  # the nodes' boto3 finds none itself
+    assert export["AWS_REGION"] == export["AWS_DEFAULT_REGION"] == REGION  # every step's; boto3 finds none there
     # numba's cache where each process's user can write: the driver's home, the executor's container
     assert export["NUMBA_CACHE_DIR"] == "/home/hadoop/.cache/teem-numba"
     assert spark_defaults["spark.executorEnv.NUMBA_CACHE_DIR"] == "./numba-cache"
-    pipes_context = decode_param(export["DAGSTER_PIPES_CONTEXT"])["data"]  # injected directly
-    request = StageRequest.from_json(pipes_context["extras"]["request"])
+    assert not [name for name in export if name.startswith("DAGSTER_PIPES")]  # a step's own, not the cluster's
+
+    step = aws.wait_for_step(cluster_id)
+    assert step["ActionOnFailure"] == "CONTINUE"  # the cluster stays the run's; the run ends it
+    assert step["Config"]["Jar"] == "command-runner.jar"
+    args = step["Config"]["Args"]
+    pipes = step_environment(args)
+    assert sorted(pipes) == ["DAGSTER_PIPES_CONTEXT", "DAGSTER_PIPES_MESSAGES"]
+    # a deadline of its own: a hung step ends, and then the idle cluster, though no run worker is left to end it
+    command = args[len(pipes) + 1 :]
+    assert command[:6] == ["timeout", "--kill-after=60", "5400", "spark-submit", "--deploy-mode", "client"]
+    assert command[-1] == "/home/hadoop/teem/teem_stage.py"
+    where = decode_param(pipes["DAGSTER_PIPES_CONTEXT"])  # the context in the root's bucket, under the root
+    assert where["bucket"] == "teem" and where["key"].startswith("root/pipes/")
+    context = json.loads(aws.client("s3").get_object(Bucket="teem", Key=where["key"])["Body"].read())
+    request = StageRequest.from_json(context["extras"]["request"])
     assert (request.stage, request.tables, request.batches) == ("convert", [t.name for t in DIMENSIONS], ["snapshot"])
     assert request.root["root"] == "s3://teem/root"
-    messages = decode_param(export["DAGSTER_PIPES_MESSAGES"])
-    assert messages["bucket"] == "teem" and messages["key_prefix"].startswith("root/pipes/")  # under the root
+    messages = decode_param(pipes["DAGSTER_PIPES_MESSAGES"])
+    assert messages["bucket"] == "teem" and messages["key_prefix"].startswith("root/pipes/")
 
     groups = emr.list_instance_groups(ClusterId=cluster_id)["InstanceGroups"]
     assert sorted((g["InstanceGroupType"], g["InstanceType"], g["RequestedInstanceCount"]) for g in groups) == [
@@ -169,22 +220,10 @@ def test_the_cluster_request_carries_every_setting_and_a_failed_step_terminates_
     ]
     actions = emr.list_bootstrap_actions(ClusterId=cluster_id)["BootstrapActions"]
     assert [(a["Name"], a["ScriptPath"], a["Args"]) for a in actions] == [
-        ("install teem-pipelines", f"{ARCHIVE_URI}.bootstrap.sh", [ARCHIVE_URI, "python3.11"]),
+        # the archive's sha256 as the run read it: a node installs that archive or none
+        ("install teem-pipelines", f"{ARCHIVE_URI}.bootstrap.sh", [ARCHIVE_URI, "python3.11", ARCHIVE_SHA256]),
         ("corporate certificates", "s3://teem-artifacts/certs.sh", ["-q"]),
     ]
-    [step] = emr.list_steps(ClusterId=cluster_id)["Steps"]
-    assert step["ActionOnFailure"] == "TERMINATE_CLUSTER"
-    assert step["Config"]["Jar"] == "command-runner.jar"
-    # a deadline of its own: a hung step ends, and the cluster with it, though no run worker is left to end it
-    assert step["Config"]["Args"][:6] == [
-        "timeout",
-        "--kill-after=60",
-        "5400",
-        "spark-submit",
-        "--deploy-mode",
-        "client",
-    ]
-    assert step["Config"]["Args"][-1] == "/home/hadoop/teem/teem_stage.py"
 
     # EMR copies the step's stderr under the LogUri once it ended: its last lines are the step's error
     stderr = [f"26/12/04 03:00:{n:02} INFO SparkContext: line {n}" for n in range(40)]
@@ -194,18 +233,23 @@ def test_the_cluster_request_carries_every_setting_and_a_failed_step_terminates_
     aws.fail_step(cluster_id, "the driver exited with code 1")
     result = run.finish()
     assert not result.success
-    assert aws.cluster_state(cluster_id) == "TERMINATED"
-    assert tags["dagster/run-id"] == result.run_id  # Pipes' tags: the cluster names its Dagster run
+    assert aws.cluster_state(cluster_id) == "TERMINATED"  # by the run's end
+    assert tags["dagster/run-id"] == result.run_id  # the cluster names its Dagster run
     failure = _user_error(result).message
     assert cluster_id in failure and "FAILED: the driver exited with code 1" in failure
     assert f"the last 30 lines of its stderr (s3://teem-logs/{key}):" in failure
     assert failure.rstrip().endswith("\n".join(stderr[-30:])) and stderr[-31] not in failure
+    assert [k for k in _keys_in(aws, "teem") if "/pipes/" in k] == []  # context and messages removed
 
-    seen = json.dumps([cluster, groups, actions, step], default=str)
+    seen = json.dumps([cluster, groups, actions, step, emr_requests], default=str)
     seen += "\n".join(str(e.message) for e in result.all_events)
     seen += json.dumps([str(e.event_specific_data) for e in result.all_events], default=str)
-    seen += "\n".join(_objects_in(aws))  # the Pipes messages and anything else the run wrote to S3
+    seen += "\n".join(_objects_in(aws))  # anything else the run wrote to S3
     assert [secret for secret in CANARIES if secret in seen] == []
+
+
+def _keys_in(aws, bucket: str) -> list[str]:
+    return [item["Key"] for item in aws.client("s3").list_objects_v2(Bucket=bucket).get("Contents", [])]
 
 
 def test_a_cluster_that_fails_in_bootstrap_says_why_and_is_not_started_again(aws):
@@ -214,6 +258,7 @@ def test_a_cluster_that_fails_in_bootstrap_says_why_and_is_not_started_again(aws
     run = Materializing(_resources(aws), [migrated])
     run.start()
     cluster_id = aws.wait_for_cluster()
+    aws.wait_for_step(cluster_id)
     aws.fail_bootstrap(cluster_id, "On the master instance (i-0teem), bootstrap action 1 returned a non-zero code")
     result = run.finish()
     failure = _user_error(result).message
@@ -245,6 +290,13 @@ def test_bad_settings_fail_before_any_cluster_starts(aws, changes, setting):
     assert aws.client("emr").list_clusters()["Clusters"] == []
 
 
+def test_an_archive_without_its_sha256_is_refused_before_any_cluster_starts(aws):
+    aws.client("s3").delete_object(Bucket="teem-artifacts", Key="packages/teem-cluster.tar.gz.sha256")
+    result = dg.materialize([parquet_snapshots], resources=_resources(aws), raise_on_error=False)
+    assert f"{ARCHIVE_URI}.sha256 does not exist" in _user_error(result).message
+    assert aws.client("emr").list_clusters()["Clusters"] == []
+
+
 def test_a_folder_root_is_refused_for_emr(aws, tmp_path):
     resources = {**_resources(aws), "storage": StorageResource(root=str(tmp_path))}
     result = dg.materialize([parquet_snapshots], resources=resources, raise_on_error=False)
@@ -253,7 +305,7 @@ def test_a_folder_root_is_refused_for_emr(aws, tmp_path):
 
 
 def _environment_of(cluster: dict) -> dict[str, str]:
-    """The variables EMR exports to a step's spark-submit (the spark-env classification)."""
+    """The variables EMR exports to every step's spark-submit (the spark-env classification)."""
     configurations = _by_classification(cluster["Configurations"])
     return _by_classification(configurations["spark-env"]["Configurations"])["export"]["Properties"]
 
@@ -269,29 +321,30 @@ def test_the_driver_started_as_emr_starts_it_reports_back_through_s3(aws, sample
     cluster_id = aws.wait_for_cluster()
     emr = aws.client("emr")
     cluster = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]
-    [step] = emr.list_steps(ClusterId=cluster_id)["Steps"]
-    # The step's own spark-submit, with this machine's Python, jars and a local master for the cluster's
+    step = aws.wait_for_step(cluster_id)
+    # The step's own command (env, timeout, spark-submit), with this machine's Python, jars and a local master
     driver = tmp_path / "teem_stage.py"
     driver.write_text(DRIVER_SCRIPT)
     args = step["Config"]["Args"]
-    deadline, at = args[: args.index("spark-submit")], args.index("spark-submit")
+    at = args.index("spark-submit")
     arguments = [a.replace("python3.11", sys.executable) for a in args[at + 1 : -1]]
     jars = ",".join(project_jars())
-    command = [*deadline, spark_submit_path(), "--master", "local[2]", "--jars", jars, *arguments, str(driver)]
+    command = [*args[:at], spark_submit_path(), "--master", "local[2]", "--jars", jars, *arguments, str(driver)]
     cluster_paths = {"PYSPARK_PYTHON": sys.executable, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
     exported = {**_environment_of(cluster), **cluster_paths}
     finished = subprocess.run(command, env={**os.environ, **exported}, cwd=tmp_path, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr[-4000:]
-    messages = decode_param(exported["DAGSTER_PIPES_MESSAGES"])
+    messages = decode_param(step_environment(args)["DAGSTER_PIPES_MESSAGES"])
     assert s3.list_objects_v2(Bucket="teem", Prefix=f"{messages['key_prefix']}/")["KeyCount"] > 0
-    aws.finish_cluster(cluster_id, instance_hours=24)
+    aws.complete_step(cluster_id, instance_hours=24)
 
     result = run.finish()
     assert result.success
-    assert s3.list_objects_v2(Bucket="teem", Prefix=f"{messages['key_prefix']}/")["KeyCount"] == 0  # read, removed
+    assert aws.cluster_state(cluster_id) == "TERMINATED"  # the run ended, and its cluster with it
+    assert [k for k in _keys_in(aws, "teem") if "/pipes/" in k] == []  # read, removed
     emr_metadata = {
         "AWS EMR Cluster ID": cluster_id,
-        "AWS EMR State Reason": "Steps completed",
+        "AWS EMR Step ID": step["Id"],
         "AWS EMR Normalized Instance Hours": 24,
     }
     in_process = _in_process_snapshots(sample_root, tmp_path / "local")
@@ -303,6 +356,7 @@ def test_the_driver_started_as_emr_starts_it_reports_back_through_s3(aws, sample
         key = materialization.asset_key.to_user_string()
         assert emr_metadata.items() <= metadata.items()
         assert metadata["AWS EMR Cluster"].endswith(f"#/clusterDetails/{cluster_id}")
+        assert metadata["AWS EMR Step Logs"] == f"s3://teem-logs/emr/{cluster_id}/steps/{step['Id']}/"
         # the engine the step ran on: here this machine's Spark and Iceberg jar, on EMR the release's own
         assert (metadata["spark_version"], metadata["iceberg_version"]) == (pyspark.__version__, ICEBERG_VERSION)
         for name in ("dagster/row_count", "rows_read", "rows_quarantined", "files", "bytes", "preview"):
@@ -322,6 +376,93 @@ def _in_process_snapshots(sample_root: Path, root: Path) -> dict[str, dict[str, 
         }
         for e in result.get_asset_materialization_events()
     }
+
+
+def _on_this_machine(spark, fail_first: str | None = None) -> StepRunner:
+    """A step's work as the cluster does it: the step's own Pipes variables, the project's driver code
+    (`serve_pipes`) on a warm Spark session (the test's), as a long-lived cluster keeps one warm per node.
+    `fail_first`: the first step whose name starts with it fails, as a driver that exited 1."""
+    failed: list[str] = []
+
+    def run(cluster_id: str, step) -> None:
+        if fail_first and step.name.startswith(fail_first) and not failed:
+            failed.append(step.id)
+            raise RuntimeError("the driver exited with code 1")
+        serve_pipes(PipesMappingParamsLoader(step_environment(step.args)), lambda request: run_stage(spark, request))
+
+    return run
+
+
+def _run_clusters(aws, requests: list[tuple[str, dict]]) -> list[tuple[dict, dict, list[dict]]]:
+    """Each cluster started, with its RunJobFlow request and its steps, oldest first."""
+    emr = aws.client("emr")
+    clusters = sorted(emr.list_clusters()["Clusters"], key=lambda c: c["Status"]["Timeline"]["CreationDateTime"])
+    started = [params for operation, params in requests if operation == "RunJobFlow"]
+    assert len(started) == len(clusters)
+    return [
+        (
+            emr.describe_cluster(ClusterId=c["Id"])["Cluster"],
+            request,
+            list(reversed(emr.list_steps(ClusterId=c["Id"])["Steps"])),  # EMR lists the newest first
+        )
+        for c, request in zip(clusters, started, strict=True)
+    ]
+
+
+@pytest.mark.slow
+def test_a_migration_and_a_daily_batch_each_run_on_one_cluster_that_ends_with_the_run(
+    aws, emr_requests, sample_root, postgres_url, pg_schema, spark, monkeypatch, tmp_path
+):
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="teem-runs")  # a bucket of its own: no other test's S3A client holds it
+    days = SAMPLE_DAYS[:2]
+    for path in sorted((sample_root / "csv").rglob("*")):
+        if path.is_file() and ("/snapshot/" in path.as_posix() or any(f"/{d}/" in path.as_posix() for d in days)):
+            s3.upload_file(str(path), "teem-runs", f"root/{path.relative_to(sample_root).as_posix()}")
+    for name, value in {"TEEM_ENV": "aws", "TEEM_ROOT": "s3://teem-runs/root", "TEEM_HOME": str(tmp_path / "teem"),
+                        "TEEM_POSTGRES_URL": postgres_url, "TEEM_PG_SCHEMA": pg_schema,
+                        "TEEM_EMR_SUBNET_ID": SETTINGS["subnet_id"], "TEEM_EMR_ARCHIVE_URI": ARCHIVE_URI,
+                        "TEEM_EMR_POLL_SECONDS": "0.2", "TEEM_EMR_IDLE_TIMEOUT_SECONDS": "1800",
+                        "TEEM_EMR_STDERR_WAIT_SECONDS": "0"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    defs = build_definitions()
+
+    with PlayingEmr(_on_this_machine(spark, fail_first="teem migrate fact_")) as playing:
+        migration = run_job(defs, "migration_job", days[0])
+        batch = run_job(defs, "batch_job", days[1])
+
+    [(first, first_request, first_steps), (second, second_request, second_steps)] = _run_clusters(aws, emr_requests)
+    for cluster, request, result in ((first, first_request, migration), (second, second_request, batch)):
+        tags = {t["Key"]: t["Value"] for t in cluster["Tags"]}
+        assert tags["dagster/run-id"] == result.run_id
+        assert tags["for-use-with-amazon-emr-managed-policies"] == "true"
+        assert request["AutoTerminationPolicy"] == {"IdleTimeout": 1800}
+        assert request["LogUri"] == cluster["LogUri"] == "s3://teem-runs/root/logs/emr/"
+        assert _environment_of(cluster)["AWS_REGION"] == REGION  # exported to every step of the cluster
+        assert cluster["Status"]["State"] == "TERMINATED"  # the run ended, and ended it
+    steps = [[(s["Name"], s["Status"]["State"]) for s in each] for each in (first_steps, second_steps)]
+    dimensions = "teem {} " + ",".join(t.name for t in DIMENSIONS)
+    facts = "teem {} " + ",".join(t.name for t in FACTS)
+    assert steps[0] == [
+        (dimensions.format("convert"), "COMPLETED"),
+        (dimensions.format("migrate"), "COMPLETED"),
+        (facts.format("convert"), "COMPLETED"),
+        # the failed step retried as another step on the run's cluster, not on a second one
+        (facts.format("migrate"), "FAILED"),
+        (facts.format("migrate"), "COMPLETED"),
+        ("teem aggregate agg_hourly_space,week_people_count", "COMPLETED"),
+    ]
+    assert steps[1] == [(facts.format(stage), "COMPLETED") for stage in ("convert", "migrate")] + [
+        ("teem aggregate agg_hourly_space,week_people_count", "COMPLETED")
+    ]
+    assert len(playing.ran) == 9
+
+    materialized = {e.asset_key.to_user_string() for e in batch.get_asset_materialization_events()}
+    assert {f"migrated/{t.name}" for t in FACTS} | {f"postgres/{t.name}" for t in FACTS} <= materialized
+    for table in FACTS:  # the generator's newest row per key over the three days, and nothing else
+        rows = iceberg_rows("s3://teem-runs/root", "migrated", table.name, aws.endpoint)
+        assert rows.num_rows == len(newest_by_key(table.name, days=[dt.date.fromisoformat(d) for d in days]))
+    assert [k for k in _keys_in(aws, "teem-runs") if "/pipes/" in k] == []
 
 
 LAUNCH = """
@@ -356,6 +497,7 @@ def test_a_run_cancelled_from_dagster_terminates_its_cluster(aws, tmp_path, post
         assert launched["__typename"] == "LaunchRunSuccess", launched
         run_id = launched["run"]["runId"]
         cluster_id = aws.wait_for_cluster(timeout=240)
+        aws.wait_for_step(cluster_id)  # the run waits on its step, which moto never ends
         assert graphql(TERMINATE, id=run_id)["terminateRun"]["__typename"] == "TerminateRunSuccess"
 
         def ended() -> str | None:
@@ -367,7 +509,8 @@ def test_a_run_cancelled_from_dagster_terminates_its_cluster(aws, tmp_path, post
         cluster = aws.client("emr").describe_cluster(ClusterId=cluster_id)["Cluster"]
         assert cluster["LogUri"] == "s3://teem/root/logs/emr/"  # no TEEM_EMR_LOG_URI: under the root
         [step] = aws.client("emr").list_steps(ClusterId=cluster_id)["Steps"]
-        assert step["Config"]["Args"][:3] == ["timeout", "--kill-after=60", "7200"]  # TEEM_MAX_RUNTIME_SECONDS
+        command = step["Config"]["Args"][len(step_environment(step["Config"]["Args"])) + 1 :]
+        assert command[:3] == ["timeout", "--kill-after=60", "7200"]  # TEEM_MAX_RUNTIME_SECONDS
         messages = [e.get("message", "") for e in graphql(LOGS, id=run_id)["logsForRun"]["events"]]
         assert any(cluster_id in m for m in messages)  # the step said which cluster it started
         assert [secret for secret in CANARIES if any(secret in m for m in messages)] == []

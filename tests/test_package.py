@@ -4,6 +4,7 @@ look for, and what its bootstrap action installs."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -65,8 +66,40 @@ def test_teem_package_uploads_what_the_emr_resource_checks_for(tmp_path, monkeyp
         assert main(["package", "--out", str(tmp_path), "--upload", uri]) == 0
         assert f"TEEM_EMR_ARCHIVE_URI={uri}" in capsys.readouterr().out
         emr.validate(root)  # nothing missing now
-        script = aws.client("s3").get_object(Bucket="teem-artifacts", Key="releases/teem-cluster.tar.gz.bootstrap.sh")
+        s3 = aws.client("s3")
+        script = s3.get_object(Bucket="teem-artifacts", Key="releases/teem-cluster.tar.gz.bootstrap.sh")
         assert script["Body"].read().decode() == BOOTSTRAP_SCRIPT
+        [built] = tmp_path.glob("teem-cluster-*.tar.gz")
+        uploaded = s3.get_object(Bucket="teem-artifacts", Key="releases/teem-cluster.tar.gz")["Body"].read()
+        assert uploaded == built.read_bytes()
+        assert emr.archive_digest() == hashlib.sha256(uploaded).hexdigest()  # what every node's bootstrap checks
+
+
+def _bootstrap(tmp_path: Path, archive: Path, digest: str) -> subprocess.CompletedProcess:
+    """The bootstrap script on this machine up to its first install: `aws s3 cp` copies a local file (no AWS
+    here), and `sudo` stops the script where a node would start installing."""
+    bin_folder = tmp_path / "bin"
+    bin_folder.mkdir(exist_ok=True)
+    stubs = {"aws": 'cp "$4" "$5"\n', "sudo": 'echo "installing: $*"; exit 42\n'}
+    for name, body in stubs.items():
+        (bin_folder / name).write_text(f"#!/bin/bash\n{body}")
+        (bin_folder / name).chmod(0o755)
+    script = tmp_path / "bootstrap.sh"
+    script.write_text(BOOTSTRAP_SCRIPT)
+    env = {"PATH": f"{bin_folder}:/usr/bin:/bin"}
+    return subprocess.run(["bash", str(script), str(archive), "python3.11", digest], env=env, capture_output=True,
+                          text=True)  # fmt: skip
+
+
+def test_the_bootstrap_installs_only_the_archive_whose_sha256_the_run_read(tmp_path):
+    archive = tmp_path / "teem-cluster.tar.gz"
+    archive.write_bytes(b"the archive the run checked")
+    replaced = _bootstrap(tmp_path, archive, hashlib.sha256(b"an archive uploaded since").hexdigest())
+    assert replaced.returncode == 1
+    assert f"teem bootstrap: {archive} is not the archive the run checked" in replaced.stderr
+    assert "installing" not in replaced.stdout
+    same = _bootstrap(tmp_path, archive, hashlib.sha256(archive.read_bytes()).hexdigest())
+    assert same.returncode == 42 and same.stdout.startswith("installing: dnf install")  # past the check
 
 
 def _binary_wheel(folder: Path, arch: str) -> str:

@@ -124,6 +124,7 @@ EMR_SETTINGS = {
     "TEEM_EMR_RELEASE_LABEL": "emr-7.9.0",
     "TEEM_EMR_UNTESTED_RELEASE": "true",
     "TEEM_EMR_STDERR_WAIT_SECONDS": "45",
+    "TEEM_EMR_IDLE_TIMEOUT_SECONDS": "1200",
     "TEEM_EMR_MASTER_INSTANCE_TYPE": "m7g.xlarge",
     "TEEM_EMR_CORE_INSTANCE_TYPE": "r7g.2xlarge",
     "TEEM_EMR_CORE_INSTANCE_COUNT": "5",
@@ -159,7 +160,7 @@ def test_every_emr_setting_reaches_the_emr_resource(defs: dg.Definitions, monkey
     assert emr.tags == json.loads(EMR_SETTINGS["TEEM_EMR_TAGS"])
     assert emr.bootstrap_actions == json.loads(EMR_SETTINGS["TEEM_EMR_BOOTSTRAP_ACTIONS"])
     assert emr.spark_conf == {"spark.executor.memory": "12g"}
-    assert emr.stderr_wait_seconds == 45
+    assert (emr.stderr_wait_seconds, emr.idle_timeout_seconds) == (45, 1200)
     assert emr.iceberg_conf == {"iceberg.enabled": "true", "extra": "x"}
 
 

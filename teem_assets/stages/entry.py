@@ -9,15 +9,18 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from dagster_pipes import (
     PipesContext,
+    PipesContextLoader,
+    PipesDefaultContextLoader,
     PipesDefaultMessageWriter,
     PipesEnvVarParamsLoader,
     PipesMessageWriter,
+    PipesParamsLoader,
+    PipesS3ContextLoader,
     PipesS3MessageWriter,
-    open_dagster_pipes,
 )
 
 from teem_assets.spark_session import build_spark_session
@@ -31,13 +34,22 @@ REQUEST_EXTRA = "request"
 DRIVER_SCRIPT = "from teem_assets.stages.entry import main\n\nraise SystemExit(main())\n"
 
 
-def _message_writer() -> PipesMessageWriter:
+def _message_writer(params: PipesParamsLoader) -> PipesMessageWriter:
     """S3 when the orchestrator reads messages from a bucket (EMR), else its file or stdio."""
-    if "bucket" in PipesEnvVarParamsLoader().load_messages_params():
+    if "bucket" in params.load_messages_params():
         import boto3
 
         return PipesS3MessageWriter(client=boto3.client("s3"), interval=5)
     return PipesDefaultMessageWriter()
+
+
+def _context_loader(params: PipesParamsLoader) -> PipesContextLoader:
+    """S3 when the orchestrator put the context in a bucket (an EMR step), else its file or the variable."""
+    if "bucket" in params.load_context_params():
+        import boto3
+
+        return PipesS3ContextLoader(client=boto3.client("s3"))
+    return PipesDefaultContextLoader()
 
 
 def _run(request: StageRequest) -> StageReport:
@@ -63,6 +75,14 @@ def report_through_pipes(pipes: PipesContext, report: StageReport) -> None:
         pipes.report_custom_message({FAILURES: report.failures})
 
 
+def serve_pipes(params: PipesParamsLoader, run: Callable[[StageRequest], StageReport] = _run) -> None:
+    """Run the stage Dagster Pipes asks for (its request an extra) and report it back. A context of its own,
+    not `open_dagster_pipes`' process-wide one: a process serving a second step reports under that step's."""
+    pipes = PipesContext(params, _context_loader(params), _message_writer(params))
+    with pipes, forwarding_stage_logs(pipes.log):
+        report_through_pipes(pipes, run(StageRequest.from_json(pipes.get_extra(REQUEST_EXTRA))))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--request", help="a StageRequest as a JSON file (without Dagster Pipes)")
@@ -70,9 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, _ = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     if PipesEnvVarParamsLoader().is_dagster_pipes_process():
-        with open_dagster_pipes(message_writer=_message_writer()) as pipes, forwarding_stage_logs(pipes.log):
-            request = StageRequest.from_json(pipes.get_extra(REQUEST_EXTRA))
-            report_through_pipes(pipes, _run(request))
+        serve_pipes(PipesEnvVarParamsLoader())
         return 0
     if not args.request:
         parser.error("--request is needed outside Dagster Pipes")

@@ -1,0 +1,155 @@
+"""A run's EMR cluster (DESIGN §4): the run's first Spark stage starts it, every stage is a step on it, and it
+is terminated when the run ends (`SparkResource`'s teardown, which runs on success, failure and cancel). A run
+worker that dies cannot terminate it: EMR's own `AutoTerminationPolicy` ends it once it has been idle that long,
+and each step's deadline (`timeout` before spark-submit) ends a hung step first."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+from botocore.exceptions import ClientError
+from dagster._core.errors import DagsterExecutionInterruptedError
+
+from teem_assets.unload.location import split_s3
+
+ALIVE_STATES = {"STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"}
+FAILED_STEP_STATES = {"FAILED", "INTERRUPTED"}
+STDERR_LINES = 30  # of a failed step's stderr, in the step's error
+
+
+def console_url(region: str, cluster_id: str) -> str:
+    return f"https://{region}.console.aws.amazon.com/emr/home?region={region}#/clusterDetails/{cluster_id}"
+
+
+def _reason(status: dict[str, Any]) -> str:
+    reason = status.get("StateChangeReason", {})
+    return f"{reason.get('Code', '')}: {reason.get('Message', '')}".strip(": ") or status["State"]
+
+
+def _describe_step(step: dict[str, Any]) -> str:
+    details = step["Status"].get("FailureDetails", {})
+    where = f" (log {details['LogFile']})" if details.get("LogFile") else ""
+    why = (
+        details.get("Message")
+        or details.get("Reason")
+        or step["Status"].get("StateChangeReason", {}).get("Message")
+        or "no reason given"
+    )
+    return f"step {step['Name']!r} {step['Status']['State']}: {why}{where}"
+
+
+@dataclass
+class RunCluster:
+    """The cluster of one Dagster run, and the steps it ran; `emr` and `s3` are boto3 clients."""
+
+    emr: Any
+    s3: Any
+    poll_seconds: float
+    stderr_wait_seconds: float = 0
+    cluster_id: str | None = None
+    started: list[str] = field(default_factory=list)  # every cluster this run started, in order
+
+    @property
+    def region(self) -> str:
+        return str(self.emr.meta.region_name)
+
+    def where(self) -> str:
+        return f"EMR cluster {self.cluster_id} ({console_url(self.region, str(self.cluster_id))})"
+
+    def ensure(self, log: Any, job_flow: Callable[[], dict[str, Any]]) -> str:
+        """The run's cluster: the one it started if that is still up, else a new one from `job_flow()`."""
+        if self.cluster_id is not None:
+            status = self._cluster()["Status"]
+            if status["State"] in ALIVE_STATES:
+                return self.cluster_id
+            if status["State"] == "TERMINATED_WITH_ERRORS":
+                raise dg.Failure(f"{self.where()} {status['State']}: {_reason(status)}", allow_retries=False)
+            log.warning(f"{self.where()} ended ({_reason(status)}); starting another for the rest of the run")
+        self.cluster_id = self.emr.run_job_flow(**job_flow())["JobFlowId"]
+        self.started.append(self.cluster_id)
+        log.info(f"started {self.where()} for this run; each Spark stage is a step on it")
+        return self.cluster_id
+
+    def run_step(self, log: Any, step: dict[str, Any]) -> dict[str, Any]:
+        """Add `step` to the cluster and wait for it; a failed step raises with its reason and stderr's tail, a
+        cluster that failed raises with its own reason (not retried: another cluster would fail the same way)."""
+        [step_id] = self.emr.add_job_flow_steps(JobFlowId=self.cluster_id, Steps=[step])["StepIds"]
+        log.info(f"step {step_id} ({step['Name']}) added to {self.where()}")
+        try:
+            return self._wait_for(step_id)
+        except DagsterExecutionInterruptedError:
+            log.warning(f"interrupted: terminating {self.where()}")
+            self.terminate(log)
+            raise
+
+    def _wait_for(self, step_id: str) -> dict[str, Any]:
+        while True:
+            step = self.emr.describe_step(ClusterId=self.cluster_id, StepId=step_id)["Step"]
+            state = step["Status"]["State"]
+            if state == "COMPLETED":
+                return step
+            if state in FAILED_STEP_STATES:
+                raise dg.Failure(f"{self.where()}: {_describe_step(step)}{self._stderr_tail(step)}")
+            cluster = self._cluster()
+            if state == "CANCELLED" or cluster["Status"]["State"] not in ALIVE_STATES:
+                # The cluster itself failed (a bootstrap action, capacity, a setting) or was ended under the
+                # step: its own reason says why, and a retry would start another cluster that fails the same way.
+                status = cluster["Status"]
+                raise dg.Failure(
+                    f"{self.where()} {status['State']}: {_reason(status)}; step {step['Name']!r} {state}",
+                    allow_retries=False,
+                )
+            time.sleep(self.poll_seconds)
+
+    def _cluster(self) -> dict[str, Any]:
+        return dict(self.emr.describe_cluster(ClusterId=self.cluster_id)["Cluster"])
+
+    def step_metadata(self, step: dict[str, Any]) -> dict[str, Any]:
+        cluster = self._cluster()
+        metadata: dict[str, Any] = {
+            "AWS EMR Cluster ID": self.cluster_id,
+            "AWS EMR Cluster": dg.MetadataValue.url(console_url(self.region, str(self.cluster_id))),
+            "AWS EMR Step ID": step["Id"],
+            "AWS EMR Normalized Instance Hours": int(cluster.get("NormalizedInstanceHours", 0)),
+        }
+        if cluster.get("LogUri"):
+            metadata["AWS EMR Step Logs"] = dg.MetadataValue.path(self._step_logs(cluster["LogUri"], step["Id"]))
+        return metadata
+
+    def _step_logs(self, log_uri: str, step_id: str) -> str:
+        return f"s3://{log_uri.split('://', 1)[1].rstrip('/')}/{self.cluster_id}/steps/{step_id}/"
+
+    def _stderr_tail(self, step: dict[str, Any]) -> str:
+        """The last lines of the failed step's stderr, which EMR copies under the cluster's LogUri shortly after
+        the step ends (waited for up to stderr_wait_seconds); where to find it when it is not there yet."""
+        log_uri = self._cluster().get("LogUri")
+        if not log_uri:
+            return ""
+        bucket, prefix = split_s3(self._step_logs(log_uri, step["Id"]))
+        key = f"{prefix}stderr.gz"
+        deadline = time.monotonic() + self.stderr_wait_seconds
+        while True:
+            try:
+                body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+                break
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code")
+                if code not in ("NoSuchKey", "404"):  # the step's own failure stays the error, whatever S3 says
+                    return f"; its stderr at s3://{bucket}/{key} could not be read ({code})"
+            if time.monotonic() >= deadline:
+                return f"; its stderr will be at s3://{bucket}/{key}"
+            time.sleep(min(5.0, self.poll_seconds))
+        lines = gzip.decompress(body).decode("utf-8", "replace").rstrip().splitlines()[-STDERR_LINES:]
+        return f"\nthe last {len(lines)} lines of its stderr (s3://{bucket}/{key}):\n" + "\n".join(lines)
+
+    def terminate(self, log: Any) -> None:
+        """End the run's cluster (the run has ended, however it ended); one already ended is left as it is."""
+        if self.cluster_id is None or self._cluster()["Status"]["State"] not in ALIVE_STATES:
+            return
+        log.info(f"the run has ended: terminating {self.where()}")
+        self.emr.terminate_job_flows(JobFlowIds=[self.cluster_id])
