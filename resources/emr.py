@@ -72,6 +72,9 @@ class EmrResource(dg.ConfigurableResource):
     # EMR ends the cluster once it has run no step this long (AutoTerminationPolicy): after a run worker died. A
     # run whose Dagster steps between two Spark stages take longer starts another cluster for the rest.
     idle_timeout_seconds: int = 900
+    # USD an instance-hour by instance type (EC2 on-demand and EMR's price, us-east-1, 2026): the estimated
+    # cost each run reports; a type without a rate is reported as such.
+    hourly_rates: dict[str, float] = {"m6i.xlarge": 0.24, "m6i.2xlarge": 0.48}  # noqa: RUF012
     region: str | None = None
     aws_endpoint_url: str | None = None  # every service's, unless its own is set
     s3_endpoint_url: str | None = None
@@ -240,7 +243,13 @@ class EmrResource(dg.ConfigurableResource):
 
     def run_cluster(self) -> RunCluster:
         """A run's cluster, not started yet: its first stage starts it."""
-        return RunCluster(self._client("emr"), self._client("s3"), self.poll_seconds, self.stderr_wait_seconds)
+        return RunCluster(
+            self._client("emr"),
+            self._client("s3"),
+            self.poll_seconds,
+            self.stderr_wait_seconds,
+            dict(self.hourly_rates),
+        )
 
     def run_stage(
         self, context: dg.AssetExecutionContext, request: StageRequest, root: DataRoot, cluster: RunCluster

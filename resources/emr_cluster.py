@@ -5,6 +5,7 @@ and each step's deadline (`timeout` before spark-submit) ends a hung step first.
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import time
 from collections.abc import Callable
@@ -51,6 +52,7 @@ class RunCluster:
     s3: Any
     poll_seconds: float
     stderr_wait_seconds: float = 0
+    hourly_rates: dict[str, float] = field(default_factory=dict)  # USD an instance-hour, by instance type
     cluster_id: str | None = None
     started: list[str] = field(default_factory=list)  # every cluster this run started, in order
 
@@ -111,11 +113,14 @@ class RunCluster:
 
     def step_metadata(self, step: dict[str, Any]) -> dict[str, Any]:
         cluster = self._cluster()
+        hours, cost = self.usage()
         metadata: dict[str, Any] = {
             "AWS EMR Cluster ID": self.cluster_id,
             "AWS EMR Cluster": dg.MetadataValue.url(console_url(self.region, str(self.cluster_id))),
             "AWS EMR Step ID": step["Id"],
             "AWS EMR Normalized Instance Hours": int(cluster.get("NormalizedInstanceHours", 0)),
+            "run's EMR instance-hours so far": round(hours, 4),
+            "run's EMR estimated cost so far": cost,
         }
         if cluster.get("LogUri"):
             metadata["AWS EMR Step Logs"] = dg.MetadataValue.path(self._step_logs(cluster["LogUri"], step["Id"]))
@@ -153,3 +158,34 @@ class RunCluster:
             return
         log.info(f"the run has ended: terminating {self.where()}")
         self.emr.terminate_job_flows(JobFlowIds=[self.cluster_id])
+
+    def usage(self) -> tuple[float, str]:
+        """The instance-hours of every cluster the run started (from each one's creation to its end, or now:
+        EMR bills by the second, a minute at least), and their estimated cost at `hourly_rates`."""
+        hours, cost, unrated = 0.0, 0.0, set()
+        for cluster_id in self.started:
+            timeline = self.emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["Timeline"]
+            end = timeline.get("EndDateTime") or dt.datetime.now(dt.UTC)
+            up = max((end - timeline["CreationDateTime"]).total_seconds(), 60) / 3600
+            for group in self.emr.list_instance_groups(ClusterId=cluster_id)["InstanceGroups"]:
+                instance_hours = up * group["RequestedInstanceCount"]
+                hours += instance_hours
+                if group["InstanceType"] in self.hourly_rates:
+                    cost += instance_hours * self.hourly_rates[group["InstanceType"]]
+                else:
+                    unrated.add(group["InstanceType"])
+        if unrated:
+            return hours, f"unknown: no rate for {', '.join(sorted(unrated))} in TEEM_EMR_HOURLY_RATES"
+        return hours, f"{cost:.2f} USD"
+
+    def report(self, log: Any) -> dict[str, str]:
+        """What the run's clusters cost, as run tags (the run's page shows them) and a line of its log."""
+        if not self.started:
+            return {}
+        hours, cost = self.usage()
+        log.info(f"EMR for this run: {', '.join(self.started)}, {hours:.3f} instance-hours, estimated {cost}")
+        return {
+            "teem/emr_clusters": ",".join(self.started),
+            "teem/emr_instance_hours": f"{hours:.3f}",
+            "teem/emr_estimated_cost": cost,
+        }

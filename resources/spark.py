@@ -86,6 +86,9 @@ class SparkResource(LazyPySparkResource):
         try:
             if self._cluster is not None:
                 self._cluster.terminate(context.log)
+                tags = self._cluster.report(context.log)
+                if tags and context.instance is not None and context.run is not None:
+                    context.instance.add_run_tags(context.run.run_id, tags)
         finally:
             self._cluster = None
             if self._spark_session is not None and self._owned:

@@ -81,6 +81,14 @@ def _json(environ: Mapping[str, str], name: str, kind: type) -> Any:
     return value
 
 
+def _rates(environ: Mapping[str, str], name: str) -> dict[str, float] | None:
+    rates = _json(environ, name, dict)
+    for key, value in (rates or {}).items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise SettingError(f"{name}: the rate of {key!r} is {value!r}, not USD an instance-hour (a number)")
+    return rates
+
+
 def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     value = _text(environ, name) or default
     if value not in choices:
@@ -141,6 +149,7 @@ EMR_VARIABLES: dict[str, tuple[str, Callable[[Mapping[str, str], str], Any]]] = 
     "tags": ("TEEM_EMR_TAGS", lambda e, n: _json(e, n, dict)),
     "bootstrap_actions": ("TEEM_EMR_BOOTSTRAP_ACTIONS", lambda e, n: _json(e, n, list)),
     "spark_conf": ("TEEM_EMR_SPARK_CONF", lambda e, n: _json(e, n, dict)),
+    "hourly_rates": ("TEEM_EMR_HOURLY_RATES", lambda e, n: _rates(e, n)),
     "iceberg_conf": ("TEEM_EMR_ICEBERG_CONF", lambda e, n: _json(e, n, dict)),
 }
 

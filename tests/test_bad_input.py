@@ -64,6 +64,8 @@ def test_a_bad_command_line_gets_one_line_and_exit_2(home: Path, capsys, args: t
         ("TEEM_EMR_TAGS", '{"team": ', "TEEM_EMR_TAGS is not JSON"),
         ("TEEM_EMR_TAGS", '["a"]', "TEEM_EMR_TAGS is JSON, but not a JSON object"),
         ("TEEM_EMR_CORE_INSTANCE_COUNT", "two", "TEEM_EMR_CORE_INSTANCE_COUNT is 'two': a whole number"),
+        ("TEEM_EMR_HOURLY_RATES", '{"m6i.xlarge": "0.24"}', "the rate of 'm6i.xlarge' is '0.24', not USD"),
+        ("TEEM_EMR_IDLE_TIMEOUT_SECONDS", "30", "TEEM_EMR_IDLE_TIMEOUT_SECONDS is '30'"),
         ("TEEM_VOLUME_THRESHOLD", "ninety", "TEEM_VOLUME_THRESHOLD is 'ninety': a number"),
         ("TEEM_VOLUME_THRESHOLD", "0", "TEEM_VOLUME_THRESHOLD is '0': a number above 0 and at most 1"),
         ("TEEM_VOLUME_THRESHOLD", "1.5", "TEEM_VOLUME_THRESHOLD is '1.5': a number above 0 and at most 1"),

@@ -19,7 +19,7 @@ import dagster as dg
 import pyspark
 import pytest
 from conftest import SAMPLE_DAYS
-from dagster_helpers import run_job
+from dagster_helpers import materializations, run_job
 from dagster_pipes import PipesMappingParamsLoader, decode_param
 from dagster_ui import dagster_dev
 from emr_world import (
@@ -112,9 +112,12 @@ class Materializing(threading.Thread):
     def __init__(self, resources: dict, assets: list | None = None) -> None:
         super().__init__(daemon=True)
         self.resources, self.result, self.assets = resources, None, assets or [parquet_snapshots]
+        self.instance = dg.DagsterInstance.ephemeral()
 
     def run(self) -> None:
-        self.result = dg.materialize(self.assets, resources=self.resources, raise_on_error=False)
+        self.result = dg.materialize(
+            self.assets, resources=self.resources, raise_on_error=False, instance=self.instance
+        )
 
     def finish(self) -> dg.ExecuteInProcessResult:
         self.join(120)
@@ -240,6 +243,9 @@ def test_the_cluster_request_carries_every_setting_and_a_failed_step_terminates_
     assert f"the last 30 lines of its stderr (s3://teem-logs/{key}):" in failure
     assert failure.rstrip().endswith("\n".join(stderr[-30:])) and stderr[-31] not in failure
     assert [k for k in _keys_in(aws, "teem") if "/pipes/" in k] == []  # context and messages removed
+    run_tags = run.instance.get_run_by_id(result.run_id).tags
+    assert run_tags["teem/emr_clusters"] == cluster_id
+    assert run_tags["teem/emr_estimated_cost"] == "unknown: no rate for r6i.2xlarge in TEEM_EMR_HOURLY_RATES"
 
     seen = json.dumps([cluster, groups, actions, step, emr_requests], default=str)
     seen += "\n".join(str(e.message) for e in result.all_events)
@@ -423,13 +429,15 @@ def test_a_migration_and_a_daily_batch_each_run_on_one_cluster_that_ends_with_th
                         "TEEM_POSTGRES_URL": postgres_url, "TEEM_PG_SCHEMA": pg_schema,
                         "TEEM_EMR_SUBNET_ID": SETTINGS["subnet_id"], "TEEM_EMR_ARCHIVE_URI": ARCHIVE_URI,
                         "TEEM_EMR_POLL_SECONDS": "0.2", "TEEM_EMR_IDLE_TIMEOUT_SECONDS": "1800",
+                        "TEEM_EMR_HOURLY_RATES": '{"m6i.xlarge": 0.5, "m6i.2xlarge": 1.25}',
                         "TEEM_EMR_STDERR_WAIT_SECONDS": "0"}.items():  # fmt: skip
         monkeypatch.setenv(name, value)
     defs = build_definitions()
 
     with PlayingEmr(_on_this_machine(spark, fail_first="teem migrate fact_")) as playing:
-        migration = run_job(defs, "migration_job", days[0])
-        batch = run_job(defs, "batch_job", days[1])
+        instance = dg.DagsterInstance.ephemeral()
+        migration = run_job(defs, "migration_job", days[0], instance=instance)
+        batch = run_job(defs, "batch_job", days[1], instance=instance)
 
     [(first, first_request, first_steps), (second, second_request, second_steps)] = _run_clusters(aws, emr_requests)
     for cluster, request, result in ((first, first_request, migration), (second, second_request, batch)):
@@ -440,6 +448,17 @@ def test_a_migration_and_a_daily_batch_each_run_on_one_cluster_that_ends_with_th
         assert request["LogUri"] == cluster["LogUri"] == "s3://teem-runs/root/logs/emr/"
         assert _environment_of(cluster)["AWS_REGION"] == REGION  # exported to every step of the cluster
         assert cluster["Status"]["State"] == "TERMINATED"  # the run ended, and ended it
+        # what it cost: 1 primary m6i.xlarge and 2 core m6i.2xlarge from the cluster's creation to its end
+        timeline = cluster["Status"]["Timeline"]
+        up = max((timeline["EndDateTime"] - timeline["CreationDateTime"]).total_seconds(), 60) / 3600
+        run_tags = instance.get_run_by_id(result.run_id).tags
+        assert run_tags["teem/emr_clusters"] == cluster["Id"]
+        assert run_tags["teem/emr_instance_hours"] == f"{up * 3:.3f}"
+        assert run_tags["teem/emr_estimated_cost"] == f"{up * (0.5 + 2 * 1.25):.2f} USD"
+        costs = [
+            m["run's EMR estimated cost so far"] for m in materializations(result).values() if "AWS EMR Step ID" in m
+        ]
+        assert costs and all(c.endswith(" USD") for c in costs)
     steps = [[(s["Name"], s["Status"]["State"]) for s in each] for each in (first_steps, second_steps)]
     dimensions = "teem {} " + ",".join(t.name for t in DIMENSIONS)
     facts = "teem {} " + ",".join(t.name for t in FACTS)

@@ -125,6 +125,7 @@ EMR_SETTINGS = {
     "TEEM_EMR_UNTESTED_RELEASE": "true",
     "TEEM_EMR_STDERR_WAIT_SECONDS": "45",
     "TEEM_EMR_IDLE_TIMEOUT_SECONDS": "1200",
+    "TEEM_EMR_HOURLY_RATES": '{"m7g.xlarge": 0.2, "r7g.2xlarge": 0.53}',
     "TEEM_EMR_MASTER_INSTANCE_TYPE": "m7g.xlarge",
     "TEEM_EMR_CORE_INSTANCE_TYPE": "r7g.2xlarge",
     "TEEM_EMR_CORE_INSTANCE_COUNT": "5",
@@ -161,6 +162,7 @@ def test_every_emr_setting_reaches_the_emr_resource(defs: dg.Definitions, monkey
     assert emr.bootstrap_actions == json.loads(EMR_SETTINGS["TEEM_EMR_BOOTSTRAP_ACTIONS"])
     assert emr.spark_conf == {"spark.executor.memory": "12g"}
     assert (emr.stderr_wait_seconds, emr.idle_timeout_seconds) == (45, 1200)
+    assert emr.hourly_rates == {"m7g.xlarge": 0.2, "r7g.2xlarge": 0.53}
     assert emr.iceberg_conf == {"iceberg.enabled": "true", "extra": "x"}
 
 
