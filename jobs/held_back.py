@@ -4,22 +4,13 @@ runs when another date of the run was short (teem_assets.assets.held_back)."""
 from __future__ import annotations
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    PARTITION_NAME_TAG,
-)
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from jobs.batch_jobs import Jobs
 from teem_assets.assets.held_back import admitted_ranges, held_back
+from teem_assets.partitions import batch_dates_of
 
 HELD_BACK_BY_TAG = "teem/held_back_by"
-
-
-def batch_dates_of(run: dg.DagsterRun) -> tuple[str, str] | None:
-    """The first and last batch date of a partitioned run."""
-    first = run.tags.get(ASSET_PARTITION_RANGE_START_TAG) or run.tags.get(PARTITION_NAME_TAG)
-    return (first, run.tags.get(ASSET_PARTITION_RANGE_END_TAG) or first) if first else None
 
 
 def admitted_requests(run: dg.DagsterRun, evaluations: list[dg.AssetCheckEvaluation]) -> list[dg.RunRequest]:

@@ -14,9 +14,11 @@ from pyspark.sql import SparkSession
 
 from resources.emr import EmrResource
 from resources.emr_cluster import RunCluster
+from resources.spark_choice import SparkChoice, choose, unload_bytes
 from resources.spark_submit import run_spark_submit
 from resources.stage_results import StageResult, results_of, then_fail
 from resources.storage import StorageResource
+from teem_assets.partitions import every_batch_date
 from teem_assets.spark_session import build_spark_session
 from teem_assets.stages import run_stage
 from teem_assets.stages.logs import forwarding_stage_logs
@@ -24,12 +26,14 @@ from teem_assets.stages.request import StageRequest
 
 IN_PROCESS = "in-process"
 EMR = "emr"
+AUTO = "auto"
 
 
 class SparkResource(LazyPySparkResource):
     """`where`: "in-process" (a `local[*]` application in the run's process, shared by its stages, stopped at
     its end), a Spark master URL (`spark://host:7077`, `yarn`, `local[4]`: each stage a spark-submit), or
-    "emr" (each stage a step on the run's transient cluster of the `emr` settings, terminated at the run's end)."""
+    "emr" (each stage a step on the run's transient cluster of the `emr` settings, terminated at the run's end),
+    or "auto": in-process when the run's unloads are under `auto_max_bytes`, else `auto_cluster`."""
 
     spark_config: dict[str, Any] = {}  # noqa: RUF012 - pydantic copies field defaults
     where: str = IN_PROCESS
@@ -37,9 +41,12 @@ class SparkResource(LazyPySparkResource):
     # Dagster Pipes' messages from a spark-submit driver: a temporary file, or this bucket (as EMR sends them).
     messages_bucket: str | None = None
     emr: EmrResource = Field(default_factory=EmrResource)
+    auto_max_bytes: int = 4 * 1024**3  # TEEM_SPARK_AUTO_MAX_BYTES
+    auto_cluster: str = EMR  # TEEM_SPARK_AUTO_CLUSTER: emr or a master URL
 
     _owned: bool = PrivateAttr(default=False)
     _cluster: RunCluster | None = PrivateAttr(default=None)
+    _chosen: SparkChoice | None = PrivateAttr(default=None)
 
     def _init_session(self) -> None:
         if self._spark_session is None:
@@ -61,12 +68,13 @@ class SparkResource(LazyPySparkResource):
     ) -> Iterator[StageResult]:
         """Run a stage where this resource says; yield its materializations and check results, then fail
         naming what it could not do (an unreadable unload), if anything."""
-        if self.where == IN_PROCESS:
+        where = self._where_for(context, storage)
+        if where == IN_PROCESS:
             with forwarding_stage_logs(context.log):
                 report = run_stage(self.session(), request, storage.data)
             yield from then_fail(results_of(report), report.failures)
             return
-        if self.where == EMR:
+        if where == EMR:
             if self._cluster is None:
                 self._cluster = self.emr.run_cluster()
             yield from then_fail(*self.emr.run_stage(context, request, storage.data, self._cluster))
@@ -78,8 +86,21 @@ class SparkResource(LazyPySparkResource):
                 conf[f"spark.executorEnv.{variable}"] = endpoint
         s3_endpoint = storage.s3_endpoint_url or storage.aws_endpoint_url
         yield from then_fail(
-            *run_spark_submit(context, request, self.where, self.driver_memory, conf, self.messages_bucket, s3_endpoint)
+            *run_spark_submit(context, request, where, self.driver_memory, conf, self.messages_bucket, s3_endpoint)
         )
+
+    def _where_for(self, context: dg.AssetExecutionContext, storage: StorageResource) -> str:
+        """`where`, or under auto the run's choice: made at its first stage, the same for all of them, and
+        kept on the run (tags `teem/spark`, `teem/spark_why`)."""
+        if self.where != AUTO:
+            return self.where
+        if self._chosen is None:
+            dates = every_batch_date(context.run)
+            run_bytes = unload_bytes(storage.data, dates)
+            self._chosen = choose(run_bytes, dates, self.auto_max_bytes, self.auto_cluster, IN_PROCESS)
+            context.log.info(f"TEEM_SPARK=auto: {self._chosen.where}, as {self._chosen.why}")
+            context.instance.add_run_tags(context.run.run_id, self._chosen.tags())
+        return self._chosen.where
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         """At the run's end, however it ended: the run's Spark application stops, its EMR cluster terminates."""
@@ -90,7 +111,7 @@ class SparkResource(LazyPySparkResource):
                 if tags and context.instance is not None and context.run is not None:
                     context.instance.add_run_tags(context.run.run_id, tags)
         finally:
-            self._cluster = None
+            self._cluster, self._chosen = None, None
             if self._spark_session is not None and self._owned:
                 self._spark_session.stop()
             self._spark_session = None

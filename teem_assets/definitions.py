@@ -24,7 +24,7 @@ from jobs.sensors import unload_sensors
 from resources.alerts import EmailAlerts, SlackAlerts
 from resources.emr import EmrResource
 from resources.postgres import PostgresResource
-from resources.spark import EMR, IN_PROCESS, SparkResource
+from resources.spark import AUTO, IN_PROCESS, SparkResource
 from resources.storage import StorageResource
 from resources.thresholds import CheckThresholds
 from teem_assets.assets.aggregates import aggregate_assets
@@ -71,11 +71,13 @@ def emr_from_settings(settings: Settings) -> EmrResource:
 
 
 def spark_from_settings(settings: Settings) -> SparkResource:
-    """TEEM_SPARK: in-process, a master URL, or emr (TEEM_ENV=aws's default); TEEM_SPARK_MESSAGES_BUCKET for
-    spark-submit's messages."""
-    default_where = IN_PROCESS if settings.environment == "local" else EMR
+    """TEEM_SPARK: in-process, a master URL, emr, or auto (TEEM_ENV=aws's default: in-process for a small run,
+    else TEEM_SPARK_AUTO_CLUSTER); TEEM_SPARK_MESSAGES_BUCKET for spark-submit's messages."""
+    default_where = IN_PROCESS if settings.environment == "local" else AUTO
     return SparkResource(
         where=_named(settings.spark, "TEEM_SPARK") or default_where,
+        auto_max_bytes=settings.spark_auto_max_bytes,
+        auto_cluster=_named(settings.spark_auto_cluster, "TEEM_SPARK_AUTO_CLUSTER"),
         messages_bucket=_named(settings.spark_messages_bucket, "TEEM_SPARK_MESSAGES_BUCKET"),
         emr=emr_from_settings(settings),
     )

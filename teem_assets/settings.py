@@ -163,6 +163,8 @@ class Settings:
     root: str = ""  # TEEM_ROOT; empty: <home>/root
     dagster_home: Path | None = None  # DAGSTER_HOME; None: <home>/dagster
     spark: str | None = None  # TEEM_SPARK
+    spark_auto_max_bytes: int = 4 * 1024**3  # TEEM_SPARK_AUTO_MAX_BYTES
+    spark_auto_cluster: str = "emr"  # TEEM_SPARK_AUTO_CLUSTER
     spark_messages_bucket: str | None = None  # TEEM_SPARK_MESSAGES_BUCKET
     first_batch_date: str = "2019-09-01"  # TEEM_FIRST_BATCH_DATE
     migrated_database: str = ""  # TEEM_MIGRATED_DATABASE; empty: the root's own (layout.default_databases)
@@ -241,6 +243,8 @@ class Settings:
             root=_text(env, "TEEM_ROOT") or "",
             dagster_home=Path(dagster_home).resolve() if dagster_home else None,
             spark=_text(env, "TEEM_SPARK"),
+            spark_auto_max_bytes=_number(env, "TEEM_SPARK_AUTO_MAX_BYTES", 4 * 1024**3, at_least=0, whole=True),
+            spark_auto_cluster=_text(env, "TEEM_SPARK_AUTO_CLUSTER") or "emr",
             spark_messages_bucket=_text(env, "TEEM_SPARK_MESSAGES_BUCKET"),
             first_batch_date=_date(env, "TEEM_FIRST_BATCH_DATE", "2019-09-01"),
             migrated_database=_text(env, "TEEM_MIGRATED_DATABASE") or "",

@@ -384,6 +384,29 @@ def _in_process_snapshots(sample_root: Path, root: Path) -> dict[str, dict[str, 
     }
 
 
+def test_auto_runs_a_small_run_in_process_and_says_why(aws, sample_root, spark):
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="teem-auto")  # a bucket of its own: no other test's S3A client holds it
+    uploaded = 0
+    for path in sorted((sample_root / "csv").rglob("*")):
+        if path.is_file() and "/snapshot/" in path.as_posix():
+            s3.upload_file(str(path), "teem-auto", f"root/{path.relative_to(sample_root).as_posix()}")
+            uploaded += path.stat().st_size
+    resources = _resources(aws)
+    resources["spark"] = SparkResource(where="auto", auto_max_bytes=uploaded + 1, emr=resources["spark"].emr)
+    resources["storage"] = StorageResource(root="s3://teem-auto/root", aws_endpoint_url=aws.endpoint, aws_region=REGION)
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([parquet_snapshots], resources=resources, instance=instance)
+    assert aws.client("emr").list_clusters()["Clusters"] == []  # no cluster for a small run
+    assert sorted(materializations(result)) == sorted(f"parquet/{t.name}" for t in DIMENSIONS)
+    tags = instance.get_run_by_id(result.run_id).tags
+    assert tags["teem/spark"] == "in-process"
+    assert tags["teem/spark_why"] == (
+        f"the run's unloads (the snapshots) are {uploaded / 1024**2:.1f} MiB, below TEEM_SPARK_AUTO_MAX_BYTES "
+        f"({(uploaded + 1) / 1024**2:.1f} MiB)"
+    )
+
+
 def _on_this_machine(spark, fail_first: str | None = None) -> StepRunner:
     """A step's work as the cluster does it: the step's own Pipes variables, the project's driver code
     (`serve_pipes`) on a warm Spark session (the test's), as a long-lived cluster keeps one warm per node.
@@ -428,6 +451,7 @@ def test_a_migration_and_a_daily_batch_each_run_on_one_cluster_that_ends_with_th
     for name, value in {"TEEM_ENV": "aws", "TEEM_ROOT": "s3://teem-runs/root", "TEEM_HOME": str(tmp_path / "teem"),
                         "TEEM_POSTGRES_URL": postgres_url, "TEEM_PG_SCHEMA": pg_schema,
                         "TEEM_EMR_SUBNET_ID": SETTINGS["subnet_id"], "TEEM_EMR_ARCHIVE_URI": ARCHIVE_URI,
+                        "TEEM_SPARK_AUTO_MAX_BYTES": "1",  # TEEM_ENV=aws's auto: every run on the cluster
                         "TEEM_EMR_POLL_SECONDS": "0.2", "TEEM_EMR_IDLE_TIMEOUT_SECONDS": "1800",
                         "TEEM_EMR_HOURLY_RATES": '{"m6i.xlarge": 0.5, "m6i.2xlarge": 1.25}',
                         "TEEM_EMR_STDERR_WAIT_SECONDS": "0"}.items():  # fmt: skip
@@ -452,6 +476,7 @@ def test_a_migration_and_a_daily_batch_each_run_on_one_cluster_that_ends_with_th
         timeline = cluster["Status"]["Timeline"]
         up = max((timeline["EndDateTime"] - timeline["CreationDateTime"]).total_seconds(), 60) / 3600
         run_tags = instance.get_run_by_id(result.run_id).tags
+        assert run_tags["teem/spark"] == "emr" and "at least TEEM_SPARK_AUTO_MAX_BYTES" in run_tags["teem/spark_why"]
         assert run_tags["teem/emr_clusters"] == cluster["Id"]
         assert run_tags["teem/emr_instance_hours"] == f"{up * 3:.3f}"
         assert run_tags["teem/emr_estimated_cost"] == f"{up * (0.5 + 2 * 1.25):.2f} USD"
@@ -508,6 +533,7 @@ def test_a_run_cancelled_from_dagster_terminates_its_cluster(aws, tmp_path, post
         "TEEM_EMR_ARCHIVE_URI": ARCHIVE_URI,
         "TEEM_EMR_POLL_SECONDS": "0.5",
         "TEEM_MAX_RUNTIME_SECONDS": "7200",
+        "TEEM_SPARK_AUTO_MAX_BYTES": "0",  # TEEM_ENV=aws's auto: the cluster, whatever the size
     }
     with dagster_dev(env, tmp_path) as (graphql, location):
         repository = location["locationOrLoadError"]["repositories"][0]

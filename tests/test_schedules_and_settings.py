@@ -166,6 +166,18 @@ def test_every_emr_setting_reaches_the_emr_resource(defs: dg.Definitions, monkey
     assert emr.iceberg_conf == {"iceberg.enabled": "true", "extra": "x"}
 
 
+def test_aws_runs_spark_where_auto_chooses_with_its_settings(defs, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEEM_ENV", "aws")
+    monkeypatch.setenv("TEEM_POSTGRES_URL", "postgresql://teem@db.internal/analytics")
+    monkeypatch.setenv("TEEM_SPARK_AUTO_MAX_BYTES", "123456789")
+    monkeypatch.setenv("TEEM_SPARK_AUTO_CLUSTER", "spark://spark-master:7077")
+    from teem_assets.definitions import build_definitions
+
+    spark = build_definitions().resources["spark"]
+    assert (spark.where, spark.auto_max_bytes) == ("auto", 123456789)
+    assert spark.auto_cluster.get_value() == "spark://spark-master:7077"  # a dg.EnvVar: the launchpad names it
+
+
 def test_a_service_s_own_endpoint_wins_over_aws_endpoint_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     endpoints = {
         "TEEM_HOME": str(tmp_path / "home"),

@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 import psycopg2.extensions
 
-from resources.spark import EMR
+from resources.spark import AUTO, EMR
 from teem_assets import layout
 from teem_assets.catalogue import Columns, Table
 from teem_assets.partitions import batch_partitions
@@ -125,9 +125,10 @@ class Placement:
 
     @property
     def compute_kind(self) -> str:
-        """Where the Spark stages run by default: `emr` on TEEM_ENV=aws or TEEM_SPARK=emr, else `spark`."""
+        """Where the Spark stages run by default: `emr` on TEEM_ENV=aws (auto: EMR for every run but a small one) or
+        TEEM_SPARK=emr, else `spark`."""
         where = self.spark or (EMR if self.environment == "aws" else "")
-        return "emr" if where == EMR else "spark"
+        return "emr" if where == EMR or (where == AUTO and self.environment == "aws") else "spark"
 
     @property
     def storage_kind(self) -> str:
