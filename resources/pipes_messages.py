@@ -46,7 +46,7 @@ class RootPrefixedS3MessageReader(PipesS3MessageReader):
 
 class RootPrefixedS3ContextInjector(PipesS3ContextInjector):
     """dagster-aws' S3 context injector with the context under `prefix`: a step's arguments carry only where it
-    is (EMR allows 10,280 characters an argument; a run's context with its extras can be longer)."""
+    is (EMR takes 10,240 characters in all of a step's arguments; a run's context with its extras can be longer)."""
 
     def __init__(self, *, prefix: str, bucket: str, client: Any) -> None:
         super().__init__(bucket=bucket, client=client)
