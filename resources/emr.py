@@ -11,7 +11,7 @@ import boto3
 import dagster as dg
 from botocore.exceptions import ClientError
 
-from resources.emr_cluster import RunCluster
+from resources.emr_cluster import ALIVE_STATES, RunCluster
 from resources.pipes_messages import RootPrefixedS3ContextInjector, RootPrefixedS3MessageReader
 from resources.stage_results import StageResult, failures_in
 from teem_assets.data_root import DataRoot
@@ -240,6 +240,20 @@ class EmrResource(dg.ConfigurableResource):
                 "Args": [*environment, *submit, f"{CLUSTER_HOME}/teem_stage.py"],
             },
         }
+
+    def terminate_clusters_of(self, run_id: str) -> list[str]:
+        """Terminate the clusters still up that a run started (tag `dagster/run-id`): those of a run whose worker
+        died before its end could terminate them. Returns their ids."""
+        emr = self._client("emr")
+        ended = []
+        for page in emr.get_paginator("list_clusters").paginate(ClusterStates=sorted(ALIVE_STATES)):
+            for summary in page["Clusters"]:
+                tags = emr.describe_cluster(ClusterId=summary["Id"])["Cluster"].get("Tags", [])
+                if {"Key": "dagster/run-id", "Value": run_id} in tags:
+                    ended.append(summary["Id"])
+        if ended:
+            emr.terminate_job_flows(JobFlowIds=ended)
+        return ended
 
     def run_cluster(self) -> RunCluster:
         """A run's cluster, not started yet: its first stage starts it."""

@@ -16,6 +16,7 @@ from dagster_aws.s3 import S3Resource
 from jobs.alerts import alert_sensors
 from jobs.batch_jobs import batch_jobs
 from jobs.dead_runs import dead_run_sensor
+from jobs.ended_run_clusters import ended_run_clusters_sensors
 from jobs.executor import waiting_in_process_executor
 from jobs.held_back import held_back_sensor
 from jobs.rollback import rollback_job
@@ -119,6 +120,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             *alert_sensors(settings, jobs),
             dead_run_sensor(settings),
             held_back_sensor(jobs),
+            *ended_run_clusters_sensors(jobs),
         ],
         resources=resources_for(settings),
         # One process per run, so the run's in-process stages share one Spark application; its waits for a

@@ -37,6 +37,8 @@ from oracle import newest_by_key
 from servers import wait_for
 from tables import iceberg_rows
 
+from jobs.batch_jobs import batch_jobs
+from jobs.ended_run_clusters import ended_run_clusters_sensors
 from resources.emr import EmrResource, EmrSettingError
 from resources.spark import SparkResource
 from resources.spark_submit import spark_submit_path
@@ -405,6 +407,41 @@ def test_auto_runs_a_small_run_in_process_and_says_why(aws, sample_root, spark):
         f"the run's unloads (the snapshots) are {uploaded / 1024**2:.1f} MiB, below TEEM_SPARK_AUTO_MAX_BYTES "
         f"({(uploaded + 1) / 1024**2:.1f} MiB)"
     )
+
+
+@dg.asset
+def worker_killed() -> None:
+    raise RuntimeError("the run worker was killed")  # what the run's record says once dead_run_sensor ended it
+
+
+def test_a_run_that_ended_without_its_worker_has_its_cluster_terminated_by_the_daemon(aws):
+    instance = dg.DagsterInstance.ephemeral()
+    dead = dg.materialize([worker_killed], instance=instance, raise_on_error=False)
+    living = dg.materialize([dg.asset(name="living")(lambda: None)], instance=instance)
+    resources = _resources(aws)
+    emr = resources["spark"].emr
+    left_up = {}
+    for result in (dead, living):  # the clusters each run's worker started, as its RunCluster does
+        cluster = emr.run_cluster()
+        run = instance.get_run_by_id(result.run_id)
+        left_up[result.run_id] = cluster.ensure(
+            dg.get_dagster_logger(), lambda run=run: emr.job_flow(run, "s3://teem-logs/")
+        )
+
+    sensor = {s.name: s for s in ended_run_clusters_sensors(batch_jobs(3600))}["ended_run_clusters_failure"]
+
+    def evaluated(spark: SparkResource) -> str:
+        with dg.build_run_status_sensor_context(
+            sensor.name, dead.get_run_failure_event(), instance, instance.get_run_by_id(dead.run_id),
+            resources={"spark": spark},
+        ) as context:  # fmt: skip
+            return sensor(context).skip_message
+
+    said = evaluated(resources["spark"])
+    assert aws.cluster_state(left_up[dead.run_id]) == "TERMINATED"
+    assert aws.cluster_state(left_up[living.run_id]) == "WAITING"  # another run's cluster is that run's
+    assert left_up[dead.run_id] in said
+    assert "no cluster" in evaluated(SparkResource(where="in-process"))  # TEEM_ENV=local: no AWS call at all
 
 
 def _on_this_machine(spark, fail_first: str | None = None) -> StepRunner:
