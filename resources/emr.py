@@ -12,7 +12,7 @@ import dagster as dg
 from botocore.exceptions import ClientError
 
 from resources.emr_cluster import ALIVE_STATES, RunCluster
-from resources.pipes_messages import RootPrefixedS3ContextInjector, RootPrefixedS3MessageReader
+from resources.pipes_messages import RootPrefixedS3ContextInjector, RootPrefixedS3MessageReader, run_folder
 from resources.stage_results import StageResult, failures_in
 from teem_assets.data_root import DataRoot
 from teem_assets.stages.entry import REQUEST_EXTRA
@@ -273,12 +273,13 @@ class EmrResource(dg.ConfigurableResource):
             self.validate(root)  # before the run's first cluster starts
         root_bucket, root_prefix = split_s3(root.root)
         bucket = self.messages_bucket or root_bucket
-        prefix = root_prefix if bucket == root_bucket else ""
+        folder = run_folder(root_prefix if bucket == root_bucket else "", context.run.run_id)
+        cluster.pipes_folders.add((bucket, folder))
         s3 = self._client("s3")
         with dg.open_pipes_session(
             context=context,
-            context_injector=RootPrefixedS3ContextInjector(prefix=prefix, bucket=bucket, client=s3),
-            message_reader=RootPrefixedS3MessageReader(prefix=prefix, bucket=bucket, client=s3, interval=5),
+            context_injector=RootPrefixedS3ContextInjector(folder=folder, bucket=bucket, client=s3),
+            message_reader=RootPrefixedS3MessageReader(folder=folder, bucket=bucket, client=s3, interval=5),
             extras={REQUEST_EXTRA: request.to_json()},
         ) as session:
             cluster.ensure(context.log, lambda: self.job_flow(context.run, self.logs_at(root)))

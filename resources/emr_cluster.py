@@ -16,6 +16,7 @@ import dagster as dg
 from botocore.exceptions import ClientError
 from dagster._core.errors import DagsterExecutionInterruptedError
 
+from resources.pipes_messages import delete_folder
 from teem_assets.unload.location import split_s3
 
 ALIVE_STATES = {"STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"}
@@ -55,6 +56,7 @@ class RunCluster:
     hourly_rates: dict[str, float] = field(default_factory=dict)  # USD an instance-hour, by instance type
     cluster_id: str | None = None
     started: list[str] = field(default_factory=list)  # every cluster this run started, in order
+    pipes_folders: set[tuple[str, str]] = field(default_factory=set)  # (bucket, folder) of the run's Pipes objects
 
     @property
     def region(self) -> str:
@@ -158,6 +160,11 @@ class RunCluster:
             return
         log.info(f"the run has ended: terminating {self.where()}")
         self.emr.terminate_job_flows(JobFlowIds=[self.cluster_id])
+
+    def delete_pipes_objects(self) -> None:
+        """What the run's Pipes readers left (a read that failed half-way): the run's folders, emptied."""
+        for bucket, folder in sorted(self.pipes_folders):
+            delete_folder(self.s3, bucket, folder)
 
     def usage(self) -> tuple[float, str]:
         """The instance-hours of every cluster the run started (from each one's creation to its end, or now:

@@ -107,6 +107,7 @@ class SparkResource(LazyPySparkResource):
         try:
             if self._cluster is not None:
                 self._cluster.terminate(context.log)
+                self._cluster.delete_pipes_objects()
                 tags = self._cluster.report(context.log)
                 if tags and context.instance is not None and context.run is not None:
                     context.instance.add_run_tags(context.run.run_id, tags)

@@ -15,7 +15,7 @@ import dagster as dg
 import pyspark
 
 from resources.pipes_lines import PipesWholeLineFileMessageReader
-from resources.pipes_messages import RootPrefixedS3MessageReader
+from resources.pipes_messages import RootPrefixedS3MessageReader, run_folder
 from resources.stage_results import StageResult, failures_in
 from teem_assets.settings import stage_environment
 from teem_assets.spark_session import project_jars
@@ -50,10 +50,12 @@ def submit_command(
     return [*command, driver]
 
 
-def message_reader(messages_bucket: str | None, endpoint_url: str | None) -> dg.PipesMessageReader:
+def message_reader(messages_bucket: str | None, endpoint_url: str | None, run_id: str) -> dg.PipesMessageReader:
     if messages_bucket:
         client = boto3.client("s3", endpoint_url=endpoint_url) if endpoint_url else boto3.client("s3")
-        return RootPrefixedS3MessageReader(prefix="", bucket=messages_bucket, client=client, interval=1)
+        return RootPrefixedS3MessageReader(
+            folder=run_folder("", run_id), bucket=messages_bucket, client=client, interval=1
+        )
     return PipesWholeLineFileMessageReader()
 
 
@@ -73,7 +75,7 @@ def run_spark_submit(
         with dg.open_pipes_session(
             context=context,
             context_injector=dg.PipesEnvContextInjector(),
-            message_reader=message_reader(messages_bucket, endpoint_url),
+            message_reader=message_reader(messages_bucket, endpoint_url, context.run.run_id),
             extras={REQUEST_EXTRA: request.to_json()},
         ) as session:
             command = submit_command(master, request, driver, driver_memory, conf)

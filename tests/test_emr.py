@@ -210,13 +210,16 @@ def test_the_cluster_request_carries_every_setting_and_a_failed_step_terminates_
     assert command[:6] == ["timeout", "--kill-after=60", "5400", "spark-submit", "--deploy-mode", "client"]
     assert command[-1] == "/home/hadoop/teem/teem_stage.py"
     where = decode_param(pipes["DAGSTER_PIPES_CONTEXT"])  # the context in the root's bucket, under the root
-    assert where["bucket"] == "teem" and where["key"].startswith("root/pipes/")
+    run_folder = f"root/pipes/{tags['dagster/run-id']}/"  # the run's own folder under the root
+    assert where["bucket"] == "teem" and where["key"].startswith(run_folder)
     context = json.loads(aws.client("s3").get_object(Bucket="teem", Key=where["key"])["Body"].read())
     request = StageRequest.from_json(context["extras"]["request"])
     assert (request.stage, request.tables, request.batches) == ("convert", [t.name for t in DIMENSIONS], ["snapshot"])
     assert request.root["root"] == "s3://teem/root"
     messages = decode_param(pipes["DAGSTER_PIPES_MESSAGES"])
-    assert messages["bucket"] == "teem" and messages["key_prefix"].startswith("root/pipes/")
+    assert messages["bucket"] == "teem" and messages["key_prefix"].startswith(run_folder)
+    # what a read that failed half-way would leave in the run's folder: gone with the run
+    aws.client("s3").put_object(Bucket="teem", Key=f"{run_folder}abandoned/1.json", Body=b"{}")
 
     groups = emr.list_instance_groups(ClusterId=cluster_id)["InstanceGroups"]
     assert sorted((g["InstanceGroupType"], g["InstanceType"], g["RequestedInstanceCount"]) for g in groups) == [
