@@ -7,8 +7,8 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from jobs.batch_jobs import Jobs
+from resources.run_dates import batch_dates_of
 from teem_assets.assets.held_back import admitted_ranges, held_back
-from teem_assets.partitions import batch_dates_of
 
 HELD_BACK_BY_TAG = "teem/held_back_by"
 

@@ -14,11 +14,11 @@ from pyspark.sql import SparkSession
 
 from resources.emr import EmrResource
 from resources.emr_cluster import RunCluster
+from resources.run_dates import every_batch_date
 from resources.spark_choice import SparkChoice, choose, unload_bytes
 from resources.spark_submit import run_spark_submit
 from resources.stage_results import StageResult, results_of, then_fail
 from resources.storage import StorageResource
-from teem_assets.partitions import every_batch_date
 from teem_assets.spark_session import build_spark_session
 from teem_assets.stages import run_stage
 from teem_assets.stages.logs import forwarding_stage_logs
