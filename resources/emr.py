@@ -10,9 +10,10 @@ from typing import Any
 import boto3
 import dagster as dg
 from botocore.exceptions import ClientError
+from dagster_aws.pipes import PipesS3ContextInjector
 
 from resources.emr_cluster import ALIVE_STATES, RunCluster
-from resources.pipes_messages import RootPrefixedS3ContextInjector, RootPrefixedS3MessageReader, run_folder
+from resources.pipes_messages import RootPrefixedS3MessageReader, delete_folder, run_folder
 from resources.stage_results import StageResult, failures_in
 from teem_assets.data_root import DataRoot
 from teem_assets.stages.entry import REQUEST_EXTRA
@@ -255,6 +256,17 @@ class EmrResource(dg.ConfigurableResource):
             emr.terminate_job_flows(JobFlowIds=ended)
         return ended
 
+    def pipes_folder(self, root: DataRoot, run_id: str) -> tuple[str, str]:
+        """(bucket, folder) of a run's Pipes objects: under the root's prefix in its bucket, else in
+        TEEM_EMR_MESSAGES_BUCKET's `pipes/`."""
+        root_bucket, root_prefix = split_s3(root.root)
+        bucket = self.messages_bucket or root_bucket
+        return bucket, run_folder(root_prefix if bucket == root_bucket else "", run_id)
+
+    def delete_pipes_objects_of(self, root: DataRoot, run_id: str) -> None:
+        """What a run whose worker was killed left of its Pipes objects."""
+        delete_folder(self._client("s3"), *self.pipes_folder(root, run_id))
+
     def run_cluster(self) -> RunCluster:
         """A run's cluster, not started yet: its first stage starts it."""
         return RunCluster(
@@ -271,14 +283,13 @@ class EmrResource(dg.ConfigurableResource):
         """The stage's results, and what it could not do, from a step on the run's cluster."""
         if cluster.cluster_id is None:
             self.validate(root)  # before the run's first cluster starts
-        root_bucket, root_prefix = split_s3(root.root)
-        bucket = self.messages_bucket or root_bucket
-        folder = run_folder(root_prefix if bucket == root_bucket else "", context.run.run_id)
+        bucket, folder = self.pipes_folder(root, context.run.run_id)
         cluster.pipes_folders.add((bucket, folder))
         s3 = self._client("s3")
         with dg.open_pipes_session(
             context=context,
-            context_injector=RootPrefixedS3ContextInjector(folder=folder, bucket=bucket, client=s3),
+            # the context in S3, its key on the step's command: EMR takes 10,240 characters over a step's arguments
+            context_injector=PipesS3ContextInjector(bucket=bucket, client=s3, key_prefix=f"{folder}/"),
             message_reader=RootPrefixedS3MessageReader(folder=folder, bucket=bucket, client=s3, interval=5),
             extras={REQUEST_EXTRA: request.to_json()},
         ) as session:

@@ -5,16 +5,14 @@ deleted with the run's folder when the run ends."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from dagster_aws.pipes import PipesS3ContextInjector, PipesS3MessageReader
+from dagster_aws.pipes import PipesS3MessageReader
 
 MESSAGES_FOLDER = "pipes"
-CONTEXT_FILE = "context.json"
 
 
 def run_folder(prefix: str, run_id: str) -> str:
@@ -49,21 +47,3 @@ class RootPrefixedS3MessageReader(PipesS3MessageReader):
                 yield {**params, "key_prefix": key_prefix}
             finally:  # the reader's threads have read every chunk by now (they are joined inside this block)
                 delete_folder(self.client, self.bucket, key_prefix)
-
-
-class RootPrefixedS3ContextInjector(PipesS3ContextInjector):
-    """dagster-aws' S3 context injector with the context in the run's folder: a step's arguments carry only where it
-    is (EMR takes 10,240 characters in all of a step's arguments; a run's context with its extras can be longer)."""
-
-    def __init__(self, *, folder: str, bucket: str, client: Any) -> None:
-        super().__init__(bucket=bucket, client=client)
-        self.folder = folder
-
-    @contextmanager
-    def inject_context(self, context: Any) -> Iterator[dict[str, Any]]:
-        key = f"{_folder(self.folder)}/{CONTEXT_FILE}"
-        self.client.put_object(Body=json.dumps(context).encode("utf-8"), Bucket=self.bucket, Key=key)
-        try:
-            yield {"bucket": self.bucket, "key": key}
-        finally:
-            self.client.delete_object(Bucket=self.bucket, Key=key)

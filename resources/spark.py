@@ -19,6 +19,7 @@ from resources.spark_choice import SparkChoice, choose, unload_bytes
 from resources.spark_submit import run_spark_submit
 from resources.stage_results import StageResult, results_of, then_fail
 from resources.storage import StorageResource
+from teem_assets.settings import SPARK_AUTO_MAX_BYTES
 from teem_assets.spark_session import build_spark_session
 from teem_assets.stages import run_stage
 from teem_assets.stages.logs import forwarding_stage_logs
@@ -41,7 +42,7 @@ class SparkResource(LazyPySparkResource):
     # Dagster Pipes' messages from a spark-submit driver: a temporary file, or this bucket (as EMR sends them).
     messages_bucket: str | None = None
     emr: EmrResource = Field(default_factory=EmrResource)
-    auto_max_bytes: int = 4 * 1024**3  # TEEM_SPARK_AUTO_MAX_BYTES
+    auto_max_bytes: int = SPARK_AUTO_MAX_BYTES  # TEEM_SPARK_AUTO_MAX_BYTES
     auto_cluster: str = EMR  # TEEM_SPARK_AUTO_CLUSTER: emr or a master URL
 
     _owned: bool = PrivateAttr(default=False)

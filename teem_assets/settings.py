@@ -126,6 +126,9 @@ def _date(environ: Mapping[str, str], name: str, default: str) -> str:
         raise SettingError(f"{name} is {text!r}: a date, YYYY-MM-DD") from None
 
 
+# TEEM_SPARK=auto: a run whose unloads are smaller runs its Spark in its own process
+SPARK_AUTO_MAX_BYTES = 4 * 1024**3
+
 # EmrResource's fields, the variables that set them and how each is read (README, "Running on AWS").
 EMR_VARIABLES: dict[str, tuple[str, Callable[[Mapping[str, str], str], Any]]] = {
     "release_label": ("TEEM_EMR_RELEASE_LABEL", _text),
@@ -163,7 +166,7 @@ class Settings:
     root: str = ""  # TEEM_ROOT; empty: <home>/root
     dagster_home: Path | None = None  # DAGSTER_HOME; None: <home>/dagster
     spark: str | None = None  # TEEM_SPARK
-    spark_auto_max_bytes: int = 4 * 1024**3  # TEEM_SPARK_AUTO_MAX_BYTES
+    spark_auto_max_bytes: int = SPARK_AUTO_MAX_BYTES  # TEEM_SPARK_AUTO_MAX_BYTES
     spark_auto_cluster: str = "emr"  # TEEM_SPARK_AUTO_CLUSTER
     spark_messages_bucket: str | None = None  # TEEM_SPARK_MESSAGES_BUCKET
     first_batch_date: str = "2019-09-01"  # TEEM_FIRST_BATCH_DATE
@@ -243,7 +246,9 @@ class Settings:
             root=_text(env, "TEEM_ROOT") or "",
             dagster_home=Path(dagster_home).resolve() if dagster_home else None,
             spark=_text(env, "TEEM_SPARK"),
-            spark_auto_max_bytes=_number(env, "TEEM_SPARK_AUTO_MAX_BYTES", 4 * 1024**3, at_least=0, whole=True),
+            spark_auto_max_bytes=_number(
+                env, "TEEM_SPARK_AUTO_MAX_BYTES", SPARK_AUTO_MAX_BYTES, at_least=0, whole=True
+            ),
             spark_auto_cluster=_text(env, "TEEM_SPARK_AUTO_CLUSTER") or "emr",
             spark_messages_bucket=_text(env, "TEEM_SPARK_MESSAGES_BUCKET"),
             first_batch_date=_date(env, "TEEM_FIRST_BATCH_DATE", "2019-09-01"),

@@ -436,14 +436,18 @@ def test_a_run_that_ended_without_its_worker_has_its_cluster_terminated_by_the_d
     def evaluated(spark: SparkResource) -> str:
         with dg.build_run_status_sensor_context(
             sensor.name, dead.get_run_failure_event(), instance, instance.get_run_by_id(dead.run_id),
-            resources={"spark": spark},
+            resources={"spark": spark, "storage": resources["storage"]},
         ) as context:  # fmt: skip
             return sensor(context).skip_message
 
+    s3 = aws.client("s3")
+    for run_id in left_up:  # a Pipes object each run's killed reader never deleted
+        s3.put_object(Bucket="teem", Key=f"root/pipes/{run_id}/0123/1.json", Body=b"{}")
     said = evaluated(resources["spark"])
     assert aws.cluster_state(left_up[dead.run_id]) == "TERMINATED"
     assert aws.cluster_state(left_up[living.run_id]) == "WAITING"  # another run's cluster is that run's
     assert left_up[dead.run_id] in said
+    assert [k for k in _keys_in(aws, "teem") if "/pipes/" in k] == [f"root/pipes/{living.run_id}/0123/1.json"]
     assert "no cluster" in evaluated(SparkResource(where="in-process"))  # TEEM_ENV=local: no AWS call at all
 
 
