@@ -8,7 +8,7 @@ from __future__ import annotations
 import dagster as dg
 
 from jobs.batch_jobs import Jobs
-from resources.spark import AUTO, EMR, SparkResource
+from resources.spark import AUTO, EMR, EMR_SERVERLESS, SparkResource
 from resources.storage import StorageResource
 
 
@@ -24,21 +24,26 @@ def _sensor(jobs: Jobs, status: dg.DagsterRunStatus) -> dg.SensorDefinition:
         monitored_jobs=[jobs.snapshot, jobs.batch, jobs.migration, jobs.admitted],
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
-        description=f"Terminates the EMR clusters a run left up when it ended {status.value.lower()} without its "
-        "worker (the worker's own end terminates them otherwise).",
+        description=f"Terminates the EMR clusters (cancels the EMR Serverless job runs) a run left up when it ended "
+        f"{status.value.lower()} without its worker (the worker's own end ends them otherwise).",
     )
     def terminate_clusters(
         context: dg.RunStatusSensorContext, spark: SparkResource, storage: StorageResource
     ) -> dg.SkipReason:
-        if spark.where not in (EMR, AUTO):
-            return dg.SkipReason(f"TEEM_SPARK is {spark.where}: no cluster")
+        place = spark.auto_cluster if spark.where == AUTO else spark.where
         run_id = context.dagster_run.run_id
-        ended = spark.emr.terminate_clusters_of(run_id)
-        if storage.data.is_s3:  # the Pipes objects its steps' readers never deleted
-            spark.emr.delete_pipes_objects_of(storage.data, run_id)
+        if place == EMR:
+            ended, what = spark.emr.terminate_clusters_of(run_id), "terminated EMR"
+            if storage.data.is_s3:  # the Pipes objects its steps' readers never deleted
+                spark.emr.delete_pipes_objects_of(storage.data, run_id)
+        elif place == EMR_SERVERLESS:
+            ended, what = spark.emr_serverless.cancel_job_runs_of(run_id), "cancelled EMR Serverless job runs"
+            spark.emr_serverless.delete_pipes_objects_of(storage.data, run_id)
+        else:
+            return dg.SkipReason(f"TEEM_SPARK is {spark.where}: no cluster")
         if ended:
-            context.log.warning(f"terminated EMR {', '.join(ended)}, left up by run {run_id}")
-            return dg.SkipReason(f"terminated {', '.join(ended)}, left up by run {run_id}")
-        return dg.SkipReason(f"run {run_id} left no EMR cluster up")
+            context.log.warning(f"{what} {', '.join(ended)}, left up by run {run_id}")
+            return dg.SkipReason(f"{what} {', '.join(ended)}, left up by run {run_id}")
+        return dg.SkipReason(f"run {run_id} left nothing up on {place}")
 
     return terminate_clusters

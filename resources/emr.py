@@ -9,11 +9,11 @@ from typing import Any
 
 import boto3
 import dagster as dg
-from botocore.exceptions import ClientError
 from dagster_aws.pipes import PipesS3ContextInjector
 
 from resources.emr_cluster import ALIVE_STATES, RunCluster
 from resources.pipes_messages import RootPrefixedS3MessageReader, delete_folder, run_folder
+from resources.s3_objects import s3_object_exists
 from resources.stage_results import StageResult, failures_in
 from teem_assets.data_root import DataRoot
 from teem_assets.stages.entry import REQUEST_EXTRA
@@ -38,6 +38,23 @@ NUMBA_EXECUTORS = {"spark.executorEnv.NUMBA_CACHE_DIR": "./numba-cache"}
 
 class EmrSettingError(ValueError):
     """A setting of the EMR resource that would fail the cluster, found before one is started."""
+
+
+def check_release(label: str, untested: bool, prefix: str) -> None:
+    """An emr-7.x.y release the stages were tested on, or any emr-7 one on the user's word (`untested`);
+    `prefix` names the settings (TEEM_EMR, TEEM_EMR_SERVERLESS)."""
+    match = RELEASE.match(label)
+    if not match or int(match.group(1)) < OLDEST_MAJOR_RELEASE:
+        raise EmrSettingError(
+            f"release_label ({prefix}_RELEASE_LABEL) {label!r}: an emr-7.x.y release is needed "
+            "(Spark 3.5 and Iceberg, as the project's local Spark)"
+        )
+    if label not in TESTED_RELEASES and not untested:
+        tested = "; ".join(f"{each} ({ships})" for each, ships in TESTED_RELEASES.items())
+        raise EmrSettingError(
+            f"release_label ({prefix}_RELEASE_LABEL) {label!r} is not a release the stages were "
+            f"tested on: {tested}. To run on it anyway, set {prefix}_UNTESTED_RELEASE=true"
+        )
 
 
 MANAGED_POLICY_TAG = "for-use-with-amazon-emr-managed-policies"
@@ -109,18 +126,7 @@ class EmrResource(dg.ConfigurableResource):
             raise EmrSettingError(f"TEEM_ROOT is {root.root!r}: an EMR cluster reads and writes the data root on S3")
         if not self.subnet_id:
             raise EmrSettingError("subnet_id (TEEM_EMR_SUBNET_ID) is not set: the cluster's VPC subnet")
-        match = RELEASE.match(self.release_label)
-        if not match or int(match.group(1)) < OLDEST_MAJOR_RELEASE:
-            raise EmrSettingError(
-                f"release_label (TEEM_EMR_RELEASE_LABEL) {self.release_label!r}: an emr-7.x.y release is needed "
-                "(Spark 3.5 and Iceberg, as the project's local Spark)"
-            )
-        if self.release_label not in TESTED_RELEASES and not self.untested_release:
-            tested = "; ".join(f"{label} ({ships})" for label, ships in TESTED_RELEASES.items())
-            raise EmrSettingError(
-                f"release_label (TEEM_EMR_RELEASE_LABEL) {self.release_label!r} is not a release the stages were "
-                f"tested on: {tested}. To run on it anyway, set TEEM_EMR_UNTESTED_RELEASE=true"
-            )
+        check_release(self.release_label, self.untested_release, "TEEM_EMR")
         if self.release_label not in self._release_labels():
             raise EmrSettingError(
                 f"release_label (TEEM_EMR_RELEASE_LABEL) {self.release_label!r} is not an EMR release in "
@@ -131,7 +137,7 @@ class EmrResource(dg.ConfigurableResource):
         if not self.archive_uri:
             raise EmrSettingError("archive_uri (TEEM_EMR_ARCHIVE_URI) is not set: run `teem package --upload URI`")
         for uri in (self.archive_uri, self.digest_uri(), self.bootstrap_script_uri()):
-            if not self._exists(uri):
+            if not s3_object_exists(self._client("s3"), uri):
                 raise EmrSettingError(
                     f"archive_uri (TEEM_EMR_ARCHIVE_URI): {uri} does not exist; run `teem package --upload "
                     f"{self.archive_uri}`"
@@ -145,16 +151,6 @@ class EmrResource(dg.ConfigurableResource):
             token = page.get("NextToken")
             if not token:
                 return labels
-
-    def _exists(self, uri: str) -> bool:
-        bucket, key = split_s3(uri)
-        try:
-            self._client("s3").head_object(Bucket=bucket, Key=key)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
-        return True
 
     def logs_at(self, root: DataRoot) -> str:
         """Where the cluster keeps its logs: TEEM_EMR_LOG_URI, else under the data root."""

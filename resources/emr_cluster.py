@@ -6,22 +6,19 @@ and each step's deadline (`timeout` before spark-submit) ends a hung step first.
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
-from botocore.exceptions import ClientError
 from dagster._core.errors import DagsterExecutionInterruptedError
 
 from resources.pipes_messages import delete_folder
-from teem_assets.unload.location import split_s3
+from resources.stderr_tail import stderr_tail
 
 ALIVE_STATES = {"STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"}
 FAILED_STEP_STATES = {"FAILED", "INTERRUPTED"}
-STDERR_LINES = 30  # of a failed step's stderr, in the step's error
 
 
 def console_url(region: str, cluster_id: str) -> str:
@@ -132,27 +129,11 @@ class RunCluster:
         return f"s3://{log_uri.split('://', 1)[1].rstrip('/')}/{self.cluster_id}/steps/{step_id}/"
 
     def _stderr_tail(self, step: dict[str, Any]) -> str:
-        """The last lines of the failed step's stderr, which EMR copies under the cluster's LogUri shortly after
-        the step ends (waited for up to stderr_wait_seconds); where to find it when it is not there yet."""
         log_uri = self._cluster().get("LogUri")
         if not log_uri:
             return ""
-        bucket, prefix = split_s3(self._step_logs(log_uri, step["Id"]))
-        key = f"{prefix}stderr.gz"
-        deadline = time.monotonic() + self.stderr_wait_seconds
-        while True:
-            try:
-                body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-                break
-            except ClientError as error:
-                code = error.response.get("Error", {}).get("Code")
-                if code not in ("NoSuchKey", "404"):  # the step's own failure stays the error, whatever S3 says
-                    return f"; its stderr at s3://{bucket}/{key} could not be read ({code})"
-            if time.monotonic() >= deadline:
-                return f"; its stderr will be at s3://{bucket}/{key}"
-            time.sleep(min(5.0, self.poll_seconds))
-        lines = gzip.decompress(body).decode("utf-8", "replace").rstrip().splitlines()[-STDERR_LINES:]
-        return f"\nthe last {len(lines)} lines of its stderr (s3://{bucket}/{key}):\n" + "\n".join(lines)
+        uri = f"{self._step_logs(log_uri, step['Id'])}stderr.gz"
+        return stderr_tail(self.s3, uri, self.stderr_wait_seconds, self.poll_seconds)
 
     def terminate(self, log: Any) -> None:
         """End the run's cluster (the run has ended, however it ended); one already ended is left as it is."""

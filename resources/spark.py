@@ -14,7 +14,9 @@ from pyspark.sql import SparkSession
 
 from resources.emr import EmrResource
 from resources.emr_cluster import RunCluster
+from resources.emr_serverless import EmrServerlessResource
 from resources.run_dates import every_batch_date
+from resources.serverless_run import ServerlessRun
 from resources.spark_choice import SparkChoice, choose, unload_bytes
 from resources.spark_submit import run_spark_submit
 from resources.stage_results import StageResult, results_of, then_fail
@@ -27,6 +29,7 @@ from teem_assets.stages.request import StageRequest
 
 IN_PROCESS = "in-process"
 EMR = "emr"
+EMR_SERVERLESS = "emr-serverless"
 AUTO = "auto"
 
 
@@ -34,7 +37,8 @@ class SparkResource(LazyPySparkResource):
     """`where`: "in-process" (a `local[*]` application in the run's process, shared by its stages, stopped at
     its end), a Spark master URL (`spark://host:7077`, `yarn`, `local[4]`: each stage a spark-submit), or
     "emr" (each stage a step on the run's transient cluster of the `emr` settings, terminated at the run's end),
-    or "auto": in-process when the run's unloads are under `auto_max_bytes`, else `auto_cluster`."""
+    "emr-serverless" (each stage a job run on the application of the `emr_serverless` settings), or "auto":
+    in-process when the run's unloads are under `auto_max_bytes`, else `auto_cluster`."""
 
     spark_config: dict[str, Any] = {}  # noqa: RUF012 - pydantic copies field defaults
     where: str = IN_PROCESS
@@ -42,11 +46,13 @@ class SparkResource(LazyPySparkResource):
     # Dagster Pipes' messages from a spark-submit driver: a temporary file, or this bucket (as EMR sends them).
     messages_bucket: str | None = None
     emr: EmrResource = Field(default_factory=EmrResource)
+    emr_serverless: EmrServerlessResource = Field(default_factory=EmrServerlessResource)
     auto_max_bytes: int = SPARK_AUTO_MAX_BYTES  # TEEM_SPARK_AUTO_MAX_BYTES
-    auto_cluster: str = EMR  # TEEM_SPARK_AUTO_CLUSTER: emr or a master URL
+    auto_cluster: str = EMR  # TEEM_SPARK_AUTO_CLUSTER: emr, emr-serverless or a master URL
 
     _owned: bool = PrivateAttr(default=False)
     _cluster: RunCluster | None = PrivateAttr(default=None)
+    _serverless: ServerlessRun | None = PrivateAttr(default=None)
     _chosen: SparkChoice | None = PrivateAttr(default=None)
 
     def _init_session(self) -> None:
@@ -80,6 +86,11 @@ class SparkResource(LazyPySparkResource):
                 self._cluster = self.emr.run_cluster()
             yield from then_fail(*self.emr.run_stage(context, request, storage.data, self._cluster))
             return
+        if where == EMR_SERVERLESS:
+            if self._serverless is None:
+                self._serverless = self.emr_serverless.run_state()
+            yield from then_fail(*self.emr_serverless.run_stage(context, request, storage.data, self._serverless))
+            return
         conf = dict(self.spark_config)
         endpoints = {"AWS_ENDPOINT_URL": storage.aws_endpoint_url, "AWS_ENDPOINT_URL_S3": storage.s3_endpoint_url}
         for variable, endpoint in endpoints.items():  # executors' Python reads unload parts from the same S3
@@ -104,16 +115,21 @@ class SparkResource(LazyPySparkResource):
         return self._chosen.where
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        """At the run's end, however it ended: the run's Spark application stops, its EMR cluster terminates."""
+        """At the run's end, however it ended: the run's Spark application stops, its EMR cluster terminates,
+        what its clusters or job runs cost goes on the run's tags."""
         try:
+            tags: dict[str, str] = {}
             if self._cluster is not None:
                 self._cluster.terminate(context.log)
                 self._cluster.delete_pipes_objects()
-                tags = self._cluster.report(context.log)
-                if tags and context.instance is not None and context.run is not None:
-                    context.instance.add_run_tags(context.run.run_id, tags)
+                tags.update(self._cluster.report(context.log))
+            if self._serverless is not None:
+                self._serverless.delete_pipes_objects()
+                tags.update(self._serverless.report(context.log))
+            if tags and context.instance is not None and context.run is not None:
+                context.instance.add_run_tags(context.run.run_id, tags)
         finally:
-            self._cluster, self._chosen = None, None
+            self._cluster, self._serverless, self._chosen = None, None, None
             if self._spark_session is not None and self._owned:
                 self._spark_session.stop()
             self._spark_session = None

@@ -220,12 +220,57 @@ def _table(args: argparse.Namespace) -> int:
 def _package(args: argparse.Namespace) -> int:
     from teem_assets.packaging import build_archive, upload
 
+    if args.target == "emr-serverless":
+        return _package_for_serverless(args)
     archive = build_archive(Path(args.out), arch=args.arch, python_version=args.python_version)
     print(f"{archive.path}: {archive.size / 2**20:.1f} MiB, {len(archive.wheels)} wheels, {archive.seconds:.0f} s")
     for uri in upload(archive.path, args.upload) if args.upload else []:
         print(f"uploaded {uri}")
     if args.upload:
         print(f"set TEEM_EMR_ARCHIVE_URI={args.upload}")
+    return 0
+
+
+def _package_for_serverless(args: argparse.Namespace) -> int:
+    from teem_assets.packaging import upload
+    from teem_assets.serverless_environment import BESIDE, UnfitEnvironmentError, build_environment
+
+    try:
+        built = build_environment(Path(args.out))
+    except UnfitEnvironmentError as error:
+        print(f"teem package: {error}", file=sys.stderr)
+        return 2
+    glibc = ".".join(map(str, built.glibc))
+    print(f"{built.path}: {built.size / 2**20:.1f} MiB, needs glibc {glibc}, {built.seconds:.0f} s")
+    for uri in upload(built.path, args.upload, BESIDE) if args.upload else []:
+        print(f"uploaded {uri}")
+    if args.upload:
+        print(f"set TEEM_EMR_SERVERLESS_ARCHIVE_URI={args.upload}")
+    return 0
+
+
+def _iam_policy(args: argparse.Namespace) -> int:
+    import json
+
+    import boto3
+
+    from resources.emr import EmrResource
+    from resources.emr_serverless import EmrServerlessResource
+    from resources.iam_policy import policies
+
+    settings = load()
+    where = settings.spark or ("in-process" if settings.environment == "local" else "auto")
+    where = settings.spark_auto_cluster if where == "auto" else where
+    if where not in ("emr", "emr-serverless") or not settings.root.startswith("s3://"):
+        print("teem iam-policy: the policies are for an S3 root (TEEM_ROOT) with TEEM_SPARK emr, emr-serverless or "
+              f"auto; here TEEM_ROOT is {settings.root} and Spark runs {where}", file=sys.stderr)  # fmt: skip
+        return 2
+    session = boto3.session.Session(region_name=settings.aws_region)
+    region = session.region_name or "us-east-1"
+    account = args.account or session.client("sts").get_caller_identity()["Account"]
+    emr, serverless = EmrResource(**settings.emr), EmrServerlessResource(**settings.emr_serverless)
+    databases = [settings.migrated_database, settings.aggregates_database]
+    print(json.dumps(policies(where, settings.root, databases, emr, serverless, region, account), indent=2))
     return 0
 
 
@@ -281,14 +326,25 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--preview", type=int, default=10, help="rows shown without --jsonl")
     table.set_defaults(run=_table)
 
-    package = commands.add_parser("package", help="build (and upload) the archive an EMR cluster installs")
+    package = commands.add_parser("package", help="build (and upload) the archive EMR installs or unpacks")
+    package.add_argument(
+        "--target",
+        choices=["emr", "emr-serverless"],
+        default="emr",
+        help="emr: wheels a cluster's bootstrap installs; emr-serverless: this machine's Python and the packages, "
+        "relocatable (build on the CPU the application runs on)",
+    )
     package.add_argument("--out", default="dist", help="folder for the archive (default: dist)")
     package.add_argument("--upload", metavar="S3_URI", help="put it there, its bootstrap script beside it")
     package.add_argument(
         "--arch", choices=["x86_64", "aarch64"], default="x86_64", help="the nodes' CPU (Graviton: aarch64)"
     )
-    package.add_argument("--python-version", default="3.11", help="the Python the bootstrap action installs")
+    package.add_argument("--python-version", default="3.11", help="the Python the bootstrap action installs (emr)")
     package.set_defaults(run=_package)
+
+    policy = commands.add_parser("iam-policy", help="print the least-privilege IAM policies for these settings")
+    policy.add_argument("--account", help="the AWS account's id (default: the caller's, from STS)")
+    policy.set_defaults(run=_iam_policy)
     return parser
 
 

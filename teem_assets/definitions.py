@@ -24,6 +24,7 @@ from jobs.schedules import schedules
 from jobs.sensors import unload_sensors
 from resources.alerts import EmailAlerts, SlackAlerts
 from resources.emr import EmrResource
+from resources.emr_serverless import EmrServerlessResource
 from resources.postgres import PostgresResource
 from resources.spark import AUTO, IN_PROCESS, SparkResource
 from resources.storage import StorageResource
@@ -35,7 +36,7 @@ from teem_assets.assets.parquet import parquet_assets
 from teem_assets.assets.postgres import postgres_assets
 from teem_assets.assets.raw import raw_specs
 from teem_assets.checks.freshness import freshness_checks
-from teem_assets.settings import EMR_VARIABLES, Settings, is_set, load
+from teem_assets.settings import EMR_VARIABLES, SERVERLESS_VARIABLES, Settings, is_set, load
 
 
 def _named(value: Any, variable: str) -> Any:
@@ -71,9 +72,21 @@ def emr_from_settings(settings: Settings) -> EmrResource:
     )
 
 
+def emr_serverless_from_settings(settings: Settings) -> EmrServerlessResource:
+    fields = {key: _named(value, SERVERLESS_VARIABLES[key][0]) for key, value in settings.emr_serverless.items()}
+    return EmrServerlessResource(
+        **fields,
+        job_timeout_seconds=settings.max_runtime_seconds,
+        region=settings.aws_region,
+        aws_endpoint_url=settings.aws_endpoint_url,
+        s3_endpoint_url=settings.s3_endpoint_url,
+        serverless_endpoint_url=settings.emr_serverless_endpoint_url,
+    )
+
+
 def spark_from_settings(settings: Settings) -> SparkResource:
-    """TEEM_SPARK: in-process, a master URL, emr, or auto (TEEM_ENV=aws's default: in-process for a small run,
-    else TEEM_SPARK_AUTO_CLUSTER); TEEM_SPARK_MESSAGES_BUCKET for spark-submit's messages."""
+    """TEEM_SPARK: in-process, a master URL, emr, emr-serverless, or auto (TEEM_ENV=aws's default: in-process
+    for a small run, else TEEM_SPARK_AUTO_CLUSTER); TEEM_SPARK_MESSAGES_BUCKET for spark-submit's messages."""
     default_where = IN_PROCESS if settings.environment == "local" else AUTO
     return SparkResource(
         where=_named(settings.spark, "TEEM_SPARK") or default_where,
@@ -81,6 +94,7 @@ def spark_from_settings(settings: Settings) -> SparkResource:
         auto_cluster=_named(settings.spark_auto_cluster, "TEEM_SPARK_AUTO_CLUSTER"),
         messages_bucket=_named(settings.spark_messages_bucket, "TEEM_SPARK_MESSAGES_BUCKET"),
         emr=emr_from_settings(settings),
+        emr_serverless=emr_serverless_from_settings(settings),
     )
 
 

@@ -80,13 +80,27 @@ def cluster_requirements() -> list[str]:
     return [*wanted, f"dagster-pipes=={metadata.version('dagster-pipes')}"]
 
 
-def _pip(*args: str) -> None:
+def pip(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args], check=True)
 
 
 def platforms(arch: str) -> list[str]:
     """The wheel tags an EMR 7 node (Amazon Linux 2023, glibc 2.34) installs, newest first."""
     return [f"manylinux_2_{minor}_{arch}" for minor in (34, 28, 17)] + [f"manylinux2014_{arch}"]
+
+
+def wheel_options(arch: str, python_version: str) -> list[str]:
+    """pip's options for wheels of the nodes' platform and Python (binary wheels only)."""
+    tags = [option for tag in platforms(arch) for option in ("--platform", tag)]
+    return ["--only-binary=:all:", *tags, "--python-version", python_version, "--implementation", "cp"]
+
+
+def download_wheels(wheels: Path, requirements: list[str], arch: str, python_version: str) -> None:
+    """The project's wheel and every requirement's, for the nodes, into `wheels`."""
+    pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), str(PROJECT_ROOT))
+    if requirements:
+        options = wheel_options(arch, python_version)
+        pip("download", "--quiet", *options, "--dest", str(wheels), *requirements)
 
 
 def build_archive(
@@ -102,13 +116,7 @@ def build_archive(
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="teem-package-") as folder:
         wheels = Path(folder) / "wheels"
-        _pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), str(PROJECT_ROOT))
-        if requirements:
-            tags = [option for tag in platforms(arch) for option in ("--platform", tag)]
-            _pip(
-                "download", "--quiet", "--only-binary=:all:", *tags, "--python-version", python_version,
-                "--implementation", "cp", "--dest", str(wheels), *requirements,
-            )  # fmt: skip
+        download_wheels(wheels, requirements, arch, python_version)
         path = out / f"teem-cluster-{metadata.version(PROJECT)}-py{python_version}-{arch}.tar.gz"
         with tarfile.open(path, "w:gz") as archive:
             archive.add(wheels, arcname="wheels")
@@ -125,20 +133,19 @@ def digest_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def upload(archive: Path, uri: str) -> list[str]:
-    """Put the archive at `uri`, its sha256 at `uri`.sha256 and its bootstrap script at `uri`.bootstrap.sh
-    (what EmrResource reads; the bootstrap installs the archive only if its sha256 is the one the run read)."""
+def upload(archive: Path, uri: str, beside: dict[str, bytes] | None = None) -> list[str]:
+    """Put the archive at `uri`, its sha256 at `uri`.sha256 and each of `beside` (by default the bootstrap
+    script, at `uri`.bootstrap.sh) at `uri` and its suffix: what EmrResource reads; the bootstrap installs the
+    archive only if its sha256 is the one the run read."""
     data = archive.read_bytes()
+    beside = {".bootstrap.sh": BOOTSTRAP_SCRIPT.encode()} if beside is None else beside
     written = []
-    objects = (
-        (uri, data),
-        (f"{uri}.sha256", f"{digest_of(data)}\n".encode()),
-        (f"{uri}.bootstrap.sh", BOOTSTRAP_SCRIPT.encode()),
-    )
-    for target, data in objects:
+    objects = [(uri, data), (f"{uri}.sha256", f"{digest_of(data)}\n".encode())]
+    objects += [(f"{uri}{suffix}", content) for suffix, content in beside.items()]
+    for target, content in objects:
         filesystem, location = resolve(target)
         # compression=None: pyarrow would gzip a ".gz" name again ("detect"), which no node could unpack
         with filesystem.open_output_stream(location, compression=None) as sink:
-            sink.write(data)
+            sink.write(content)
         written.append(target)
     return written

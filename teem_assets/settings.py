@@ -85,7 +85,7 @@ def _rates(environ: Mapping[str, str], name: str) -> dict[str, float] | None:
     rates = _json(environ, name, dict)
     for key, value in (rates or {}).items():
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise SettingError(f"{name}: the rate of {key!r} is {value!r}, not USD an instance-hour (a number)")
+            raise SettingError(f"{name}: the rate of {key!r} is {value!r}, not USD an hour (a number)")
     return rates
 
 
@@ -156,6 +156,26 @@ EMR_VARIABLES: dict[str, tuple[str, Callable[[Mapping[str, str], str], Any]]] = 
     "iceberg_conf": ("TEEM_EMR_ICEBERG_CONF", lambda e, n: _json(e, n, dict)),
 }
 
+# EmrServerlessResource's fields, likewise (README, "EMR Serverless").
+SERVERLESS_VARIABLES: dict[str, tuple[str, Callable[[Mapping[str, str], str], Any]]] = {
+    "application_name": ("TEEM_EMR_SERVERLESS_APPLICATION", _text),
+    "release_label": ("TEEM_EMR_SERVERLESS_RELEASE_LABEL", _text),
+    "untested_release": ("TEEM_EMR_SERVERLESS_UNTESTED_RELEASE", lambda e, n: _switch(e, n, False) or None),
+    "execution_role_arn": ("TEEM_EMR_SERVERLESS_EXECUTION_ROLE_ARN", _text),
+    "initial_capacity": ("TEEM_EMR_SERVERLESS_INITIAL_CAPACITY", lambda e, n: _json(e, n, dict)),
+    "maximum_capacity": ("TEEM_EMR_SERVERLESS_MAXIMUM_CAPACITY", lambda e, n: _json(e, n, dict)),
+    "idle_stop_minutes": (
+        "TEEM_EMR_SERVERLESS_IDLE_STOP_MINUTES",
+        lambda e, n: _number(e, n, None, at_least=1, at_most=10080, whole=True),
+    ),
+    "archive_uri": ("TEEM_EMR_SERVERLESS_ARCHIVE_URI", _text),
+    "log_uri": ("TEEM_EMR_SERVERLESS_LOG_URI", _text),
+    "spark_conf": ("TEEM_EMR_SERVERLESS_SPARK_CONF", lambda e, n: _json(e, n, dict)),
+    "poll_seconds": ("TEEM_EMR_SERVERLESS_POLL_SECONDS", lambda e, n: _number(e, n, None, above=0)),
+    "stderr_wait_seconds": ("TEEM_EMR_SERVERLESS_STDERR_WAIT_SECONDS", lambda e, n: _number(e, n, None, at_least=0)),
+    "rates": ("TEEM_EMR_SERVERLESS_RATES", lambda e, n: _rates(e, n)),
+}
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -195,6 +215,7 @@ class Settings:
     s3_endpoint_url: str | None = None  # AWS_ENDPOINT_URL_S3
     glue_endpoint_url: str | None = None  # AWS_ENDPOINT_URL_GLUE
     emr_endpoint_url: str | None = None  # AWS_ENDPOINT_URL_EMR
+    emr_serverless_endpoint_url: str | None = None  # AWS_ENDPOINT_URL_EMR_SERVERLESS
     aws_region: str | None = None  # AWS_REGION, else AWS_DEFAULT_REGION
     # PostgreSQL (the password only ever as the variable's name)
     postgres_url_set: bool = False  # TEEM_POSTGRES_URL
@@ -218,6 +239,7 @@ class Settings:
     slack_channel: str = "#teem-alerts"  # TEEM_SLACK_CHANNEL
     slack_api_url: str | None = None  # TEEM_SLACK_API_URL
     emr: dict[str, Any] = field(default_factory=dict)  # TEEM_EMR_*: EmrResource's fields that are set
+    emr_serverless: dict[str, Any] = field(default_factory=dict)  # TEEM_EMR_SERVERLESS_*: likewise
 
     def __post_init__(self) -> None:
         if not self.root:
@@ -240,6 +262,7 @@ class Settings:
         dagster_home = _text(env, "DAGSTER_HOME")
         max_runtime = _number(env, "TEEM_MAX_RUNTIME_SECONDS", 21600, above=0, whole=True)
         emr = {key: parse(env, name) for key, (name, parse) in EMR_VARIABLES.items()}
+        serverless = {key: parse(env, name) for key, (name, parse) in SERVERLESS_VARIABLES.items()}
         return cls(
             environment=_choice(env, "TEEM_ENV", "local", ENVIRONMENTS),
             home=home,
@@ -276,6 +299,7 @@ class Settings:
             s3_endpoint_url=_text(env, "AWS_ENDPOINT_URL_S3"),
             glue_endpoint_url=_text(env, "AWS_ENDPOINT_URL_GLUE"),
             emr_endpoint_url=_text(env, "AWS_ENDPOINT_URL_EMR"),
+            emr_serverless_endpoint_url=_text(env, "AWS_ENDPOINT_URL_EMR_SERVERLESS"),
             aws_region=_text(env, "AWS_REGION") or _text(env, "AWS_DEFAULT_REGION"),
             postgres_url_set=_text(env, "TEEM_POSTGRES_URL") is not None,
             postgres_server=_postgres_server(_text(env, "TEEM_POSTGRES_URL")),
@@ -297,6 +321,7 @@ class Settings:
             slack_channel=_text(env, "TEEM_SLACK_CHANNEL") or "#teem-alerts",
             slack_api_url=_text(env, "TEEM_SLACK_API_URL"),
             emr={key: value for key, value in emr.items() if value is not None},
+            emr_serverless={key: value for key, value in serverless.items() if value is not None},
         )
 
 

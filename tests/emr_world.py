@@ -117,16 +117,14 @@ def step_environment(args: list[str]) -> dict[str, str]:
 StepRunner = Callable[[str, Step], None]
 
 
-class PlayingEmr(threading.Thread):
-    """EMR running the steps of every cluster on moto, one at a time in the order they were added, as a
-    cluster does: `run(cluster_id, step)` is the step's work (raising fails the step with its message)."""
+class PlayingService(threading.Thread):
+    """An AWS service's part played in the background while inside: `play_waiting()` runs what waits."""
 
-    def __init__(self, run: StepRunner) -> None:
-        super().__init__(daemon=True, name="playing-emr")
-        self._run, self._done = run, threading.Event()
-        self.ran: list[tuple[str, str]] = []  # (cluster id, step name) of every step run
+    def __init__(self, name: str) -> None:
+        super().__init__(daemon=True, name=name)
+        self._done = threading.Event()
 
-    def __enter__(self) -> PlayingEmr:
+    def __enter__(self):
         self.start()
         return self
 
@@ -136,10 +134,26 @@ class PlayingEmr(threading.Thread):
 
     def run(self) -> None:
         while not self._done.wait(0.1):
-            for cluster in list(emr_backends[DEFAULT_ACCOUNT_ID][REGION].clusters.values()):
-                waiting = [s for s in cluster.steps if s.state in ("PENDING", "RUNNING")]
-                if cluster.state in ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING") and waiting:
-                    self._play(cluster, waiting[0])
+            self.play_waiting()
+
+    def play_waiting(self) -> None:
+        raise NotImplementedError
+
+
+class PlayingEmr(PlayingService):
+    """EMR running the steps of every cluster on moto, one at a time in the order they were added, as a
+    cluster does: `run(cluster_id, step)` is the step's work (raising fails the step with its message)."""
+
+    def __init__(self, run: StepRunner) -> None:
+        super().__init__("playing-emr")
+        self._run = run
+        self.ran: list[tuple[str, str]] = []  # (cluster id, step name) of every step run
+
+    def play_waiting(self) -> None:
+        for cluster in list(emr_backends[DEFAULT_ACCOUNT_ID][REGION].clusters.values()):
+            waiting = [s for s in cluster.steps if s.state in ("PENDING", "RUNNING")]
+            if cluster.state in ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING") and waiting:
+                self._play(cluster, waiting[0])
 
     def _play(self, cluster, step: Step) -> None:
         step.state, cluster.state = "RUNNING", "RUNNING"

@@ -14,6 +14,7 @@ from corpus import CORPUS
 
 from teem_assets.aggregates.outputs import AGGREGATES
 from teem_assets.catalogue import TABLES
+from teem_assets.cli import main
 
 TEEM = str(Path(sys.executable).parent / "teem")
 
@@ -271,3 +272,31 @@ def _bytes_of(path: Path) -> bytes:
         return path.read_bytes()
     except FileNotFoundError:
         return b""
+
+
+def test_iam_policy_names_a_log_uri_apart_from_the_root_and_refuses_a_local_setup(monkeypatch, capsys):
+    settings = {"TEEM_ENV": "aws", "TEEM_ROOT": "s3://acme-data/teem", "TEEM_SPARK": "emr",
+                "TEEM_EMR_ARCHIVE_URI": "s3://acme-artifacts/teem.tar.gz", "AWS_REGION": "eu-west-1",
+                "TEEM_EMR_LOG_URI": "s3://acme-logs/emr/", "TEEM_EMR_SERVICE_ROLE": "AcmeEmrService"}  # fmt: skip
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    assert main(["iam-policy", "--account", "111122223333"]) == 0
+    documents = json.loads(capsys.readouterr().out)
+    by_sid = {role: {s["Sid"]: s for s in documents[role]["Statement"]} for role in documents if role != "network"}
+    assert by_sid["dagster_role"]["TeemLogs"] == {
+        "Sid": "TeemLogs", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::acme-logs/emr/*"]
+    }  # fmt: skip
+    assert by_sid["instance_profile_role"]["TeemLogs"]["Action"] == ["s3:PutObject"]
+    assert by_sid["dagster_role"]["TeemEmrPassRoles"]["Resource"] == [
+        "arn:aws:iam::111122223333:role/AcmeEmrService",
+        "arn:aws:iam::111122223333:role/EMR_EC2_DefaultRole",
+    ]
+    assert by_sid["dagster_role"]["TeemRootObjects"]["Resource"] == ["arn:aws:s3:::acme-data/teem/*"]
+    assert (
+        "arn:aws:glue:eu-west-1:111122223333:table/acme_data_teem_migrated/*"
+        in (by_sid["instance_profile_role"]["TeemCatalog"]["Resource"])
+    )
+    assert documents["network"]["tags"] == {"for-use-with-amazon-emr-managed-policies": "true"}
+    monkeypatch.setenv("TEEM_ROOT", "/data/teem")
+    assert main(["iam-policy", "--account", "111122223333"]) == 2
+    assert "S3 root" in capsys.readouterr().err

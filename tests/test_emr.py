@@ -18,6 +18,7 @@ import boto3
 import dagster as dg
 import pyspark
 import pytest
+from aws_calls import ACCOUNT, policy_problems, recording_aws_calls
 from conftest import SAMPLE_DAYS
 from dagster_helpers import materializations, run_job
 from dagster_pipes import PipesMappingParamsLoader, decode_param
@@ -48,6 +49,7 @@ from teem_assets.assets.conventions import Placement
 from teem_assets.assets.migrated import migrated_assets
 from teem_assets.assets.parquet import parquet_assets
 from teem_assets.catalogue import DIMENSIONS, FACTS
+from teem_assets.cli import main
 from teem_assets.definitions import build_definitions
 from teem_assets.settings import Settings
 from teem_assets.spark_session import project_jars
@@ -484,7 +486,7 @@ def _run_clusters(aws, requests: list[tuple[str, dict]]) -> list[tuple[dict, dic
 
 @pytest.mark.slow
 def test_a_migration_and_a_daily_batch_each_run_on_one_cluster_that_ends_with_the_run(
-    aws, emr_requests, sample_root, postgres_url, pg_schema, spark, monkeypatch, tmp_path
+    aws, emr_requests, sample_root, postgres_url, pg_schema, spark, monkeypatch, tmp_path, capsys
 ):
     s3 = aws.client("s3")
     s3.create_bucket(Bucket="teem-runs")  # a bucket of its own: no other test's S3A client holds it
@@ -502,10 +504,12 @@ def test_a_migration_and_a_daily_batch_each_run_on_one_cluster_that_ends_with_th
         monkeypatch.setenv(name, value)
     defs = build_definitions()
 
-    with PlayingEmr(_on_this_machine(spark, fail_first="teem migrate fact_")) as playing:
-        instance = dg.DagsterInstance.ephemeral()
+    instance = dg.DagsterInstance.ephemeral()
+    playing = PlayingEmr(_on_this_machine(spark, fail_first="teem migrate fact_"))
+    with recording_aws_calls() as calls, playing:
         migration = run_job(defs, "migration_job", days[0], instance=instance)
         batch = run_job(defs, "batch_job", days[1], instance=instance)
+        ended_run_sensor_evaluated(defs, instance, batch)  # the daemon's look for clusters the run left up
 
     [(first, first_request, first_steps), (second, second_request, second_steps)] = _run_clusters(aws, emr_requests)
     for cluster, request, result in ((first, first_request, migration), (second, second_request, batch)):
@@ -551,6 +555,30 @@ def test_a_migration_and_a_daily_batch_each_run_on_one_cluster_that_ends_with_th
         rows = iceberg_rows("s3://teem-runs/root", "migrated", table.name, aws.endpoint)
         assert rows.num_rows == len(newest_by_key(table.name, days=[dt.date.fromisoformat(d) for d in days]))
     assert [k for k in _keys_in(aws, "teem-runs") if "/pipes/" in k] == []
+
+    # `teem iam-policy` for these settings: every call of the runs (Dagster's side, the stages' drivers, Python
+    # and JVM) allowed by the Dagster role, every S3 and Glue call by the instance profile's role, and no action
+    # allowed that was not called
+    assert main(["iam-policy", "--account", ACCOUNT]) == 0
+    documents = json.loads(capsys.readouterr().out)
+    assert policy_problems(documents["dagster_role"], calls) == []
+    assert policy_problems(documents["instance_profile_role"], calls, services=("s3", "glue")) == []
+    assert {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "glue:UpdateTable", "elasticmapreduce:RunJobFlow"} <= {
+        c.action for c in calls
+    }
+    pass_roles = next(s for s in documents["dagster_role"]["Statement"] if s["Action"] == ["iam:PassRole"])
+    assert sorted(pass_roles["Resource"]) == sorted(
+        f"arn:aws:iam::{ACCOUNT}:role/{first_request[role]}" for role in ("ServiceRole", "JobFlowRole")
+    )
+
+
+def ended_run_sensor_evaluated(defs: dg.Definitions, instance: dg.DagsterInstance, result) -> str:
+    sensor = defs.get_sensor_def("ended_run_clusters_failure")
+    with dg.build_run_status_sensor_context(
+        sensor.name, result.get_run_success_event(), instance, instance.get_run_by_id(result.run_id),
+        resources={"spark": defs.resources["spark"], "storage": defs.resources["storage"]},
+    ) as context:  # fmt: skip
+        return sensor(context).skip_message
 
 
 LAUNCH = """

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from resources.spark_submit import spark_submit_path
 from teem_assets.cli import main
 from teem_assets.data_root import DataRoot
 from teem_assets.packaging import BOOTSTRAP_SCRIPT, NOT_ON_THE_CLUSTER, build_archive, cluster_requirements
+from teem_assets.serverless_environment import NODE_LIBRARIES, UnfitEnvironmentError, build_environment, check_glibc
 from teem_assets.spark_session import project_jars
 from teem_assets.stages.entry import DRIVER_SCRIPT
 from teem_assets.stages.report import StageReport
@@ -173,3 +175,33 @@ def test_the_archive_installs_offline_and_its_driver_runs_a_stage(sample_root, t
         ("parquet/dim_space", "snapshot_not_shrunk", True)
     ]
     assert "|" in report.materializations[0].metadata["preview"]["raw_value"]  # markdown by tabulate
+
+
+PROBE = """
+import json, sys, ssl, sqlite3, lzma, bz2, ctypes, zlib, decimal, uuid, hashlib, teem_assets
+mapped = {w for w in open("/proc/self/maps").read().split() if ".so" in w}
+found = {"prefix": sys.prefix, "project": teem_assets.__file__, "stdlib": ssl.__file__, "mapped": sorted(mapped)}
+print(json.dumps(found))
+"""
+
+
+def test_the_serverless_environment_runs_from_wherever_it_is_unpacked_with_only_glibc_from_the_system(tmp_path):
+    glibc = tuple(int(n) for n in os.confstr("CS_GNU_LIBC_VERSION").split()[1].split("."))  # this machine's
+    built = build_environment(tmp_path / "out", requirements=[], node_glibc=glibc)
+    unpacked = tmp_path / "elsewhere" / "environment"  # as spark.archives unpacks it in a worker's folder
+    unpacked.mkdir(parents=True)
+    with tarfile.open(built.path) as tar:
+        assert {"bin/python", f"bin/python{sys.version_info.major}.{sys.version_info.minor}"} <= set(tar.getnames())
+        tar.extractall(unpacked, filter="tar")
+    shutil.rmtree(tmp_path / "out")
+    probe = subprocess.run(
+        [str(unpacked / "bin/python"), "-c", PROBE], env={}, cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    found = json.loads(probe.stdout)
+    assert found["prefix"] == str(unpacked)
+    assert found["project"].startswith(str(unpacked)) and found["stdlib"].startswith(str(unpacked))
+    outside = [m for m in found["mapped"] if not m.startswith(str(unpacked))]
+    assert outside and {Path(m).name for m in outside} <= NODE_LIBRARIES  # glibc's own, nothing else
+    assert "libssl.so.3" in built.libraries and built.glibc <= glibc
+    with pytest.raises(UnfitEnvironmentError, match=r"needs glibc 2\.\d+, the nodes have 2\.17"):
+        check_glibc(unpacked, (2, 17))  # the oldest manylinux: this machine's Python needs newer
