@@ -38,7 +38,8 @@ def _sensor(jobs: Jobs, status: dg.DagsterRunStatus) -> dg.SensorDefinition:
                 spark.emr.delete_pipes_objects_of(storage.data, run_id)
         elif place == EMR_SERVERLESS:
             ended, what = spark.emr_serverless.cancel_job_runs_of(run_id), "cancelled EMR Serverless job runs"
-            spark.emr_serverless.delete_pipes_objects_of(storage.data, run_id)
+            if storage.data.is_s3:
+                spark.emr_serverless.delete_pipes_objects_of(storage.data, run_id)
         else:
             return dg.SkipReason(f"TEEM_SPARK is {spark.where}: no cluster")
         if ended:
