@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import boto3
 import dagster as dg
 from dagster_aws.pipes import PipesS3ContextInjector
 
+from resources.aws_clients import aws_client
 from resources.emr_cluster import ALIVE_STATES, RunCluster
 from resources.pipes_messages import RootPrefixedS3MessageReader, delete_folder, run_folder
 from resources.s3_objects import s3_object_exists
@@ -100,9 +100,7 @@ class EmrResource(dg.ConfigurableResource):
 
     def _client(self, service: str) -> Any:
         own = {"s3": self.s3_endpoint_url, "emr": self.emr_endpoint_url}.get(service)
-        endpoint = own or self.aws_endpoint_url
-        options = {k: v for k, v in (("region_name", self.region), ("endpoint_url", endpoint)) if v}
-        return boto3.client(service, **options)
+        return aws_client(service, self.region, own, self.aws_endpoint_url)
 
     def bootstrap_script_uri(self) -> str:
         return f"{self.archive_uri}.bootstrap.sh"
