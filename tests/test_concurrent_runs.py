@@ -156,6 +156,19 @@ def _committing(database: str, table: str) -> Callable[[Path], bool]:
     return now
 
 
+def _writing_data(database: str, table: str) -> Callable[[Path], bool]:
+    """A new data file of the table: Spark's tasks are writing, the commit that would name it not begun. (Its
+    first new metadata file is no such point: under write-audit-publish that is the branch's creation.)"""
+    folder = Path("warehouse", database, table, "data")
+    seen: dict[Path, set[Path]] = {}
+
+    def now(root: Path) -> bool:
+        found = set((root / folder).rglob("*.parquet"))
+        return bool(found - seen.setdefault(root, found))
+
+    return now
+
+
 def _statement(message: bytes) -> str | None:
     return message[5:].rstrip(b"\0").decode(errors="replace") if message[:1] == b"Q" else None
 
@@ -183,7 +196,10 @@ KILL_POINTS = [
     ),
     KillPoint("during the PostgreSQL COPY", "batch_job", DAYS[4], in_postgres=_copying_batch("fact_attendance")),
     KillPoint(
-        "during an aggregate's commit", "batch_job", DAYS[5], on_disk=_committing("aggregates", "agg_hourly_space")
+        "while an aggregate's files are written",
+        "batch_job",
+        DAYS[5],
+        on_disk=_writing_data("aggregates", "agg_hourly_space"),
     ),
     KillPoint("during the aggregate export", "batch_job", DAYS[6], in_postgres=_copying_into("agg_hourly_space")),
     KillPoint("during the dimension load", "snapshot_job", None, in_postgres=_copying_into("dim_space")),
@@ -318,7 +334,7 @@ def test_runs_killed_anywhere_and_made_again_at_once_end_in_the_runs_one_after_a
             batch = converted.read(layout.parquet_batch(str(root), table.name, day))
             assert batch.files and all(Path(uri).exists() for uri in batch.uris), (table.name, day)
 
-    # what the commits killed wrote, no snapshot references: once ORPHAN_AGE has passed (the files are aged here),
+    # what the runs killed wrote, no snapshot references: once ORPHAN_AGE has passed (the files are aged here),
     # Iceberg's orphan sweep finds it, and removing it changes no table
     aged = time.time() - ORPHAN_AGE.total_seconds() - 3600
     for path in (root / "warehouse").rglob("*"):
@@ -327,7 +343,8 @@ def test_runs_killed_anywhere_and_made_again_at_once_end_in_the_runs_one_after_a
     identifiers = [data.migrated_table(spark, t) for t in TABLES] + [data.aggregate_table(spark, a) for a in AGGREGATES]
     older_than = dt.datetime.now(dt.UTC) - ORPHAN_AGE
     removed = [f for i in identifiers for f in remove_orphan_files(spark, i, older_than)]
-    assert any("/migrated/" in f for f in removed) and any("/aggregates/" in f for f in removed), removed
+    assert any("/migrated/" in f for f in removed), removed
+    assert any("/aggregates/agg_hourly_space/data/" in f for f in removed), removed  # the killed write's files
     assert state(root, postgres_url, pg_schema) == baseline[DAYS[-1]]
 
 
