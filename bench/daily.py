@@ -1,10 +1,15 @@
-"""A whole daily batch through every stage in one Dagster run, as production runs it: seconds per stage and in
-all, and the peak RSS of the run's process tree (the run's process, its JVM and Spark's Python workers).
+"""A whole daily batch through every stage in one Dagster run, as production runs it, against its ceilings:
+seconds per stage and in all, and the peak RSS of the run's process tree (the run's process, its JVM and
+Spark's Python workers).
 
 The sample is one day of unloads (the dimension snapshots and both fact tables) scaled so that the fact
 text is about `--gb`; it is generated once under bench/data/daily/. The run is `migration_job` for that
 date, in a child process with its own Dagster instance, against the PostgreSQL of `--url` (the embedded
-server when none answers). Usage: python bench/daily.py [--gb 1] [--url postgresql://…]
+server when none answers). Then, in another child, each stage's ceiling on the same rows (bench/ceilings.py:
+the reader alone, a plain Iceberg append, a binary COPY into empty tables, DuckDB's aggregates), and the
+checks that the run's rows are the ceilings' (every aggregate row DuckDB computed, every table's row count).
+Several sizes (`--gb 1 4`) run one after another; each is then compared with the first.
+Usage: python bench/daily.py [--gb 1 [4 …]] [--url postgresql://…]
 """
 
 from __future__ import annotations
@@ -17,17 +22,22 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from teem_assets.redshift_types import arrow_schema
 from teem_assets.sample.generate import UnloadOptions, generate_sample
 from teem_assets.sample.spec import SampleSpec
 
 HERE = Path(__file__).resolve().parent
 DAY = dt.date(2019, 9, 2)
+SCHEMA = "teem_bench_daily"
 FACT_BYTES_PER_SCALE_DAY = 330_000  # measured: both fact tables' text per scale unit and batch day
 
 
@@ -65,55 +75,153 @@ def run_child() -> None:
     print(json.dumps({"success": result.success, "total": total, "steps": seconds, "rows": rows}), flush=True)
 
 
+def _run_rows(url: str, schema: str, table: str, where: str = "") -> list[tuple]:
+    connection = psycopg2.connect(url)
+    with connection, connection.cursor() as cursor:
+        cursor.execute(f'SELECT * FROM "{schema}"."{table}" {where}')
+        found = cursor.fetchall()
+    connection.close()
+    return found
+
+
+def ceilings_child(url: str) -> None:
+    """In the child: the ceilings, then the run's rows checked against theirs, as JSON."""
+    from ceilings import measure
+
+    from teem_assets.aggregates.outputs import AGGREGATES
+    from teem_assets.spark_session import build_spark_session
+
+    root = os.environ["TEEM_ROOT"]
+    spark = build_spark_session("bench-ceilings")
+    spark.range(1).count()  # the JVM up, as the run's is before its first stage
+    found = measure(spark, root, url, DAY, Path(root).parent / "ceilings")
+    spark.stop()
+    monday = DAY - dt.timedelta(days=DAY.weekday())
+    where = {"agg_hourly_space": f"WHERE date = '{DAY}'", "week_people_count": f"WHERE week_start_date = '{monday}'"}
+    problems = []
+    for name, aggregate in AGGREGATES.items():
+        theirs = [
+            tuple(row.values())
+            for row in found.aggregates[name].cast(arrow_schema(aggregate.typed_columns)).to_pylist()
+        ]
+        ours = _run_rows(url, SCHEMA, name, where[name])
+        if sorted(ours, key=repr) != sorted(theirs, key=repr):
+            problems.append(f"{name}: the run has {len(ours)} rows of {DAY}, DuckDB {len(theirs)}; they differ")
+    for table, rows in found.copied.items():
+        if table not in AGGREGATES and (count := len(_run_rows(url, SCHEMA, table))) != rows:
+            problems.append(f"{table}: the run loaded {count} rows, the ceiling's COPY {rows}")
+    print(json.dumps({"seconds": found.seconds, "problems": problems}), flush=True)
+
+
+def _kind(process: psutil.Process) -> str:
+    """What a process of the run's tree is, for the peak's breakdown."""
+    name = process.name()
+    if name == "java":
+        return "Spark's JVM"
+    if name.startswith("postgres"):
+        return "PostgreSQL"
+    return "the run's Python" if "bench/daily.py" in " ".join(process.cmdline()) else "Spark's Python workers"
+
+
+def _child(mode: str, env: dict[str, str], log_path: Path) -> tuple[dict, int, dict[str, int]]:
+    """Run this script in `mode`; return its JSON report, the peak RSS of its process tree and that peak's
+    RSS by kind of process."""
+    with open(log_path, "a") as log:  # Spark's, the JVM's and Dagster's lines
+        child = subprocess.Popen(
+            [sys.executable, __file__, mode], env=env, stdout=subprocess.PIPE, stderr=log, text=True
+        )
+        tree, peak, parts = psutil.Process(child.pid), 0, {}
+        while child.poll() is None:
+            now: dict[str, int] = {}
+            try:
+                processes = [tree, *tree.children(recursive=True)]
+            except psutil.Error:
+                processes = []
+            for process in processes:
+                try:  # a short-lived process (Spark's shell helpers) may end while it is read
+                    kind, rss = _kind(process), process.memory_info().rss
+                except psutil.Error:
+                    continue
+                now[kind] = now.get(kind, 0) + rss
+            if sum(now.values()) > peak:
+                peak, parts = sum(now.values()), now
+            time.sleep(0.1)
+        output = child.stdout.read() if child.stdout else ""
+    lines = output.strip().splitlines()
+    if child.returncode or not lines:
+        raise SystemExit(f"{mode} failed: see {log_path}")
+    return json.loads(lines[-1]), peak, parts
+
+
+@dataclass(frozen=True)
+class Measured:
+    size: int  # bytes of fact text
+    total: float  # the run's wall seconds
+    steps: dict[str, float]
+    ceilings: dict[str, float]
+    peak: int  # bytes
+
+
+def measure_size(gigabytes: float, url: str | None) -> Measured:
+    work = HERE / "data" / "daily" / f"{gigabytes:g}gb"
+    started = time.monotonic()
+    size = generate(work / "root", gigabytes)
+    print(f"\none day of unloads: {size / 1e6:.0f} MB of fact text (generated in {time.monotonic() - started:.0f} s "
+          "if it was not there)", flush=True)  # fmt: skip
+    for leftover in ("parquet", "warehouse", "quarantine", "ceilings"):
+        shutil.rmtree(work / "root" / leftover, ignore_errors=True)
+    shutil.rmtree(work / "home", ignore_errors=True)
+    (work / "home").mkdir(parents=True)
+    env = {**os.environ, "TEEM_ROOT": str(work / "root"), "TEEM_HOME": str(work / "home"), "TEEM_PG_SCHEMA": SCHEMA}
+    if url:
+        env["TEEM_POSTGRES_URL"] = url
+    log = work / "home" / "run.log"
+    report, peak, parts = _child("--child", env, log)
+    if not report["success"]:
+        raise SystemExit(f"the run failed: see {log}")
+    if not url:  # the embedded server the run started, in its home
+        import pgserver
+
+        env["TEEM_POSTGRES_URL"] = pgserver.get_server(str(work / "home" / "postgres")).get_uri()
+    checked, _, _ = _child("--ceilings", env, log)
+    if checked["problems"]:
+        raise SystemExit("the run's rows are not the ceilings':\n  " + "\n  ".join(checked["problems"]))
+    measured = Measured(size, report["total"], report["steps"], checked["seconds"], peak)
+    print(f"migration_job for {DAY}, {size / 1e6:.0f} MB of fact text, {os.cpu_count()} cores; "
+          "the run's rows equal the ceilings' (aggregates: every row; tables: row counts)")  # fmt: skip
+    print(f"  {'step':<22} {'run s':>7} {'ceiling s':>10} {'ratio':>6}")
+    for step, seconds in measured.steps.items():
+        ceiling = measured.ceilings.get(step)
+        beside = f"{ceiling:10.1f} {seconds / ceiling:5.2f}x" if ceiling else ""
+        print(f"  {step:<22} {seconds:7.1f} {beside}")
+    ceiling = sum(measured.ceilings.values())
+    print(f"  {'the run, in all':<22} {measured.total:7.1f} {ceiling:10.1f} {measured.total / ceiling:5.2f}x"
+          f"   ({size / 1e6 / measured.total:.1f} MB/s of fact text)")  # fmt: skip
+    shares = ", ".join(f"{kind} {rss / 2**20:,.0f}" for kind, rss in sorted(parts.items(), key=lambda p: -p[1]))
+    print(f"  peak RSS of the run's processes: {peak / 2**20:,.0f} MB ({shares})")
+    for asset, rows in report["rows"].items():
+        print(f"    {asset:<30} {rows} rows")
+    return measured
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--gb", type=float, default=1.0)
+    parser.add_argument("--gb", type=float, nargs="+", default=[1.0])
     parser.add_argument("--url", default=os.environ.get("TEEM_TEST_POSTGRES_URL"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--ceilings", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         run_child()
         return
-    work = HERE / "data" / "daily"
-    started = time.monotonic()
-    size = generate(work / "root", args.gb)
-    print(f"one day of unloads: {size / 1e6:.0f} MB of fact text (generated in {time.monotonic() - started:.0f} s "
-          "if it was not there)", flush=True)  # fmt: skip
-    for leftover in ("parquet", "warehouse", "quarantine"):
-        shutil.rmtree(work / "root" / leftover, ignore_errors=True)
-    shutil.rmtree(work / "home", ignore_errors=True)
-    env = {
-        **os.environ,
-        "TEEM_ROOT": str(work / "root"),
-        "TEEM_HOME": str(work / "home"),
-        "TEEM_PG_SCHEMA": "teem_bench_daily",
-    }
-    if args.url:
-        env["TEEM_POSTGRES_URL"] = args.url
-    (work / "home").mkdir(parents=True)
-    log = open(work / "home" / "run.log", "w")  # Spark's, the JVM's and Dagster's lines
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--child"], env=env, stdout=subprocess.PIPE, stderr=log, text=True
-    )
-    tree, peak = psutil.Process(child.pid), 0
-    while child.poll() is None:
-        try:
-            peak = max(peak, sum(p.memory_info().rss for p in [tree, *tree.children(recursive=True)]))
-        except psutil.Error:
-            pass
-        time.sleep(0.1)
-    output = child.stdout.read() if child.stdout else ""
-    log.close()
-    report = json.loads(output.strip().splitlines()[-1])
-    if child.returncode or not report["success"]:
-        raise SystemExit(f"the run failed: see {work / 'home' / 'run.log'}")
-    print(f"\nmigration_job for {DAY}, {size / 1e6:.0f} MB of fact text, {os.cpu_count()} cores")
-    for step, seconds in report["steps"].items():
-        print(f"  {step:<22} {seconds:7.1f} s")
-    print(f"  {'the run, in all':<22} {report['total']:7.1f} s ({size / 1e6 / report['total']:.1f} MB/s of fact text)")
-    print(f"  peak RSS of the run's processes: {peak / 2**20:,.0f} MB")
-    for asset, rows in report["rows"].items():
-        print(f"    {asset:<30} {rows} rows")
+    if args.ceilings:
+        ceilings_child(os.environ["TEEM_POSTGRES_URL"])
+        return
+    sizes = [measure_size(gb, args.url) for gb in args.gb]
+    first = sizes[0]
+    for gb, other in zip(args.gb[1:], sizes[1:]):
+        print(f"\n--gb {gb:g} against --gb {args.gb[0]:g}: {other.size / first.size:.2f}x the text, "
+              f"{other.total / first.total:.2f}x the time, {other.peak / first.peak:.2f}x the peak RSS")  # fmt: skip
 
 
 if __name__ == "__main__":
