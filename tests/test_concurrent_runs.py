@@ -144,29 +144,26 @@ def _published(day: str) -> Callable[[Path], bool]:
     return lambda root: all((root / p).exists() for p in pointers)
 
 
-def _committing(database: str, table: str) -> Callable[[Path], bool]:
-    """A new metadata file of the table: Iceberg writes it just before the catalog swaps to it (the commit)."""
-    folder = Path("warehouse", database, table, "metadata")
+def _new_file(folder: Path, pattern: str) -> Callable[[Path], bool]:
+    """A file matching `pattern` under `folder` (of the root) that was not there at the first look."""
     seen: dict[Path, set[Path]] = {}
 
     def now(root: Path) -> bool:
-        found = set((root / folder).glob("*.metadata.json"))
+        found = set((root / folder).rglob(pattern))
         return bool(found - seen.setdefault(root, found))
 
     return now
+
+
+def _committing(database: str, table: str) -> Callable[[Path], bool]:
+    """A new metadata file of the table: Iceberg writes it just before the catalog swaps to it (the commit)."""
+    return _new_file(Path("warehouse", database, table, "metadata"), "*.metadata.json")
 
 
 def _writing_data(database: str, table: str) -> Callable[[Path], bool]:
     """A new data file of the table: Spark's tasks are writing, the commit that would name it not begun. (Its
     first new metadata file is no such point: under write-audit-publish that is the branch's creation.)"""
-    folder = Path("warehouse", database, table, "data")
-    seen: dict[Path, set[Path]] = {}
-
-    def now(root: Path) -> bool:
-        found = set((root / folder).rglob("*.parquet"))
-        return bool(found - seen.setdefault(root, found))
-
-    return now
+    return _new_file(Path("warehouse", database, table, "data"), "*.parquet")
 
 
 def _statement(message: bytes) -> str | None:
