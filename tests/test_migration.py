@@ -231,6 +231,41 @@ def test_writers_of_one_table_at_once_converge(spark, parquet_root, tmp_path, ta
     assert len(iceberg(target, "migrated", table).snapshots()) == before + 3  # one commit each, none lost
 
 
+def test_writers_that_all_find_the_table_empty_converge_without_a_key_twice(spark, parquet_root, tmp_path):
+    """Three writers of overlapping batches find the table empty, so each writes without MERGE's join, at the
+    same moment: the first commit wins, Iceberg refuses the others (rows were added since they saw it empty),
+    and each runs again, then as a MERGE. Had they appended, the week's keys would be in the table two or three
+    times."""
+    table = "fact_event_by_day"
+    target = str(tmp_path / "t")
+    name = identifier(spark, target, table)
+    start = threading.Barrier(3)
+    errors: list[Exception] = []
+    retried: list[str] = []
+    reports = []
+
+    def writer(days: list[str]) -> None:
+        try:
+            start.wait()
+            reports.append(migrate_batches(spark, TABLES[table], files(parquet_root, table, days), name,
+                                           target + "q", log=retried.append))  # fmt: skip
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(days,)) for days in (DAYS[:7], DAYS[7:], DAYS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(600)
+    assert not errors
+    assert read_table(table, target) == sorted(newest_by_key(table).values(), key=repr)
+    assert len(retried) >= 2 and all("conflicted with another writer" in line for line in retried), retried
+    snapshots = iceberg(target, "migrated", table).snapshots()
+    assert len(snapshots) == 3 and snapshots[0].summary.operation.value == "append"
+    # the writer that found it empty updated no key; each that ran again as a MERGE updated the keys it shared
+    assert sorted(r.keys_updated == 0 for r in reports) == [False, False, True]
+
+
 def test_expiry_keeps_the_newest_snapshots_and_drops_the_files_only_older_ones_held(spark, tmp_path: Path) -> None:
     root = DataRoot(str(tmp_path), snapshot_retention_days=0)
     identifier = root.migrated_table(spark, "expiry")
