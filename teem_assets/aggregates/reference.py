@@ -54,7 +54,11 @@ slot AS (
     SELECT ed.*, h AS hour_num, ed.midnight + make_interval(hours => h) AS slot_start,
            ed.midnight + make_interval(hours => h + 1) AS slot_end
     FROM event_day ed
-    CROSS JOIN generate_series(0, 23) AS h
+    -- the hours from the one holding the start (0 when it starts before the day) to the one holding the end
+    -- (23 when it ends after it): no other hour can pass the conditions below
+    CROSS JOIN LATERAL generate_series(
+        CASE WHEN ed.s <= ed.midnight THEN 0 ELSE extract(hour FROM ed.s)::int END,
+        CASE WHEN ed.e >= ed.midnight + interval '1 day' THEN 23 ELSE extract(hour FROM ed.e)::int END) AS h
     WHERE ed.day_date IN (SELECT day FROM pg_temp.teem_agg_dates)
       AND ed.s < ed.midnight + make_interval(hours => h + 1)
       AND ed.e > ed.midnight + make_interval(hours => h)
@@ -62,11 +66,12 @@ slot AS (
 pair AS (
     SELECT slot.company_id, slot.space_building_id, slot.space_floor_id, slot.space_id, slot.day_date, slot.hour_num,
            greatest(coalesce(n.people, 0), 1) AS people,
-           floor(extract(epoch FROM least(slot.e, slot.slot_end)) / 60)
-             - floor(extract(epoch FROM greatest(slot.s, slot.slot_start)) / 60) AS sched_min,
+           (extract(epoch FROM date_trunc('minute', least(slot.e, slot.slot_end)))
+             - extract(epoch FROM date_trunc('minute', greatest(slot.s, slot.slot_start))))::bigint / 60 AS sched_min,
            CASE WHEN slot.a_s IS NULL OR slot.a_e IS NULL THEN 0
-                ELSE floor(extract(epoch FROM least(slot.a_e, slot.slot_end)) / 60)
-                       - floor(extract(epoch FROM greatest(slot.a_s, slot.slot_start)) / 60) END AS actual_min,
+                ELSE (extract(epoch FROM date_trunc('minute', least(slot.a_e, slot.slot_end)))
+                       - extract(epoch FROM date_trunc('minute', greatest(slot.a_s, slot.slot_start))))::bigint / 60
+                END AS actual_min,
            slot.s::date - slot.booked_at::date AS days_to_book
     FROM slot
     LEFT JOIN (SELECT event_pk, count(*) AS people FROM people GROUP BY event_pk) n ON n.event_pk = slot.event_pk

@@ -17,6 +17,7 @@ from teem_assets.postgres.ddl import create_table_sql, ensure_table, missing_und
 from teem_assets.redshift_types import arrow_schema
 
 SHOWN_DIFFERENCES = 10
+COMPARISON_WORK_MEM = "128MB"
 
 
 # Which snapshot of each Iceberg aggregate a schema's copy holds: the next export starts from it.
@@ -125,6 +126,9 @@ def compare_with_reference(
                 sql.SQL("CREATE TEMP TABLE teem_agg_reference AS {}").format(reference_query(aggregate.name, schema))
             )
             reference_rows = cursor.rowcount
+            # Enough for EXCEPT ALL to hash a day's 1.7 M rows instead of sorting both sides on disk (measured: 2.6 s
+            # against 4.0); set after the reference query, whose plan it made slower.
+            cursor.execute(f"SET LOCAL work_mem = '{COMPARISON_WORK_MEM}'")
             sides = {"spark": (spark, sql.Identifier("teem_agg_reference"))}
             sides["reference"] = sides["spark"][::-1]
             only_in_spark = _count_difference(cursor, *sides["spark"])
