@@ -54,7 +54,9 @@ def main() -> None:
         os.environ.update(settings)  # this process is the bench's own: the definitions read their settings here
         from teem_assets.definitions import build_definitions
 
-        spark = build_spark_session("bench-small-day", master="local[*]")  # up before the runs, kept across them
+        spark = build_spark_session(  # up before the runs, kept across them; every job of them counted
+            "bench-small-day", master="local[*]", extra_conf={"spark.ui.retainedJobs": "1000000"}
+        )
         defs = build_definitions()
         run_job(defs, "snapshot_job")
         print(f"{'batch':<12}{'wall s':>8}{'cpu s':>8}{'jobs':>6}  steps (s)")
