@@ -20,11 +20,13 @@ def _client(storage: StorageResource, s3: S3Resource) -> object | None:
 
 
 def _is_batch_date(name: str, first: str, today: dt.date) -> bool:
+    """A folder named YYYY-MM-DD, from `first` to `today`: Python 3.11's fromisoformat also reads `20190901` and
+    `2019-W35-7`, which are no partition key, and a run requested for one would fail every tick."""
     try:
         day = dt.date.fromisoformat(name)
     except ValueError:
         return False
-    return dt.date.fromisoformat(first) <= day <= today
+    return day.isoformat() == name and dt.date.fromisoformat(first) <= day <= today
 
 
 BATCH_DESCRIPTION = (

@@ -149,9 +149,13 @@ def test_a_reuploaded_unload_is_noticed(s3, tmp_path, settle) -> None:
 
 
 def test_folders_that_are_not_batch_dates_are_not_requested(s3, tmp_path, settle) -> None:
-    put(s3, part("fact_event_by_day", "backup"))
-    put(s3, manifest("fact_event_by_day", "backup"))
-    assert requested(evaluate("batch_unload_sensor", tmp_path)) == []
+    """Only YYYY-MM-DD names a batch: `20190903` and `2019-W36-2` are dates to Python 3.11's fromisoformat,
+    never partition keys."""
+    for folder in ("backup", "20190903", "2019-W36-2", "2019-09-03"):
+        for table in ("fact_event_by_day", "fact_attendance"):
+            put(s3, part(table, folder))
+            put(s3, manifest(table, folder))
+    assert [partition for partition, _ in requested(evaluate("batch_unload_sensor", tmp_path))] == ["2019-09-03"]
 
 
 def test_a_new_dimension_snapshot_is_noticed(s3, tmp_path, settle) -> None:
