@@ -24,7 +24,7 @@ from teem_assets.conversion import ConversionRequest, convert
 from teem_assets.converted import read
 from teem_assets.data_root import DataRoot
 from teem_assets.iceberg import SNAPSHOTS_ALWAYS_KEPT, CatalogSettings, create_table, expire_snapshots, use_catalog
-from teem_assets.migration import CREATED_DATE, migrate_batches, replace_snapshot
+from teem_assets.migration import CREATED_DATE, MigrationReport, migrate_batches, replace_snapshot
 from teem_assets.sample.generate import batch_rows, snapshot_rows
 
 FACTS = ["fact_event_by_day", "fact_attendance"]
@@ -199,6 +199,34 @@ def test_a_late_update_that_moves_created_at_moves_the_row(spark, tmp_path):
     assert read_table(table.name, str(tmp_path / "t")) == sorted([other, newer], key=repr)
 
 
+def migrate_at_once(
+    spark, parquet_root: str, table: str, target: str, groups: list[list[str]]
+) -> tuple[list[MigrationReport], list[str]]:
+    """One writer per group of batch days, all released at the same moment into `target`'s table; returns their
+    reports and the conflicts they logged, once every one of them ended without an error."""
+    name = identifier(spark, target, table)
+    start = threading.Barrier(len(groups))
+    errors: list[Exception] = []
+    retried: list[str] = []
+    reports: list[MigrationReport] = []
+
+    def writer(days: list[str]) -> None:
+        try:
+            start.wait()
+            reports.append(migrate_batches(spark, TABLES[table], files(parquet_root, table, days), name,
+                                           target + "q", log=retried.append))  # fmt: skip
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(days,)) for days in groups]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(600)
+    assert not errors
+    return reports, retried
+
+
 @pytest.mark.parametrize("table", FACTS)
 def test_writers_of_one_table_at_once_converge(spark, parquet_root, tmp_path, table):
     """Three MERGEs of overlapping batches committed at the same moment: Iceberg rejects the commits that lost
@@ -207,24 +235,7 @@ def test_writers_of_one_table_at_once_converge(spark, parquet_root, tmp_path, ta
     name = identifier(spark, target, table)
     migrate_batches(spark, TABLES[table], files(parquet_root, table, DAYS[:11]), name, target + "q")
     before = len(iceberg(target, "migrated", table).snapshots())
-    start = threading.Barrier(3)
-    errors: list[Exception] = []
-    retried: list[str] = []
-
-    def writer(day: str) -> None:
-        try:
-            start.wait()
-            migrate_batches(spark, TABLES[table], files(parquet_root, table, [day]), name, target + "q",
-                            log=retried.append)  # fmt: skip
-        except Exception as error:  # pragma: no cover - reported below
-            errors.append(error)
-
-    threads = [threading.Thread(target=writer, args=(day,)) for day in DAYS[11:]]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(600)
-    assert not errors
+    _, retried = migrate_at_once(spark, parquet_root, table, target, [[day] for day in DAYS[11:]])
     assert read_table(table, target) == sorted(newest_by_key(table).values(), key=repr)
     # All three planned against the same snapshot: the first commit wins, the others conflict and run again.
     assert retried and all("conflicted with another writer" in line for line in retried), retried
@@ -238,26 +249,7 @@ def test_writers_that_all_find_the_table_empty_converge_without_a_key_twice(spar
     times."""
     table = "fact_event_by_day"
     target = str(tmp_path / "t")
-    name = identifier(spark, target, table)
-    start = threading.Barrier(3)
-    errors: list[Exception] = []
-    retried: list[str] = []
-    reports = []
-
-    def writer(days: list[str]) -> None:
-        try:
-            start.wait()
-            reports.append(migrate_batches(spark, TABLES[table], files(parquet_root, table, days), name,
-                                           target + "q", log=retried.append))  # fmt: skip
-        except Exception as error:  # pragma: no cover - reported below
-            errors.append(error)
-
-    threads = [threading.Thread(target=writer, args=(days,)) for days in (DAYS[:7], DAYS[7:], DAYS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(600)
-    assert not errors
+    reports, retried = migrate_at_once(spark, parquet_root, table, target, [DAYS[:7], DAYS[7:], DAYS])
     assert read_table(table, target) == sorted(newest_by_key(table).values(), key=repr)
     assert len(retried) >= 2 and all("conflicted with another writer" in line for line in retried), retried
     snapshots = iceberg(target, "migrated", table).snapshots()
