@@ -223,7 +223,7 @@ def migrate_at_once(
         thread.start()
     for thread in threads:
         thread.join(600)
-    assert not errors
+    assert not errors, [str(error)[:3000] for error in errors]
     return reports, retried
 
 
