@@ -96,6 +96,8 @@ def _check_unload(args: argparse.Namespace) -> int:
     records = rows = malformed = 0
     for note in unload.ignored:
         print(f"ignored: {note}", file=report)
+    for name in unload.stale:
+        print(f"ignored: {name} (stale: older than the newest unload)", file=report)
     for part in unload.parts:
         part_records = part_malformed = 0
         try:

@@ -12,6 +12,7 @@ commit that loses to another writer's is run again against the new state.
 from __future__ import annotations
 
 import functools
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -114,10 +115,19 @@ def _distinct_keys(incoming: DataFrame, table: Table) -> int:
     return incoming.where(~unmigratable(table)).select(*table.primary_key).distinct().count()
 
 
+_GLOB_CHARACTERS = re.compile(r"([\\\[\]{}*?])")
+
+
+def literal_path(path: str) -> str:
+    """`path` escaped for the Hadoop glob Spark applies to every path it reads: a part named `x[1]_0000_part_00`
+    is that file, not a pattern matching `x1_0000_part_00`."""
+    return _GLOB_CHARACTERS.sub(r"\\\1", path)
+
+
 def _read(spark: SparkSession, table: Table, files: list[str]) -> DataFrame:
     if not files:
         return spark.createDataFrame([], table_schema(table))
-    return spark.read.schema(table_schema(table)).parquet(*files)
+    return spark.read.schema(table_schema(table)).parquet(*map(literal_path, files))
 
 
 def ensure_migrated_table(spark: SparkSession, table: Table, identifier: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,6 +63,9 @@ _TYPE_RE = re.compile(r"^\s*([a-z][a-z0-9 ]*?)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*
 REDSHIFT_MAX_DECIMAL_PRECISION = 38
 REDSHIFT_DEFAULT_DECIMAL = (18, 0)
 REDSHIFT_DEFAULT_VARCHAR_LENGTH = 256
+# The earliest instant every reader downstream holds: Redshift keeps dates back to 4713 BC, but Python's datetime,
+# Spark's documented range and PostgreSQL's text form of a year (no year 0000) begin here.
+EARLIEST = dt.datetime(1, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,10 @@ class RedshiftType:
     @property
     def is_text(self) -> bool:
         return self.kind in (Kind.CHAR, Kind.VARCHAR)
+
+    @property
+    def is_temporal(self) -> bool:
+        return self.kind in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
 
     @property
     def sql(self) -> str:

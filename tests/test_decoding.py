@@ -117,3 +117,20 @@ def test_a_byte_order_mark_opens_a_part_without_becoming_data(tmp_path):
         {"a": "2", "b": "\ufeffb"},
     ]
     assert not [m for chunk in chunks for m in chunk.malformed]
+
+
+@pytest.mark.parametrize(
+    ("spec", "text"),
+    [
+        ("v:timestamp", "0000-12-31 23:59:59"),
+        ("v:date", "0000-02-29"),
+        ("v:timestamptz", "0001-01-01 00:30:00+01"),  # 0000-12-31 23:30 in UTC
+    ],
+)
+def test_dates_before_year_one_are_quarantined_as_out_of_range(spec: str, text: str):
+    columns = parse_columns_spec(f"k:int,{spec}")
+    decoded = decode_records(f'"1"|"{text}"\n"2"|\\N\n'.encode(), columns, file="f")
+    assert [row["k"] for row in decoded.table.to_pylist()] == [2]
+    [bad] = decoded.malformed
+    kind = spec.split(":")[1]
+    assert (bad.reason, bad.detail) == ("out_of_range", f"{kind} value '{text}' before 0001-01-01 in column v")

@@ -16,6 +16,7 @@ from teem_assets.assets.keys import parquet_key, raw_key, selected_tables
 from teem_assets.assets.stage import layer_spec, stage, stage_request
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
 from teem_assets.verdicts.batches import COMPANIES, VOLUME
+from teem_assets.verdicts.parts import STALE_PARTS
 from teem_assets.verdicts.snapshots import SHRINK
 
 
@@ -27,6 +28,16 @@ def _spec(placement: Placement, table: Table) -> dg.AssetSpec:
     return layer_spec(placement, table, parquet_key(table), raw_key(table), kinds, description, uri)
 
 
+def _stale_parts_spec(table: Table) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        STALE_PARTS,
+        asset=parquet_key(table),
+        description="Warns, naming them, about the parts of an unload without a manifest that were not read because "
+        "they were written more than an hour before its newest part (an earlier unload's, left by ALLOWOVERWRITE). "
+        "An unload written over longer than that loses their rows: unload with MANIFEST to make it exact.",
+    )
+
+
 def _snapshot_check_specs(table: Table) -> list[dg.AssetCheckSpec]:
     return [
         dg.AssetCheckSpec(
@@ -36,7 +47,8 @@ def _snapshot_check_specs(table: Table) -> list[dg.AssetCheckSpec]:
             description="A snapshot that is empty, or holds less than TEEM_SNAPSHOT_SHRINK_THRESHOLD (0.9) of the "
             "current migrated table's rows, stops here: the migrated table and PostgreSQL keep what they have "
             "(an unload cut short would otherwise replace a whole dimension with less).",
-        )
+        ),
+        _stale_parts_spec(table),
     ]
 
 
@@ -63,6 +75,7 @@ def _batch_check_specs(table: Table) -> list[dg.AssetCheckSpec]:
                 "from it: a customer whose events stopped arriving upstream, which totals alone would hide.",
             )
         )
+    specs.append(_stale_parts_spec(table))
     return specs
 
 

@@ -16,6 +16,7 @@ from teem_assets.stages.report import AssetReport, CheckReport, StageReport, jso
 from teem_assets.stages.request import StageRequest
 from teem_assets.verdicts.batches import COMPANIES, VOLUME, missing_companies, volume_verdict
 from teem_assets.verdicts.history import BatchHistory
+from teem_assets.verdicts.parts import STALE_PARTS
 from teem_assets.verdicts.snapshots import SHRINK, shrink_verdict
 
 MALFORMED_LOGGED = 10
@@ -34,7 +35,8 @@ def _asset_report(table: Table, done: list[Conversion]) -> AssetReport:
         reasons.update(item.malformed_by_reason)
         source = "manifest" if item.unload.manifest else "newest parts by last-modified time"
         ignored = f"; ignored {', '.join(item.unload.ignored)}" if item.unload.ignored else ""
-        notes.append(f"{conversion.request.batch}: {len(item.unload.parts)} parts from the {source}{ignored}")
+        stale = f"; not read, stale: {', '.join(item.unload.stale)}" if item.unload.stale else ""
+        notes.append(f"{conversion.request.batch}: {len(item.unload.parts)} parts from the {source}{ignored}{stale}")
     rows = sum(c.result.rows for c in done)
     first = done[0].request
     return AssetReport(
@@ -121,6 +123,19 @@ def _batch_checks(root: DataRoot, request: StageRequest, tables: list[Table]) ->
     return checks
 
 
+def _stale_part_checks(request: StageRequest, tables: list[Table], done: list[Conversion]) -> list[CheckReport]:
+    checks = []
+    for table in tables:
+        key = asset_key(table)
+        if not request.wants(key, STALE_PARTS):
+            continue
+        stale = {c.request.batch: c.result.unload.stale for c in done if c.request.table is table}
+        stale = {batch: names for batch, names in stale.items() if names}
+        details = metadata(stale_parts=json_value(stale), parts_not_read=sum(len(names) for names in stale.values()))
+        checks.append(CheckReport(key, STALE_PARTS, not stale, details, severity="WARN"))
+    return checks
+
+
 def run(spark: SparkSession, root: DataRoot, request: StageRequest) -> StageReport:
     tables = [TABLES[name] for name in request.tables]
     requests = [
@@ -139,6 +154,7 @@ def run(spark: SparkSession, root: DataRoot, request: StageRequest) -> StageRepo
         report.checks = _shrink_checks(root, request, [c for c in done if c.request.table in whole])
     else:
         report.checks = _batch_checks(root, request, whole)
+    report.checks += _stale_part_checks(request, whole, done)
     report.failures = [
         f"parquet/{item.request.table.name} {item.request.batch}: {error}"
         for item in done

@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from teem_assets.redshift_types import RedshiftType, arrow_schema
+from teem_assets.redshift_types import EARLIEST, RedshiftType, arrow_schema
 from teem_assets.unload import scanner
-from teem_assets.unload.typed import to_typed
+from teem_assets.unload.typed import before_earliest, to_typed
 
 ESCAPED_NULL_POLICIES = {
     "null": scanner.NULL_POLICY_NULL,
@@ -19,6 +19,7 @@ ESCAPED_NULL_POLICIES = {
     "error": scanner.NULL_POLICY_ERROR,
 }
 BAD_VALUE = "bad_value"
+OUT_OF_RANGE = "out_of_range"
 MAX_BLOCK_BYTES = 2**31 - 1  # Arrow string offsets are int32
 
 
@@ -135,7 +136,7 @@ def decode_records(
     )
     good_records = np.flatnonzero(status == scanner.OK)
     arrays: list[pa.Array] = []
-    bad_rows: dict[int, str] = {}
+    bad_rows: dict[int, tuple[str, str]] = {}  # row: reason, detail
     for col, (name, rtype) in enumerate(columns):
         text = pa.StringArray.from_buffers(
             ngood,
@@ -145,18 +146,21 @@ def decode_records(
         )
         typed, bad = to_typed(text, rtype)
         for row in bad:
-            bad_rows.setdefault(row, f"invalid {rtype} value {text[row].as_py()!r} in column {name}")
+            bad_rows.setdefault(row, (BAD_VALUE, f"invalid {rtype} value {text[row].as_py()!r} in column {name}"))
+        for row in before_earliest(typed, rtype):
+            detail = f"{rtype} value {text[row].as_py()!r} before {EARLIEST.date().isoformat()} in column {name}"
+            bad_rows.setdefault(row, (OUT_OF_RANGE, detail))
         if any_nul and rtype.is_text:  # neither Redshift's VARCHAR nor PostgreSQL's text holds a NUL character
             nul = pc.fill_null(pc.match_substring(text, "\x00"), False).to_numpy(zero_copy_only=False)
             for row in np.flatnonzero(nul):
-                bad_rows.setdefault(int(row), f"a NUL byte in column {name}")
+                bad_rows.setdefault(int(row), (BAD_VALUE, f"a NUL byte in column {name}"))
         arrays.append(typed)
     table = pa.Table.from_arrays(arrays, schema=arrow_schema(columns))
     if bad_rows:
         keep = np.ones(ngood, dtype=bool)
-        for row, detail in bad_rows.items():
+        for row, (reason, detail) in bad_rows.items():
             keep[row] = False
-            malformed.append(malformed_at(int(good_records[row]), BAD_VALUE, detail))
+            malformed.append(malformed_at(int(good_records[row]), reason, detail))
         table = table.filter(pa.array(keep))
         malformed.sort(key=lambda m: m.record)
     return DecodedChunk(table=table, records=nrec, lines=lines, malformed=malformed)

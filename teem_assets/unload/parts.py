@@ -42,7 +42,8 @@ class Part:
 class UnloadParts:
     parts: list[Part]
     manifest: str | None = None
-    ignored: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # files of the folder that are not parts
+    stale: list[str] = field(default_factory=list)  # parts of an earlier unload of the folder, not read
 
     @property
     def total_bytes(self) -> int:
@@ -109,6 +110,6 @@ def find_parts(location: str, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> U
     newest = max(int(c.mtime_ns or 0) for c in candidates)
     cutoff = newest - int(stale_after_s * 1e9)
     fresh = [c for c in candidates if int(c.mtime_ns or 0) >= cutoff]
-    ignored += [f"{c.base_name} (stale: older than the newest unload)" for c in candidates if c not in fresh]
+    stale = sorted(c.base_name for c in candidates if c not in fresh)
     parts = sorted((_part_of(c, _child_uri(location, c)) for c in fresh), key=lambda p: p.name)
-    return UnloadParts(parts=parts, ignored=ignored)
+    return UnloadParts(parts=parts, ignored=ignored, stale=stale)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from teem_assets.redshift_types import RedshiftType
+from teem_assets.redshift_types import EARLIEST, RedshiftType
 
 _CAST_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError)
 
@@ -49,3 +50,14 @@ def to_typed(values: pa.Array, rtype: RedshiftType) -> tuple[pa.Array, list[int]
         flags[index] = True
     cleaned = pc.if_else(pa.array(flags), pa.scalar(None, values.type), values)
     return _cast(cleaned, target), bad
+
+
+def before_earliest(typed: pa.Array, rtype: RedshiftType) -> list[int]:
+    """Indices of the dates and timestamps before EARLIEST: valid in Redshift (year 0000 casts), held by none of
+    the readers downstream."""
+    if not rtype.is_temporal or len(typed) == 0:
+        return []
+    early = pc.fill_null(pc.less(typed, pa.scalar(EARLIEST).cast(typed.type)), False)
+    if not pc.any(early).as_py():
+        return []
+    return [int(i) for i in np.flatnonzero(early.to_numpy(zero_copy_only=False))]
