@@ -38,9 +38,10 @@ class Jobs:
     migration: UnresolvedAssetJobDefinition
     freshness: UnresolvedAssetJobDefinition
     admitted: UnresolvedAssetJobDefinition
+    maintenance: UnresolvedAssetJobDefinition
 
     def all(self) -> list[UnresolvedAssetJobDefinition]:
-        return [self.snapshot, self.batch, self.migration, self.freshness, self.admitted]
+        return [self.snapshot, self.batch, self.migration, self.freshness, self.admitted, self.maintenance]
 
 
 def batch_jobs(max_runtime_seconds: int) -> Jobs:
@@ -82,5 +83,13 @@ def batch_jobs(max_runtime_seconds: int) -> Jobs:
             description="The dates of a range run that stopped at Parquet because another of its dates was short "
             "(volume check), already converted: the facts' migrated and PostgreSQL layers and the aggregates. "
             "Started by `teem run`, and in a deployment by held_back_sensor; the short date stays failed.",
+        ),
+        maintenance=dg.define_asset_job(
+            "maintenance_job",
+            tags=tags,
+            selection=dg.AssetSelection.groups("maintenance"),
+            description="The upkeep of every Iceberg table: compaction of the partitions written since the last "
+            "one, manifests rewritten, snapshots expired, orphan files removed; each table's shape before and "
+            "after in its maintenance/<table> asset.",
         ),
     )

@@ -1,5 +1,6 @@
-"""Schedules: the daily batch, the weekly snapshot, and the hourly freshness check. All start stopped: the
-unload sensors are the usual trigger, the batch schedule is for unloads that land at a fixed hour."""
+"""Schedules: the daily batch, the weekly snapshot, the weekly upkeep of the tables, and the hourly freshness
+check. All start stopped: the unload sensors are the usual trigger, the batch schedule is for unloads that land
+at a fixed hour."""
 
 from __future__ import annotations
 
@@ -22,6 +23,13 @@ def schedules(jobs: Jobs) -> list[dg.ScheduleDefinition]:
             cron_schedule="0 5 * * 1",
             execution_timezone="UTC",
             description="On Mondays at 05:00 UTC, snapshot_job: the dimensions from their newest snapshots.",
+        ),
+        dg.ScheduleDefinition(
+            name="weekly_maintenance_schedule",
+            job=jobs.maintenance,
+            cron_schedule="0 3 * * 0",
+            execution_timezone="UTC",
+            description="On Sundays at 03:00 UTC, maintenance_job: the upkeep of every Iceberg table.",
         ),
         dg.ScheduleDefinition(
             name="freshness_schedule",

@@ -31,6 +31,7 @@ from resources.storage import StorageResource
 from resources.thresholds import CheckThresholds
 from teem_assets.assets.aggregates import aggregate_assets
 from teem_assets.assets.conventions import Placement
+from teem_assets.assets.maintenance import maintenance_asset
 from teem_assets.assets.migrated import migrated_assets
 from teem_assets.assets.parquet import parquet_assets
 from teem_assets.assets.postgres import postgres_assets
@@ -125,6 +126,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             *migrated_assets(placement),
             *postgres_assets(placement),
             *aggregate_assets(placement),
+            maintenance_asset(placement),
         ],
         asset_checks=freshness_checks,
         jobs=[*jobs.all(), rollback_job],

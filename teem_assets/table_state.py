@@ -29,11 +29,33 @@ def ref_snapshot_id(table: JavaTable, ref: str = MAIN) -> int | None:
     return int(found.snapshotId()) if found is not None else None
 
 
-def summary_values(spark: SparkSession, identifier: str, keys: list[str], ref: str = MAIN) -> dict[str, str] | None:
+REPLACE = "replace"  # the operation of a commit that rewrote files and changed no value (compaction)
+
+
+def data_snapshot_id(table: JavaTable, snapshot_id: int | None) -> int | None:
+    """The snapshot whose values `snapshot_id` holds: itself, or the one before the `replace` commits
+    (compaction, rewritten manifests) that led to it; None for None, or when that one expired."""
+    while snapshot_id is not None:
+        snapshot = table.snapshot(snapshot_id)
+        if snapshot is None:
+            return None
+        if snapshot.operation() != REPLACE:
+            return snapshot_id
+        parent = snapshot.parentId()
+        snapshot_id = int(parent) if parent is not None else None
+    return None
+
+
+def summary_values(
+    spark: SparkSession, identifier: str, keys: list[str], ref: str = MAIN, skip_replace: bool = False
+) -> dict[str, str] | None:
     """The entries `keys` (those present) of the summary of the snapshot `ref` points at, by default the
-    table's current snapshot, all read from that one snapshot; None when there is no such snapshot."""
+    table's current snapshot, all read from that one snapshot (`skip_replace`: from `data_snapshot_id`'s, what
+    a compaction's commit does not carry over); None when there is no such snapshot."""
     table = java_table(spark, identifier)
     snapshot_id = ref_snapshot_id(table, ref)
+    if skip_replace:
+        snapshot_id = data_snapshot_id(table, snapshot_id)
     if snapshot_id is None:
         return None
     summary = table.snapshot(snapshot_id).summary()

@@ -70,7 +70,8 @@ def test_every_asset_names_its_owner_domain_table_and_location(tmp_path: Path):
         TEEM_HOME=str(tmp_path),
     )
     expected = {f"{layer}/{t}" for layer in LAYERS for t in TABLES}
-    expected |= {f"{layer}/{a}" for layer in ("aggregates", "postgres") for a in AGGREGATES}
+    expected |= {f"{layer}/{a}" for layer in ("aggregates", "postgres", "maintenance") for a in AGGREGATES}
+    expected |= {f"maintenance/{t}" for t in TABLES}
     assert set(assets) == expected
     for key, asset in assets.items():
         assert asset["owners"] == ["team:data-engineering"], key
@@ -113,7 +114,7 @@ def test_code_versions_change_with_a_catalogue_column_or_a_layers_code_and_nowhe
     _edit(catalogue, '("attendance_role", "varchar(32)")', '("attendance_role", "varchar(64)")')
     after_column = {key: asset["code_version"] for key, asset in _describe(project, **env).items()}
     changed = {key for key in before if after_column[key] != before[key]}
-    assert changed == {f"{layer}/fact_attendance" for layer in LAYERS}
+    assert changed == {f"{layer}/fact_attendance" for layer in (*LAYERS, "maintenance")}
 
     copy_module = project / "teem_assets" / "postgres" / "copy.py"
     copy_module.write_text(copy_module.read_text() + "\n# a change to how rows are copied into PostgreSQL\n")

@@ -49,7 +49,8 @@ def test_the_definitions_show_each_threshold_in_the_launchpad(monkeypatch, tmp_p
     field = job.run_config_schema.config_type.fields["resources"].config_type.fields["thresholds"]
     shown = field.config_type.fields["config"]
     assert set(shown.config_type.fields) == {
-        "volume_threshold", "trailing_weeks", "trailing_batches", "snapshot_shrink_threshold", "freshness_max_age_hours"
+        "volume_threshold", "trailing_weeks", "trailing_batches", "snapshot_shrink_threshold",
+        "freshness_max_age_hours", "maintenance_small_file_mb", "maintenance_small_files", "maintenance_manifests",
     }  # fmt: skip
     assert shown.default_value["volume_threshold"] == 0.85  # what the launchpad fills in, to override per run
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
+from pyiceberg.table.snapshots import Operation
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -38,7 +39,7 @@ class LastComputation:
 
 def last_computation(spark: SparkSession, identifier: str) -> LastComputation | None:
     """Read from the one current snapshot (None: the table has none, never computed)."""
-    recorded = summary_values(spark, identifier, [DIMENSIONS_TOKEN, FACTS_READ])
+    recorded = summary_values(spark, identifier, [DIMENSIONS_TOKEN, FACTS_READ], skip_replace=True)
     if recorded is None:
         return None
     facts = recorded.get(FACTS_READ)
@@ -109,7 +110,10 @@ def values_replaced_since(iceberg_table, since: int | None, until: int) -> list[
     values: set[dt.date] = set()
     snapshot = iceberg_table.snapshot_by_id(until)
     while snapshot is not None and snapshot.snapshot_id != since:
-        recorded = (snapshot.summary.additional_properties if snapshot.summary else {}).get(VALUES_REPLACED)
+        summary = snapshot.summary
+        recorded = (summary.additional_properties if summary else {}).get(VALUES_REPLACED)
+        if summary is not None and summary.operation == Operation.REPLACE:
+            recorded = "[]"  # a compaction: files rewritten, no value changed
         if recorded is None:
             return None
         values |= {dt.date.fromisoformat(v) for v in json.loads(recorded)}

@@ -50,6 +50,7 @@ LAYER_CODE: dict[str, tuple[str, ...]] = {
         "stages/aggregate.py",
     ),
     "postgres_aggregates": ("postgres/aggregates.py", "postgres/copy.py", "postgres/ddl.py"),
+    "maintenance": ("maintenance.py", "stages/maintain.py"),
 }
 
 

@@ -28,6 +28,7 @@ WRITER_POOLS = {
     "postgres_batches",
     "aggregates",
     "postgres_aggregates",
+    "maintenance",
 }
 
 

@@ -8,12 +8,17 @@ from collections.abc import Callable
 from pyspark.sql import SparkSession
 
 from teem_assets.data_root import DataRoot
-from teem_assets.stages import aggregate, convert, migrate
+from teem_assets.stages import aggregate, convert, maintain, migrate
 from teem_assets.stages.report import StageReport, metadata
 from teem_assets.stages.request import StageRequest
 
 Stage = Callable[[SparkSession, DataRoot, StageRequest], StageReport]
-STAGES: dict[str, Stage] = {"convert": convert.run, "migrate": migrate.run, "aggregate": aggregate.run}
+STAGES: dict[str, Stage] = {
+    "convert": convert.run,
+    "migrate": migrate.run,
+    "aggregate": aggregate.run,
+    "maintain": maintain.run,
+}
 
 
 def run_stage(spark: SparkSession, request: StageRequest, root: DataRoot | None = None) -> StageReport:

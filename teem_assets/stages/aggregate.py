@@ -21,13 +21,20 @@ from teem_assets.aggregates.store import (
     stored_values,
     write_partitions,
 )
-from teem_assets.catalogue import FACTS, TABLES
+from teem_assets.catalogue import DIMENSIONS, FACTS, TABLES
 from teem_assets.data_root import DataRoot
 from teem_assets.iceberg import table_exists
 from teem_assets.stages.report import AssetReport, StageReport, json_value, metadata, path
 from teem_assets.stages.request import StageRequest
 from teem_assets.staging import stage_branch
-from teem_assets.table_state import MAIN, branch_head, current_snapshot_id, total_records
+from teem_assets.table_state import (
+    MAIN,
+    branch_head,
+    current_snapshot_id,
+    data_snapshot_id,
+    java_table,
+    total_records,
+)
 
 RECOMPUTED = "recomputed"
 # The migrated tables' snapshot ids when the stage read them: the check tells a real difference from a race.
@@ -57,7 +64,10 @@ def run(spark: SparkSession, root: DataRoot, request: StageRequest) -> StageRepo
     facts_at = {table.name: read_at[table.name] for table in FACTS}
     warehouse = read_warehouse(spark, migrated, read_at)
     selected = [AGGREGATES[name] for name in request.tables]
-    token = dimensions_token(read_at)  # of the snapshots read, not of whatever is current a moment later
+    # Of the snapshots read, not of whatever is current a moment later; a compaction's commit is no new snapshot.
+    token = dimensions_token(
+        {t.name: data_snapshot_id(java_table(spark, migrated[t.name]), read_at[t.name]) for t in DIMENSIONS}
+    )
     scopes: dict[str, Scope] = {}  # both aggregates last computed from the same snapshots share one scope
     report = StageReport()
     for aggregate in selected:
