@@ -8,6 +8,8 @@ from; secrets only ever as `dg.EnvVar`.
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -113,21 +115,39 @@ def resources_for(settings: Settings) -> dict[str, Any]:
     }
 
 
+PROJECT_FILE = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+
+def linked_to_code(assets: list[Any], settings: Settings) -> list[Any]:
+    """Each computed asset's page links to the function that computes it (Dagster's code references): to the
+    file in the repository at TEEM_CODE_URL, on TEEM_CODE_BRANCH, by its path relative to the repository's
+    root; without TEEM_CODE_URL, to the file on this machine. (Dagster marks these beta: said once, here.)"""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        referenced = dg.with_source_code_references(assets)
+        if settings.code_url is None:
+            return list(referenced)
+        anchor = dg.AnchorBasedFilePathMapping(
+            local_file_anchor=PROJECT_FILE, file_anchor_path_in_repository="pyproject.toml"
+        )
+        return list(dg.link_code_references_to_git(referenced, settings.code_url, settings.code_branch, anchor))
+
+
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """The code location from `settings` (this process's environment, read now, when None): every asset,
     check, job, schedule, sensor, resource and the executor is made from them here, nothing at import."""
     settings = settings or load()
     placement = Placement.of(settings)
     jobs = batch_jobs(settings.max_runtime_seconds)
+    computed = [
+        *parquet_assets(placement),
+        *migrated_assets(placement),
+        *postgres_assets(placement),
+        *aggregate_assets(placement),
+        maintenance_asset(placement),
+    ]
     return dg.Definitions(
-        assets=[
-            *raw_specs(placement),
-            *parquet_assets(placement),
-            *migrated_assets(placement),
-            *postgres_assets(placement),
-            *aggregate_assets(placement),
-            maintenance_asset(placement),
-        ],
+        assets=[*raw_specs(placement), *linked_to_code(computed, settings)],
         asset_checks=freshness_checks,
         jobs=[*jobs.all(), rollback_job],
         schedules=schedules(jobs),

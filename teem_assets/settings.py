@@ -206,6 +206,8 @@ class Settings:
     run_heartbeat_timeout_seconds: float = 300.0  # TEEM_RUN_HEARTBEAT_TIMEOUT_SECONDS
     max_runtime_seconds: int = 21600  # TEEM_MAX_RUNTIME_SECONDS
     webserver_url: str = "http://127.0.0.1:3000"  # TEEM_WEBSERVER_URL
+    code_url: str | None = None  # TEEM_CODE_URL: the repository the UI's code links point into
+    code_branch: str = "main"  # TEEM_CODE_BRANCH
     # table upkeep
     snapshot_retention_days: float = 7.0  # TEEM_SNAPSHOT_RETENTION_DAYS
     orphan_sweep_days: float = 7.0  # TEEM_ORPHAN_SWEEP_DAYS
@@ -292,6 +294,8 @@ class Settings:
             run_heartbeat_timeout_seconds=_number(env, "TEEM_RUN_HEARTBEAT_TIMEOUT_SECONDS", 300.0, above=0),
             max_runtime_seconds=max_runtime,
             webserver_url=(_text(env, "TEEM_WEBSERVER_URL") or "http://127.0.0.1:3000").rstrip("/"),
+            code_url=(_text(env, "TEEM_CODE_URL") or "").rstrip("/") or None,
+            code_branch=_text(env, "TEEM_CODE_BRANCH") or "main",
             # A reader may hold a snapshot for as long as a run may last: expiring it sooner breaks that read.
             snapshot_retention_days=_number(
                 env, "TEEM_SNAPSHOT_RETENTION_DAYS", 7.0, at_least=round(max_runtime / 86400, 4)

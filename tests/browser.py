@@ -3,6 +3,7 @@ downloads a browser (TEEM_CHROMIUM names another binary), and background network
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import re
@@ -47,6 +48,32 @@ def screenshot(page: Page, name: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     _settle(page)
     page.screenshot(path=str(path))
+    return path
+
+
+def lineage_picture(page: Page, name: str, width: int = 1100) -> Path:
+    """The lineage graph as Dagster exports it (its SVG download, every node however far off screen), drawn
+    `width` pixels wide into test-artifacts/browser/<name>.png: README's docs/lineage.png is one."""
+    folder = ARTIFACTS / "browser"
+    folder.mkdir(parents=True, exist_ok=True)
+    with page.expect_download() as download:
+        page.locator("button:has([aria-label=download_for_offline])").click()
+    svg = folder / f"{name}.svg"
+    download.value.save_as(str(svg))
+    found = re.search(r'width="([\d.]+)" height="([\d.]+)"', svg.read_text()[:500])
+    assert found, f"{svg}: not an SVG with a size"
+    height = round(float(found[2]) * width / float(found[1]))
+    browser = page.context.browser
+    assert browser is not None
+    picture = browser.new_page(viewport={"width": width, "height": height})
+    try:
+        source = f"data:image/svg+xml;base64,{base64.b64encode(svg.read_bytes()).decode()}"
+        picture.set_content(f'<body style="margin:0"><img style="width:{width}px" src="{source}"></body>')
+        picture.wait_for_load_state("load")
+        path = folder / f"{name}.png"
+        picture.screenshot(path=str(path))
+    finally:
+        picture.close()
     return path
 
 

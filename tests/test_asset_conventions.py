@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,8 @@ print(json.dumps({"package": teem_assets.__file__, "assets": {
         "table_name": str(graph.get(key).metadata.get("dagster/table_name", "")),
         "uri": str(graph.get(key).metadata.get("dagster/uri", "")),
         "columns": [c.name for c in graph.get(key).metadata["dagster/column_schema"].columns],
+        "code": [getattr(r, "url", None) or f"{r.file_path}:{r.line_number}" for r in getattr(
+            graph.get(key).metadata.get("dagster/code_references"), "code_references", [])],
     } for key in graph.get_all_asset_keys()
 }}))
 """
@@ -67,6 +70,7 @@ def test_every_asset_names_its_owner_domain_table_and_location(tmp_path: Path):
         TEEM_POSTGRES_URL="postgresql://loader:not-shown@db.internal:5433/analytics",
         TEEM_PG_SCHEMA="teem_export",
         TEEM_MIGRATED_DATABASE="teem_migrated",
+        TEEM_CODE_URL="https://github.com/teem/teem-pipelines",
         TEEM_HOME=str(tmp_path),
     )
     expected = {f"{layer}/{t}" for layer in LAYERS for t in TABLES}
@@ -97,7 +101,20 @@ def test_every_asset_names_its_owner_domain_table_and_location(tmp_path: Path):
         assert event[layer]["columns"] == TABLES["fact_event_by_day"].column_names
     assert assets["aggregates/agg_hourly_space"]["columns"] == AGGREGATES["agg_hourly_space"].column_names
 
+    for key, asset in assets.items():  # the function that computes it, in the repository (raw: not computed)
+        if key.startswith("raw/"):
+            assert asset["code"] == [], key
+            continue
+        [link] = asset["code"]
+        found = re.fullmatch(r"https://github\.com/teem/teem-pipelines/tree/main/(teem_assets/assets/\w+\.py)#L(\d+)",
+                             link)  # fmt: skip
+        assert found, (key, link)
+        line = (ROOT / found[1]).read_text().splitlines()[int(found[2]) - 1]
+        assert line.lstrip().startswith(("def ", "@dg.multi_asset")), (key, line)
+
     local = _describe(ROOT, TEEM_ROOT=str(tmp_path / "root"), TEEM_HOME=str(tmp_path))
+    [here] = local["migrated/dim_space"]["code"]
+    assert here.startswith(f"{ROOT}/teem_assets/assets/migrated.py:")
     assert local["migrated/dim_space"]["kinds"] == ["file", "iceberg", "spark"]
     assert local["migrated/dim_space"]["uri"] == f"file://{tmp_path}/root/warehouse/migrated/dim_space"
 

@@ -11,9 +11,9 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from browser import chromium_page, launch_from_asset_page, open_page, screenshot
+from browser import chromium_page, launch_from_asset_page, lineage_picture, open_page, screenshot
 from dagster_ui import base_url, dagster_dev, local_env
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 from servers import free_port, wait_for
 from tables import iceberg_rows
 
@@ -24,7 +24,7 @@ from teem_assets.sample.spec import SampleSpec
 
 # Text values without characters to escape: one record per line, so the test counts a part's rows itself.
 SPEC = SampleSpec(start=dt.date(2019, 9, 1), days=14, seed=7, plain_text=True)
-GROUPS = {"raw", "parquet", "migrated", "aggregates", "postgres"}
+GROUPS = {"raw", "parquet", "migrated", "aggregates", "postgres", "maintenance"}
 BACKFILLS = """
 { partitionBackfillsOrError { ... on PartitionBackfills { results {
     id status partitionNames runs(limit: 10) { runId status tags { key value } }
@@ -49,6 +49,10 @@ def _lineage_shows_every_group(page: Page, base: str) -> None:
     groups.first.wait_for()
     assert {text.strip().splitlines()[0] for text in groups.all_inner_texts()} == GROUPS
     screenshot(page, "lineage")
+    page.locator("body").click(position={"x": 900, "y": 300})
+    page.keyboard.press("Alt+KeyE")  # the graph's "Expand all groups"
+    expect(groups).to_have_count(0)
+    assert lineage_picture(page, "lineage-assets").stat().st_size > 50_000  # docs/lineage.png
 
 
 def _backfill_of_three_days_is_one_run(page: Page, base: str, graphql: Callable[..., dict]) -> None:
