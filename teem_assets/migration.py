@@ -24,6 +24,7 @@ from pyspark.sql import types as T
 from teem_assets.catalogue import Table
 from teem_assets.iceberg import create_table, retry_conflicts
 from teem_assets.spark_types import spark_schema
+from teem_assets.table_evolution import evolve
 from teem_assets.table_state import current_snapshot_id, total_records
 from teem_assets.verdicts.snapshots import shrink_verdict
 
@@ -131,7 +132,10 @@ def _read(spark: SparkSession, table: Table, files: list[str]) -> DataFrame:
 
 
 def ensure_migrated_table(spark: SparkSession, table: Table, identifier: str) -> None:
+    """Create the table, or bring it to the catalogue's columns (`table_evolution`): added, widened, or refused
+    before anything changes."""
     create_table(spark, identifier, migrated_schema(table), CREATED_DATE)
+    evolve(spark, identifier, migrated_schema(table))
 
 
 def _quoted(name: str) -> str:

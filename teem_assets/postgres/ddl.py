@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from psycopg2 import sql
 
 from teem_assets.catalogue import Columns, Table
@@ -31,6 +33,23 @@ def pg_type(rtype: RedshiftType) -> str:
         Kind.TIMESTAMP: "timestamp without time zone",
         Kind.TIMESTAMPTZ: "timestamp with time zone",
     }[kind]
+
+
+_INTEGERS = ("smallint", "integer", "bigint")
+_SIZED = re.compile(r"^(character varying|numeric)\((\d+)(?:,(\d+))?\)$")
+
+
+def widens(found: str, wanted: str) -> bool:
+    """Whether every value of PostgreSQL type `found` is, unchanged, one of `wanted`: a longer varchar, a wider
+    integer, a numeric's precision at the same scale, real to double precision (what the Iceberg tables allow)."""
+    if found in _INTEGERS and wanted in _INTEGERS:
+        return _INTEGERS.index(wanted) >= _INTEGERS.index(found)
+    if (found, wanted) == ("real", "double precision"):
+        return True
+    old, new = _SIZED.match(found), _SIZED.match(wanted)
+    if not (old and new and old[1] == new[1]):
+        return False
+    return int(new[2]) >= int(old[2]) and old[3] == new[3]
 
 
 def qualified(schema: str, name: str) -> sql.Composed:
@@ -70,10 +89,9 @@ def missing_under_lock(cursor, schema: str, name: str) -> bool:  # noqa: ANN001 
 
 
 def ensure_table(cursor, table: Columns, schema: str) -> list[str]:  # noqa: ANN001 - psycopg2 cursor
-    """Create the schema and table if missing; add catalogue columns the table lacks; return those added.
-
-    A column whose type differs from the catalogue's stops with SchemaConflict.
-    """
+    """Create the schema and table if missing; add catalogue columns the table lacks and widen those whose
+    catalogue type widens theirs (`widens`); return the columns added or widened. Run inside the load's
+    transaction: a column whose type differs otherwise stops with SchemaConflict, and nothing is changed."""
     if missing_under_lock(cursor, schema, table.name):
         cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         cursor.execute(create_table_sql(table, schema))
@@ -85,6 +103,13 @@ def ensure_table(cursor, table: Columns, schema: str) -> list[str]:  # noqa: ANN
         if found is None:
             cursor.execute(
                 sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                    qualified(schema, table.name), sql.Identifier(column.name), sql.SQL(wanted)
+                )
+            )
+            added.append(column.name)
+        elif found != wanted and widens(found, wanted):
+            cursor.execute(
+                sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}").format(
                     qualified(schema, table.name), sql.Identifier(column.name), sql.SQL(wanted)
                 )
             )

@@ -9,10 +9,19 @@ from pyspark.sql import SparkSession
 
 from teem_assets.catalogue import TABLES, Table
 from teem_assets.data_root import DataRoot
-from teem_assets.migration import MigrationReport, ShrinkGuard, SnapshotRefused, migrate_batches, replace_snapshot
+from teem_assets.iceberg import table_exists
+from teem_assets.migration import (
+    MigrationReport,
+    ShrinkGuard,
+    SnapshotRefused,
+    migrate_batches,
+    migrated_schema,
+    replace_snapshot,
+)
 from teem_assets.stages.metadata import column_schema, table_preview
 from teem_assets.stages.report import AssetReport, StageReport, metadata, path, text
 from teem_assets.stages.request import StageRequest
+from teem_assets.table_evolution import SchemaChangeRefused, current_schema, planned_change
 
 log = logging.getLogger("teem.migrate")
 
@@ -47,10 +56,27 @@ def _asset_report(root: DataRoot, table: Table, report: MigrationReport, **extra
     )
 
 
+def refused_schema_changes(spark: SparkSession, root: DataRoot, tables: list[Table]) -> list[str]:
+    """The catalogue changes no selected table can take (`table_evolution`), each naming its columns and types."""
+    refused = []
+    for table in tables:
+        identifier = root.migrated_table(spark, table.name)
+        if table_exists(spark, identifier):
+            try:
+                planned_change(current_schema(spark, identifier), migrated_schema(table), identifier)
+            except SchemaChangeRefused as error:
+                refused.append(str(error))
+    return refused
+
+
 def run(spark: SparkSession, root: DataRoot, request: StageRequest) -> StageReport:
     report = StageReport()
     batches = request.batches
-    for table in [TABLES[name] for name in request.tables]:
+    tables = [TABLES[name] for name in request.tables]
+    report.failures = refused_schema_changes(spark, root, tables)
+    if report.failures:  # before any table changes
+        return report
+    for table in tables:
         identifier = root.migrated_table(spark, table.name)
         if table.is_dimension:
             files = root.converted_or_fail(table.name, "snapshot").uris
