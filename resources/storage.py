@@ -22,6 +22,7 @@ class StorageResource(dg.ConfigurableResource):
     snapshot_retention_days: float = 7.0
     orphan_sweep_days: float = 7.0
     staged_retention_days: float = 7.0
+    quarantine_retention_days: float = 30.0
     s3_endpoint_url: str | None = None  # over aws_endpoint_url for S3 alone (AWS_ENDPOINT_URL_S3)
     glue_endpoint_url: str | None = None  # and for Glue (AWS_ENDPOINT_URL_GLUE)
 
@@ -42,5 +43,6 @@ class StorageResource(dg.ConfigurableResource):
                 self.staged_retention_days,
                 s3_endpoint_url=self.s3_endpoint_url or None,
                 glue_endpoint_url=self.glue_endpoint_url or None,
+                quarantine_retention_days=self.quarantine_retention_days,
             )
         return self._data

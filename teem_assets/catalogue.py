@@ -24,6 +24,7 @@ class LoadMode(Enum):
 class Column:
     name: str
     type: RedshiftType
+    personal: bool = False  # personal data: masked in previews, logs and metadata; kept raw only in quarantine
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,10 @@ class Columns:
     def typed_columns(self) -> list[tuple[str, RedshiftType]]:
         """(name, type) pairs, the form the reader and the Arrow/Spark schema builders take."""
         return [(c.name, c.type) for c in self.columns]
+
+    @property
+    def personal_columns(self) -> set[str]:
+        return {c.name for c in self.columns if c.personal}
 
     def column(self, name: str) -> Column:
         for column in self.columns:
@@ -71,9 +76,11 @@ def _table(
     domain: str,
     columns: list[tuple[str, str]],
     company_column: str | None = None,
+    personal: frozenset[str] = frozenset(),
 ) -> Table:
-    """Build a table; `edw` is the infix of its audit columns (`edw_<edw>_created_at`, …)."""
-    built = tuple(Column(n, parse_type(t)) for n, t in columns)
+    """Build a table; `edw` is the infix of its audit columns (`edw_<edw>_created_at`, …); `personal` names the
+    columns that hold personal data."""
+    built = tuple(Column(n, parse_type(t), personal=n in personal) for n, t in columns)
     table = Table(
         name=name,
         columns=built,
@@ -84,7 +91,7 @@ def _table(
         company_column=company_column,
         domain=domain,
     )
-    named = [primary_key, table.created_at, table.updated_at, company_column]
+    named = [primary_key, table.created_at, table.updated_at, company_column, *personal]
     for required in filter(None, named):
         table.column(required)
     return table
@@ -197,6 +204,8 @@ DIM_CALENDAR = _table(
         *_scd2("calendar"),
         *_audit("calendar"),
     ],
+    # a person's calendar is named after them and addressed by their email, which its identifier often is
+    personal=frozenset({"calendar_email", "calendar_name", "calendar_identifier"}),
 )
 
 # The predecessor declared the display columns as bare `char` (one character in Hive), which cannot hold
@@ -289,6 +298,7 @@ FACT_EVENT_BY_DAY = _table(
         ("edw_event_by_day_hash_insert", "varchar(64)"),
         *_audit("event_by_day"),
     ],
+    personal=frozenset({"event_by_day_platform_url"}),  # a meeting's link lets anyone holding it join
     company_column="edw_event_by_day_company_id",
 )
 

@@ -10,6 +10,7 @@ import datetime as dt
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import pyarrow.fs as pafs
 from pyiceberg.catalog import Catalog
 from pyspark.sql import SparkSession
 
@@ -23,6 +24,7 @@ from teem_assets.iceberg import (
     use_catalog,
 )
 from teem_assets.layout import default_databases
+from teem_assets.unload.location import resolve as pafs_resolve
 
 
 class MissingTable(Exception):
@@ -48,6 +50,8 @@ class DataRoot:
     # A service's own endpoint, over aws_endpoint_url (AWS's per-service variables: MinIO has no Glue)
     s3_endpoint_url: str | None = None
     glue_endpoint_url: str | None = None
+    # How long the records quarantined (raw, personal data and all) are kept; the upkeep removes them after.
+    quarantine_retention_days: float = 30.0
 
     _catalog: Catalog | None = field(default=None, init=False, repr=False, compare=False)
     _registered_in: SparkSession | None = field(default=None, init=False, repr=False, compare=False)
@@ -148,6 +152,17 @@ class DataRoot:
         the files only they referenced; when due, remove the files no snapshot references (orphans)."""
         expire_snapshots(spark, identifier, dt.timedelta(days=self.snapshot_retention_days))
         sweep_orphans_when_due(spark, identifier, dt.timedelta(days=self.orphan_sweep_days))
+
+    def remove_expired_quarantine(self, table: str, now: dt.datetime | None = None) -> list[str]:
+        """Remove the table's quarantine files written more than `quarantine_retention_days` before `now`;
+        returns their paths."""
+        cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=self.quarantine_retention_days)
+        fs, folder = pafs_resolve(layout.quarantine(self.root, table, ""))
+        found = fs.get_file_info(pafs.FileSelector(folder.rstrip("/"), recursive=True, allow_not_found=True))
+        expired = [i.path for i in found if i.type == pafs.FileType.File and i.mtime is not None and i.mtime < cutoff]
+        for path in expired:
+            fs.delete_file(path)
+        return expired
 
     def migrated_row_count(self, table: str) -> int | None:
         """Rows of the migrated table's current snapshot, None when the table does not exist yet."""

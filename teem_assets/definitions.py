@@ -60,6 +60,7 @@ def storage_from_settings(settings: Settings) -> StorageResource:
         snapshot_retention_days=settings.snapshot_retention_days,
         orphan_sweep_days=settings.orphan_sweep_days,
         staged_retention_days=settings.staged_retention_days,
+        quarantine_retention_days=settings.quarantine_retention_days,
     )
 
 

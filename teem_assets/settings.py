@@ -212,6 +212,7 @@ class Settings:
     snapshot_retention_days: float = 7.0  # TEEM_SNAPSHOT_RETENTION_DAYS
     orphan_sweep_days: float = 7.0  # TEEM_ORPHAN_SWEEP_DAYS
     staged_retention_days: float = 7.0  # TEEM_STAGED_RETENTION_DAYS
+    quarantine_retention_days: float = 30.0  # TEEM_QUARANTINE_RETENTION_DAYS
     maintenance_small_file_mb: float = 32.0  # TEEM_MAINTENANCE_SMALL_FILE_MB
     maintenance_small_files: int = 2  # TEEM_MAINTENANCE_SMALL_FILES
     maintenance_manifests: int = 32  # TEEM_MAINTENANCE_MANIFESTS
@@ -302,6 +303,7 @@ class Settings:
             ),
             orphan_sweep_days=_number(env, "TEEM_ORPHAN_SWEEP_DAYS", 7.0, above=0),
             staged_retention_days=_number(env, "TEEM_STAGED_RETENTION_DAYS", 7.0, above=0),
+            quarantine_retention_days=_number(env, "TEEM_QUARANTINE_RETENTION_DAYS", 30.0, above=0),
             maintenance_small_file_mb=_number(env, "TEEM_MAINTENANCE_SMALL_FILE_MB", 32.0, above=0),
             maintenance_small_files=_number(env, "TEEM_MAINTENANCE_SMALL_FILES", 2, at_least=2, whole=True),
             maintenance_manifests=_number(env, "TEEM_MAINTENANCE_MANIFESTS", 32, at_least=0, whole=True),

@@ -55,7 +55,7 @@ def _asset_report(table: Table, done: list[Conversion]) -> AssetReport:
                 "unloads": markdown("\n".join(f"- {n}" for n in notes)),
                 "path": path(first.parquet.rsplit("/", 1)[0]),
                 "quarantine": path(first.quarantine.rsplit("/", 1)[0]),
-                "preview": preview(done[-1].batch.uris),
+                "preview": preview(done[-1].batch.uris, table.personal_columns),
             }
         ),
     )

@@ -46,11 +46,12 @@ def _shape(shape: TableShape, when: str) -> dict[str, int]:
     }
 
 
-def _asset_report(name: str, table_name: str, upkeep: Upkeep, seconds: float) -> AssetReport:
+def _asset_report(name: str, table_name: str, upkeep: Upkeep, seconds: float, **extra: object) -> AssetReport:
     assert upkeep.after is not None
     return AssetReport(
         asset_key(name),
         metadata(
+            **extra,
             **_shape(upkeep.before, "before"),
             **_shape(upkeep.after, "after"),
             compacted_partitions=text(", ".join(upkeep.compacted_partitions) or "none"),
@@ -92,7 +93,10 @@ def run(spark: SparkSession, root: DataRoot, request: StageRequest) -> StageRepo
         upkeep = maintain(spark, identifier, partition_column, thresholds, retention)
         assert upkeep.after is not None
         log.info(f"{table_name}: {upkeep.before.data_files} -> {upkeep.after.data_files} data files")
-        report.materializations.append(_asset_report(name, table_name, upkeep, time.monotonic() - started))
+        # the raw records quarantined at conversion and migration, personal data and all, past their retention
+        extra = {"quarantine_files_removed": len(root.remove_expired_quarantine(name))} if name in TABLES else {}
+        seconds = time.monotonic() - started
+        report.materializations.append(_asset_report(name, table_name, upkeep, seconds, **extra))
         if request.wants(asset_key(name), WITHIN_THRESHOLDS):
             report.checks.append(_check(name, upkeep.after, thresholds))
     return report

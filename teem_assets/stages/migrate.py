@@ -49,7 +49,7 @@ def _asset_report(root: DataRoot, table: Table, report: MigrationReport, **extra
                 "dagster/table_name": f"{root.migrated_database}.{table.name}",
                 "snapshot_id": str(snapshot.snapshot_id) if snapshot else "none",
                 "path": path(iceberg.location()),
-                "preview": table_preview(iceberg),
+                "preview": table_preview(iceberg, table.personal_columns),
                 **extra,
             }
         ),
