@@ -200,12 +200,13 @@ def test_a_late_update_that_moves_created_at_moves_the_row(spark, tmp_path):
 
 
 def migrate_at_once(
-    spark, parquet_root: str, table: str, target: str, groups: list[list[str]]
+    spark, parquet_root: str, table: str, target: str, groups: list[list[str]], start: threading.Barrier | None = None
 ) -> tuple[list[MigrationReport], list[str]]:
-    """One writer per group of batch days, all released at the same moment into `target`'s table; returns their
-    reports and the conflicts they logged, once every one of them ended without an error."""
+    """One writer per group of batch days, all released at the same moment into `target`'s table (with the other
+    parties of `start`, when given); returns their reports and the conflicts they logged, once every one of them
+    ended without an error."""
     name = identifier(spark, target, table)
-    start = threading.Barrier(len(groups))
+    start = start or threading.Barrier(len(groups))
     errors: list[Exception] = []
     retried: list[str] = []
     reports: list[MigrationReport] = []
@@ -333,3 +334,37 @@ def test_a_table_the_pipeline_creates_is_first_swept_an_interval_after_its_creat
     assert orphan.exists()
     DataRoot(str(tmp_path), orphan_sweep_days=0).maintain(spark, identifier)
     assert not orphan.exists() and live.exists()
+
+
+def test_the_upkeep_and_a_merge_at_once_both_land(spark, parquet_root, tmp_path):
+    """The weekly upkeep (compaction, manifests rewritten, expiry) and a daily MERGE of the same table released at
+    the same moment, as a maintenance run and a batch run of different pools may be: whichever commits second is
+    rebased or run again, and the table ends with every key's newest row, no value changed by the upkeep."""
+    from teem_assets.maintenance import Thresholds, maintain
+
+    table = "fact_attendance"
+    target = str(tmp_path / "t")
+    name = identifier(spark, target, table)
+    for day in DAYS[:11]:  # a commit a day
+        migrate_batches(spark, TABLES[table], files(parquet_root, table, [day]), name, target + "q")
+    start = threading.Barrier(2)
+    errors: list[Exception] = []
+    upkeep = []
+
+    def maintenance() -> None:
+        try:
+            start.wait()
+            upkeep.append(maintain(spark, name, CREATED_DATE, Thresholds(32 << 20, 2, 0), dt.timedelta(days=7)))
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=maintenance)]
+    threads[0].start()
+    migrate_at_once(spark, parquet_root, table, target, [DAYS[11:]], start)
+    threads[0].join(600)
+    assert not errors, [str(error)[:3000] for error in errors]
+    assert read_table(table, target) == sorted(newest_by_key(table).values(), key=repr)
+    [done] = upkeep
+    assert done.manifests_rewritten > 0
+    operations = [s.summary.operation.value for s in iceberg(target, "migrated", table).snapshots()]
+    assert "replace" in operations and operations.count("overwrite") >= 1
