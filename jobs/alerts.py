@@ -155,8 +155,8 @@ def alert_sensors(settings: Settings, jobs: Jobs) -> list[dg.SensorDefinition]:
     @dg.sensor(
         name="check_warning_alerts",
         description="Emails and posts to Slack each failed warning check (companies_still_present, "
-        "newest_batch_is_fresh, no_stale_parts, files_within_thresholds) with its metadata, once per check and "
-        "partition.",
+        "newest_batch_is_fresh, no_stale_parts, files_within_thresholds, catalogue_rules) with its metadata, once "
+        "per check and partition.",
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=60,
     )

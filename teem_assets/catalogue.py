@@ -12,6 +12,8 @@ from enum import Enum
 
 from teem_assets.redshift_types import RedshiftType, parse_type
 
+PERSONAL_MASK = "(personal)"  # what previews, logs and metadata show in place of a personal column's value
+
 
 class LoadMode(Enum):
     """How an unload becomes the current state."""
@@ -25,6 +27,31 @@ class Column:
     name: str
     type: RedshiftType
     personal: bool = False  # personal data: masked in previews, logs and metadata; kept raw only in quarantine
+
+
+class RuleKind(Enum):
+    NOT_NULL = "not_null"
+    UNIQUE = "unique"  # within the unload: a snapshot, a batch
+    ACCEPTED = "accepted"  # one of `values`, compared case-insensitively
+    PATTERN = "pattern"  # matches the regular expression `pattern` (a search; anchor it to match whole)
+    NOT_AFTER_BATCH = "not_after_batch"  # at most `days` after the end of the batch date (a snapshot: of today)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule a column's values keep, evaluated while the unload is converted; a rule that `blocks` stops the
+    batch at Parquet when a row breaks it, any other warns."""
+
+    kind: RuleKind
+    column: str
+    blocks: bool = False
+    values: tuple[str, ...] = ()
+    pattern: str = ""
+    days: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.column}_{self.kind.value}"
 
 
 @dataclass(frozen=True)
@@ -62,6 +89,7 @@ class Table(Columns):
     updated_at: str
     load_mode: LoadMode
     company_column: str | None = None  # the company of a fact row, for the companies check
+    rules: tuple[Rule, ...] = ()
 
     @property
     def is_dimension(self) -> bool:
@@ -77,10 +105,12 @@ def _table(
     columns: list[tuple[str, str]],
     company_column: str | None = None,
     personal: frozenset[str] = frozenset(),
+    rules: tuple[Rule, ...] = (),
 ) -> Table:
     """Build a table; `edw` is the infix of its audit columns (`edw_<edw>_created_at`, …); `personal` names the
-    columns that hold personal data."""
+    columns that hold personal data; `rules` come after those every table keeps (`_table_rules`)."""
     built = tuple(Column(n, parse_type(t), personal=n in personal) for n, t in columns)
+    updated_at = f"edw_{edw}_updated_at"
     table = Table(
         name=name,
         columns=built,
@@ -90,11 +120,22 @@ def _table(
         load_mode=load_mode,
         company_column=company_column,
         domain=domain,
+        rules=(*_table_rules(primary_key, updated_at, load_mode), *rules),
     )
-    named = [primary_key, table.created_at, table.updated_at, company_column, *personal]
+    named = [primary_key, table.created_at, table.updated_at, company_column, *personal, *(r.column for r in rules)]
     for required in filter(None, named):
         table.column(required)
     return table
+
+
+def _table_rules(primary_key: str, updated_at: str, load_mode: LoadMode) -> list[Rule]:
+    """What every table keeps (TABLES.md's likely primary keys, the warehouse's load stamps): a key in every row
+    (the migrate stage quarantines a row without one), once per snapshot (the newest row of a key is kept), and
+    no row stamped after its batch, which blocks: such a row would win every later update of its key."""
+    rules = [Rule(RuleKind.NOT_NULL, primary_key), Rule(RuleKind.NOT_AFTER_BATCH, updated_at, blocks=True, days=1)]
+    if load_mode is LoadMode.SNAPSHOT:
+        rules.append(Rule(RuleKind.UNIQUE, primary_key))
+    return rules
 
 
 def _audit(edw: str) -> list[tuple[str, str]]:
@@ -206,6 +247,7 @@ DIM_CALENDAR = _table(
     ],
     # a person's calendar is named after them and addressed by their email, which its identifier often is
     personal=frozenset({"calendar_email", "calendar_name", "calendar_identifier"}),
+    rules=(Rule(RuleKind.PATTERN, "calendar_email", pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),),
 )
 
 # The predecessor declared the display columns as bare `char` (one character in Hive), which cannot hold
@@ -299,6 +341,7 @@ FACT_EVENT_BY_DAY = _table(
         *_audit("event_by_day"),
     ],
     personal=frozenset({"event_by_day_platform_url"}),  # a meeting's link lets anyone holding it join
+    rules=(Rule(RuleKind.ACCEPTED, "event_by_day_status", values=("confirmed", "tentative", "cancelled")),),
     company_column="edw_event_by_day_company_id",
 )
 
@@ -318,6 +361,11 @@ FACT_ATTENDANCE = _table(
         ("edw_attendance_hash_insert", "varchar(64)"),
         *_audit("attendance"),
     ],
+    # the calendar platforms' values, in whatever case they send them (the aggregates compare them lower-cased)
+    rules=(
+        Rule(RuleKind.ACCEPTED, "attendance_role", values=("required", "optional", "organizer", "room", "resource")),
+        Rule(RuleKind.ACCEPTED, "attendance_status", values=("accepted", "tentative", "needsaction", "declined")),
+    ),
 )
 
 TABLES: dict[str, Table] = {

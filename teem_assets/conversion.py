@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ from pyspark.sql import SparkSession
 from teem_assets import converted
 from teem_assets.catalogue import Table
 from teem_assets.unload.location import REQUEST_THREADS, join, parquet_dataset
+from teem_assets.unload.rules import RuleSet
 from teem_assets.unload.spark_reader import ConvertedUnload, UnloadConversion, convert_unloads
 
 
@@ -45,8 +47,15 @@ def convert(spark: SparkSession, requests: list[ConversionRequest]) -> list[Conv
     """Convert every unload in one Spark job into a new attempt folder each, then point each batch that was
     read whole at it; an unload that could not be read keeps its previous conversion, if any."""
     attempts = [converted.new_attempt() for _ in requests]
+    today = dt.datetime.now(dt.UTC).date()
     conversions = [
-        UnloadConversion(r.raw, r.table.typed_columns, join(r.parquet, a), join(r.quarantine, a))
+        UnloadConversion(
+            r.raw,
+            r.table.typed_columns,
+            join(r.parquet, a),
+            join(r.quarantine, a),
+            rules=RuleSet.of(r.table, r.batch, today),
+        )
         for r, a in zip(requests, attempts)
     ]
     results = convert_unloads(spark, conversions)
@@ -68,6 +77,7 @@ def _committed(request: ConversionRequest, attempt: str, result: ConvertedUnload
         quarantined=result.malformed,
         quarantine=join(request.quarantine, attempt),
         companies=distinct_values([join(request.parquet, attempt, f) for f in files], column) if column else [],
+        blocked=sorted(o.rule.name for o in result.rule_outcomes if o.rule.blocks and o.broken),
     )
     converted.commit(batch)
     return Conversion(request, result, batch)

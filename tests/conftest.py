@@ -134,8 +134,8 @@ def loaded(sample_root, postgres_url, tmp_path_factory, spark):
                 checked = {(e.asset_key.to_user_string(), e.check_name) for e in evaluations if e.passed}
                 assert {(f"postgres/{t}", "matches_migrated") for t in TABLES} <= checked
                 assert {(f"aggregates/{a}", "matches_postgres_reference") for a in AGGREGATES} <= checked
-                # + snapshot_not_shrunk x2, volume x2, companies, no_stale_parts x4
-                assert len(checked) == len(evaluations) == 3 * len(TABLES) + len(AGGREGATES) + 1
+                # + snapshot_not_shrunk x2, volume x2, companies, no_stale_parts and catalogue_rules for each table
+                assert len(checked) == len(evaluations) == 4 * len(TABLES) + len(AGGREGATES) + 1
                 (shared / "pipeline.done").touch()
         yield root, schema, defs  # the environment stays set: the resources read it at each run
     # the schema stays for the session's other workers; the next session's first worker drops it

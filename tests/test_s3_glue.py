@@ -207,7 +207,7 @@ def test_a_stage_under_spark_submit_reports_through_pipes_messages_on_s3(sample_
     assert left == []
     folder = StorageResource(root=str(sample_root))
     in_process = _snapshots({"spark": SparkResource(), "storage": folder})
-    assert set(submitted) == set(in_process) and len(submitted) == 12  # 4 tables, 4 shrink and 4 stale-part checks
+    assert set(submitted) == set(in_process) and len(submitted) == 16  # 4 tables; shrink, stale-part, rules checks
     for key, values in in_process.items():
         for name in ("dagster/row_count", "rows_read", "rows_quarantined", "files", "bytes", "passed"):
             if name in values:

@@ -17,6 +17,7 @@ from teem_assets.assets.stage import layer_spec, stage, stage_request
 from teem_assets.catalogue import DIMENSIONS, FACTS, Table
 from teem_assets.verdicts.batches import COMPANIES, VOLUME
 from teem_assets.verdicts.parts import STALE_PARTS
+from teem_assets.verdicts.rules import CATALOGUE_RULES
 from teem_assets.verdicts.snapshots import SHRINK
 
 
@@ -38,6 +39,18 @@ def _stale_parts_spec(table: Table) -> dg.AssetCheckSpec:
     )
 
 
+def _rules_spec(table: Table) -> dg.AssetCheckSpec:
+    rules = "; ".join(f"{r.name} ({'blocks' if r.blocks else 'warns'})" for r in table.rules)
+    return dg.AssetCheckSpec(
+        CATALOGUE_RULES,
+        asset=parquet_key(table),
+        blocking=True,
+        description="The catalogue's rules for this table, evaluated while the unload is converted: per rule "
+        "broken, the rows and a few examples (personal data masked). A rule that blocks stops the batch here "
+        f"(and the migrate stage refuses it, whoever runs it); the others warn. Rules: {rules}.",
+    )
+
+
 def _snapshot_check_specs(table: Table) -> list[dg.AssetCheckSpec]:
     return [
         dg.AssetCheckSpec(
@@ -49,6 +62,7 @@ def _snapshot_check_specs(table: Table) -> list[dg.AssetCheckSpec]:
             "(an unload cut short would otherwise replace a whole dimension with less).",
         ),
         _stale_parts_spec(table),
+        _rules_spec(table),
     ]
 
 
@@ -75,7 +89,7 @@ def _batch_check_specs(table: Table) -> list[dg.AssetCheckSpec]:
                 "from it: a customer whose events stopped arriving upstream, which totals alone would hide.",
             )
         )
-    specs.append(_stale_parts_spec(table))
+    specs += [_stale_parts_spec(table), _rules_spec(table)]
     return specs
 
 

@@ -17,6 +17,7 @@ from teem_assets.stages.request import StageRequest
 from teem_assets.verdicts.batches import COMPANIES, VOLUME, missing_companies, volume_verdict
 from teem_assets.verdicts.history import BatchHistory
 from teem_assets.verdicts.parts import STALE_PARTS
+from teem_assets.verdicts.rules import CATALOGUE_RULES
 from teem_assets.verdicts.snapshots import SHRINK, shrink_verdict
 
 MALFORMED_LOGGED = 10
@@ -123,6 +124,32 @@ def _batch_checks(root: DataRoot, request: StageRequest, tables: list[Table]) ->
     return checks
 
 
+def _rule_checks(request: StageRequest, tables: list[Table], done: list[Conversion]) -> list[CheckReport]:
+    checks = []
+    for table in tables:
+        key = asset_key(table)
+        if not request.wants(key, CATALOGUE_RULES):
+            continue
+        rows: Counter[str] = Counter()
+        examples: dict[str, list[str]] = {}
+        blocks = {rule.name: rule.blocks for rule in table.rules}
+        for conversion in (c for c in done if c.request.table is table):
+            for outcome in (o for o in conversion.result.rule_outcomes if o.broken):
+                rows[outcome.rule.name] += outcome.broken
+                examples.setdefault(outcome.rule.name, []).extend(
+                    f"{conversion.request.batch}: {e}" for e in outcome.examples
+                )
+        found = {name: {"rows": n, "blocks": blocks[name], "examples": examples[name]} for name, n in rows.items()}
+        blocking = sorted(name for name in found if blocks[name])
+        details = metadata(
+            rules_checked=", ".join(blocks),
+            rules_broken=json_value(found),
+            blocking_rules_broken=", ".join(blocking) or "none",
+        )
+        checks.append(CheckReport(key, CATALOGUE_RULES, not found, details, severity="ERROR" if blocking else "WARN"))
+    return checks
+
+
 def _stale_part_checks(request: StageRequest, tables: list[Table], done: list[Conversion]) -> list[CheckReport]:
     checks = []
     for table in tables:
@@ -154,7 +181,7 @@ def run(spark: SparkSession, root: DataRoot, request: StageRequest) -> StageRepo
         report.checks = _shrink_checks(root, request, [c for c in done if c.request.table in whole])
     else:
         report.checks = _batch_checks(root, request, whole)
-    report.checks += _stale_part_checks(request, whole, done)
+    report.checks += _stale_part_checks(request, whole, done) + _rule_checks(request, whole, done)
     report.failures = [
         f"parquet/{item.request.table.name} {item.request.batch}: {error}"
         for item in done

@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from teem_assets.catalogue import Table
+from teem_assets.catalogue import PERSONAL_MASK, Table
 from teem_assets.stages.report import markdown, value
 from teem_assets.unload.location import resolve
 
@@ -23,7 +23,7 @@ def column_schema(table: Table) -> dict[str, Any]:
     return value({"columns": columns}, "table_schema")
 
 
-MASK = "(personal)"
+MASK = PERSONAL_MASK
 
 
 def masked(rows: pa.Table, personal: Collection[str]) -> pa.Table:

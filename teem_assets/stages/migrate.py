@@ -69,6 +69,16 @@ def refused_schema_changes(spark: SparkSession, root: DataRoot, tables: list[Tab
     return refused
 
 
+def blocked_batches(root: DataRoot, table: Table, batches: list[str]) -> str | None:
+    """Why the table's batches are refused: rows of some break a blocking rule of the catalogue (the check
+    `catalogue_rules` of its Parquet asset names them); None when none does."""
+    blocked = {b: found.blocked for b in batches if (found := root.converted_or_fail(table.name, b)).blocked}
+    if not blocked:
+        return None
+    broken = "; ".join(f"{batch}: {', '.join(rules)}" for batch, rules in blocked.items())
+    return f"{table.name}: not migrated, its rows break blocking rules of the catalogue ({broken}); fix the unload"
+
+
 def run(spark: SparkSession, root: DataRoot, request: StageRequest) -> StageReport:
     report = StageReport()
     batches = request.batches
@@ -77,6 +87,10 @@ def run(spark: SparkSession, root: DataRoot, request: StageRequest) -> StageRepo
     if report.failures:  # before any table changes
         return report
     for table in tables:
+        refused = blocked_batches(root, table, ["snapshot"] if table.is_dimension else batches)
+        if refused:
+            report.failures.append(refused)
+            continue
         identifier = root.migrated_table(spark, table.name)
         if table.is_dimension:
             files = root.converted_or_fail(table.name, "snapshot").uris

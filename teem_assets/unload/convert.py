@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from teem_assets.unload.decode import Columns, DecodedChunk, DecodeOptions, Malformed, arrow_schema, decode_records
 from teem_assets.unload.location import join, resolve
 from teem_assets.unload.parts import Part, UnloadError
+from teem_assets.unload.rules import RuleSet, RuleTally
 
 BLOCK_SIZE = 32 * 1024 * 1024
 MALFORMED_SAMPLE = 20
@@ -152,6 +153,7 @@ class PartResult:
     malformed_sample: list[Malformed] = field(default_factory=list)
     output: str | None = None
     quarantine: str | None = None
+    rules: RuleTally = field(default_factory=RuleTally)
 
 
 def _write_atomically(uri: str, schema: pa.Schema, tables: Iterator[pa.Table]) -> None:
@@ -189,8 +191,10 @@ def convert_part(
     quarantine_dir: str,
     options: DecodeOptions = DecodeOptions(),
     block_size: int = BLOCK_SIZE,
+    rules: RuleSet | None = None,
 ) -> PartResult:
-    """Convert one part to `<out_dir>/<part>.parquet`; malformed records go to `<quarantine_dir>/<part>.parquet`.
+    """Convert one part to `<out_dir>/<part>.parquet`; malformed records go to `<quarantine_dir>/<part>.parquet`;
+    the rows are checked against `rules` as they pass.
 
     Output names depend only on the part, so a retried task replaces its own file and adds nothing.
     """
@@ -205,6 +209,8 @@ def convert_part(
             result.rows += chunk.table.num_rows
             quarantined.extend(chunk.malformed)
             reasons.update(m.reason for m in chunk.malformed)
+            if rules is not None:
+                result.rules.add(chunk.table, rules)
             yield chunk.table
 
     result.output = join(out_dir, f"{part.name}.parquet")

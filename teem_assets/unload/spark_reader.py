@@ -24,6 +24,7 @@ from teem_assets.unload.convert import PARQUET_OPTIONS, PartResult, convert_part
 from teem_assets.unload.decode import Columns, DecodeOptions, Malformed, arrow_schema
 from teem_assets.unload.location import REQUEST_THREADS, join, resolve
 from teem_assets.unload.parts import Part, UnloadError, UnloadParts, find_parts
+from teem_assets.unload.rules import RuleOutcome, RuleSet, RuleTally, outcomes
 
 EMPTY_OUTPUT = "empty.parquet"
 
@@ -37,6 +38,7 @@ class UnloadConversion:
     out_dir: str
     quarantine_dir: str
     options: DecodeOptions = DecodeOptions()
+    rules: RuleSet | None = None
 
 
 @dataclass
@@ -72,6 +74,15 @@ class ConvertedUnload:
         return dict(reasons)
 
     @property
+    def rule_outcomes(self) -> list[RuleOutcome]:
+        if self.conversion.rules is None:
+            return []
+        tally = RuleTally()
+        for result in self.results:
+            tally.merge(result.rules)
+        return outcomes(tally, self.conversion.rules)
+
+    @property
     def malformed_sample(self) -> list[Malformed]:
         return [m for r in self.results for m in r.malformed_sample]
 
@@ -93,7 +104,12 @@ def _convert_task(item: Task, conversions: list[UnloadConversion]) -> TaskOutcom
     conversion = conversions[index]
     try:
         result = convert_part(
-            part, conversion.columns, conversion.out_dir, conversion.quarantine_dir, conversion.options
+            part,
+            conversion.columns,
+            conversion.out_dir,
+            conversion.quarantine_dir,
+            conversion.options,
+            rules=conversion.rules,
         )
     except UnloadError as error:
         return index, None, str(error)
