@@ -9,7 +9,7 @@ and after, from its metadata tables."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from pyspark.sql import SparkSession
 
@@ -62,9 +62,6 @@ class Upkeep:
     snapshots_expired: int = 0
     data_files_deleted: int = 0  # by the expired snapshots: what they alone held
     orphan_files_removed: int = 0
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def _metadata_file_bytes(spark: SparkSession, identifier: str) -> int:
@@ -150,7 +147,9 @@ def maintain(
     thresholds: Thresholds,
     snapshot_retention: dt.timedelta,
 ) -> Upkeep:
-    """Compact, rewrite manifests, expire, sweep; record how far the table was maintained."""
+    """Compact, rewrite manifests, expire, sweep; record how far the table was maintained: to the sequence number
+    it had when this began, so that a commit of another run made meanwhile is looked at next time."""
+    through = _last_sequence(spark, identifier)
     upkeep = Upkeep(before=table_shape(spark, identifier, partition_column, thresholds))
     since = int(table_property(spark, identifier, MAINTAINED_THROUGH) or 0)
     written = written_partitions(spark, identifier, partition_column, since)
@@ -165,7 +164,6 @@ def maintain(
     upkeep.snapshots_expired = int(expired.get("deleted_manifest_lists_count", 0))  # one list a snapshot
     upkeep.data_files_deleted = int(expired.get("deleted_data_files_count", 0))
     upkeep.orphan_files_removed = len(sweep_orphans_when_due(spark, identifier, dt.timedelta(0)) or [])
-    through = _last_sequence(spark, identifier)
     retry_conflicts(
         lambda: spark.sql(f"ALTER TABLE {identifier} SET TBLPROPERTIES ('{MAINTAINED_THROUGH}' = '{through}')")
     )

@@ -135,3 +135,11 @@ def test_thirty_daily_batches_then_maintenance(spark, tmp_path: Path, monkeypatc
     recomputed = {dt.date.fromisoformat(v) for v in hourly.metadata["recomputed"]["raw_value"]}
     every_day = spark.table(identifiers["agg_hourly_space"]).select("date").distinct().count()
     assert recomputed and recomputed <= touched and len(recomputed) < every_day
+
+
+def test_maintenance_before_any_table_exists_succeeds(spark, tmp_path: Path, monkeypatch, postgres_url, pg_schema):
+    """A deployment's first week: the weekly upkeep finds no table yet, says so, and fails nothing."""
+    defs = definitions(monkeypatch, tmp_path, postgres_url, pg_schema)
+    found = materializations(run_job(defs, "maintenance_job"))
+    assert set(found) == {f"maintenance/{name}" for name in [*TABLES, *AGGREGATES]}
+    assert all(metadata["table"].endswith("does not exist yet") for metadata in found.values())

@@ -86,8 +86,11 @@ def run(spark: SparkSession, root: DataRoot, request: StageRequest) -> StageRepo
     report = StageReport()
     for name in request.tables:
         identifier, partition_column, table_name = _table(spark, root, name)
-        if not table_exists(spark, identifier):
-            report.failures.append(f"{asset_key(name)}: the table {table_name} does not exist yet: nothing to maintain")
+        if not table_exists(spark, identifier):  # a deployment's first days: nothing to maintain, nothing wrong
+            absent = metadata(table=text(f"{table_name} does not exist yet"), **{"dagster/table_name": table_name})
+            report.materializations.append(AssetReport(asset_key(name), absent))
+            if request.wants(asset_key(name), WITHIN_THRESHOLDS):
+                report.checks.append(CheckReport(asset_key(name), WITHIN_THRESHOLDS, True, absent, severity="WARN"))
             continue
         started = time.monotonic()
         upkeep = maintain(spark, identifier, partition_column, thresholds, retention)
