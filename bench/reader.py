@@ -43,6 +43,7 @@ from teem_assets.sample.unload_writer import write_unload
 from teem_assets.spark_session import build_spark_session
 from teem_assets.spark_types import spark_schema
 from teem_assets.unload.decode import arrow_schema
+from teem_assets.unload.rules import RuleSet
 from teem_assets.unload.spark_reader import UnloadConversion, convert_unloads
 
 TABLE = TABLES["fact_event_by_day"]
@@ -65,8 +66,10 @@ def generate(folder: Path, gigabytes: float) -> int:
 
 
 def ours(spark: SparkSession, source: Path, out: Path) -> int:
-    """The convert stage's own call (`teem_assets.conversion`): text to Parquet, no DataFrame over it."""
-    conversion = UnloadConversion(str(source), COLUMNS, str(out / "parquet"), str(out / "quarantine"))
+    """The convert stage's own call (`teem_assets.conversion`): text to Parquet, no DataFrame over it, the
+    catalogue's rules evaluated on the way (for the batch of the sample's last day, which every row keeps)."""
+    rules = RuleSet.of(TABLE, (dt.date(2019, 9, 1) + dt.timedelta(days=DAYS - 1)).isoformat(), dt.date.today())
+    conversion = UnloadConversion(str(source), COLUMNS, str(out / "parquet"), str(out / "quarantine"), rules=rules)
     [converted] = convert_unloads(spark, [conversion])
     assert not converted.errors and converted.malformed == 0, (converted.errors, converted.malformed_sample)
     return converted.rows
