@@ -122,10 +122,20 @@ def _table(
         domain=domain,
         rules=(*_table_rules(primary_key, updated_at, load_mode), *rules),
     )
-    named = [primary_key, table.created_at, table.updated_at, company_column, *personal, *(r.column for r in rules)]
+    named = [primary_key, table.created_at, table.updated_at, company_column, *personal]
     for required in filter(None, named):
         table.column(required)
+    for rule in table.rules:
+        _fits(rule, table.column(rule.column))
     return table
+
+
+def _fits(rule: Rule, column: Column) -> None:
+    """A rule on values of text or a time must name a column of that type: a catalogue edit that retypes a
+    column and keeps its rule is refused when the catalogue loads, not when an unload is read."""
+    text = rule.kind in (RuleKind.ACCEPTED, RuleKind.PATTERN)
+    if (text and not column.type.is_text) or (rule.kind is RuleKind.NOT_AFTER_BATCH and not column.type.is_temporal):
+        raise ValueError(f"rule {rule.name} does not fit the column {column.name} of type {column.type}")
 
 
 def _table_rules(primary_key: str, updated_at: str, load_mode: LoadMode) -> list[Rule]:
