@@ -24,7 +24,7 @@ from teem_assets.iceberg import (
     use_catalog,
 )
 from teem_assets.layout import default_databases
-from teem_assets.unload.location import resolve as pafs_resolve
+from teem_assets.unload.location import resolve
 
 
 class MissingTable(Exception):
@@ -157,7 +157,7 @@ class DataRoot:
         """Remove the table's quarantine files written more than `quarantine_retention_days` before `now`;
         returns their paths."""
         cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=self.quarantine_retention_days)
-        fs, folder = pafs_resolve(layout.quarantine(self.root, table, ""))
+        fs, folder = resolve(layout.quarantine(self.root, table, ""))
         found = fs.get_file_info(pafs.FileSelector(folder.rstrip("/"), recursive=True, allow_not_found=True))
         expired = [i.path for i in found if i.type == pafs.FileType.File and i.mtime is not None and i.mtime < cutoff]
         for path in expired:

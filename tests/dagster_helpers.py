@@ -52,11 +52,14 @@ def run_job(
     last: str | None = None,
     instance: dg.DagsterInstance | None = None,
     raise_on_error: bool = True,
+    assets: list[str] | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """Run a job in process: for the batch dates first..last, or unpartitioned without them."""
+    """Run a job in process: for the batch dates first..last, or unpartitioned without them; only the `assets`
+    (keys as `layer/table`) of its selection when given."""
     tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last or first} if first else {}
+    selection = [dg.AssetKey.from_user_string(key) for key in assets] if assets else None
     result = defs.resolve_job_def(name).execute_in_process(
-        instance=instance or dg.DagsterInstance.ephemeral(), tags=tags, raise_on_error=False
+        instance=instance or dg.DagsterInstance.ephemeral(), tags=tags, asset_selection=selection, raise_on_error=False
     )
     if raise_on_error and not result.success:  # say which checks failed and why, not only that one did
         failed = [

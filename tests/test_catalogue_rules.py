@@ -11,8 +11,7 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-from dagster_helpers import definitions, materializations, replace_raw_batch
+from dagster_helpers import definitions, materializations, replace_raw_batch, run_job
 
 from teem_assets import layout
 from teem_assets.catalogue import PERSONAL_MASK, TABLES
@@ -59,11 +58,8 @@ def test_rules_warn_or_block_and_the_writer_refuses_what_blocks(
     bad_email, twice = _calendars_breaking_two_rules(root)
     future = _events_stamped_after_their_batch(root)
     defs = definitions(monkeypatch, root, postgres_url, pg_schema)
-    keys = [dg.AssetKey([layer, t.name]) for layer in ("parquet", "migrated") for t in (CALENDARS, EVENTS, ATTENDANCE)]
-    tags = {ASSET_PARTITION_RANGE_START_TAG: DAY, ASSET_PARTITION_RANGE_END_TAG: DAY}
-    result = defs.resolve_job_def("migration_job").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), tags=tags, asset_selection=keys, raise_on_error=False
-    )
+    assets = [f"{layer}/{t.name}" for layer in ("parquet", "migrated") for t in (CALENDARS, EVENTS, ATTENDANCE)]
+    result = run_job(defs, "migration_job", DAY, raise_on_error=False, assets=assets)
 
     evaluations = result.get_asset_check_evaluations()
     checks = {e.asset_key.path[-1]: e for e in evaluations if e.check_name == "catalogue_rules"}

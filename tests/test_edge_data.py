@@ -13,8 +13,7 @@ from pathlib import Path
 import dagster as dg
 import psycopg2
 import pyarrow.parquet as pq
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-from dagster_helpers import definitions, materializations
+from dagster_helpers import definitions, materializations, run_job
 
 from teem_assets import layout
 from teem_assets.catalogue import TABLES
@@ -56,11 +55,8 @@ def test_year_zero_glob_names_and_stale_parts(tmp_path: Path, monkeypatch, postg
     records = len(list(batch_rows(SPEC, EVENTS.name, SPEC.batch_dates[0])))
 
     defs = definitions(monkeypatch, root, postgres_url, pg_schema)
-    selection = [dg.AssetKey([layer, EVENTS.name]) for layer in ("parquet", "migrated", "postgres")]
-    tags = {ASSET_PARTITION_RANGE_START_TAG: DAY, ASSET_PARTITION_RANGE_END_TAG: DAY}
-    result = defs.resolve_job_def("batch_job").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), tags=tags, asset_selection=selection, raise_on_error=False
-    )
+    assets = [f"{layer}/{EVENTS.name}" for layer in ("parquet", "migrated", "postgres")]
+    result = run_job(defs, "batch_job", DAY, raise_on_error=False, assets=assets)
     assert result.success
 
     parquet = materializations(result)[f"parquet/{EVENTS.name}"]

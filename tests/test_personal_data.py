@@ -14,9 +14,8 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow.parquet as pq
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from dagster._serdes import serialize_value
-from dagster_helpers import definitions, materializations, replace_raw_batch
+from dagster_helpers import definitions, materializations, replace_raw_batch, run_job
 
 from teem_assets import layout
 from teem_assets.catalogue import TABLES
@@ -50,32 +49,14 @@ def _with_personal_data(root: Path) -> None:
     replace_raw_batch(root, EVENTS, DAY, events)
 
 
-def _run(
-    defs: dg.Definitions, job: str, keys: list[str], instance: dg.DagsterInstance | None = None
-) -> dg.ExecuteInProcessResult:
-    """`job` for the sample's day, only the assets of `keys`."""
-    tags = (
-        {ASSET_PARTITION_RANGE_START_TAG: DAY, ASSET_PARTITION_RANGE_END_TAG: DAY} if job != "maintenance_job" else {}
-    )
-    result = defs.resolve_job_def(job).execute_in_process(
-        instance=instance or dg.DagsterInstance.ephemeral(),
-        tags=tags,
-        asset_selection=[dg.AssetKey.from_user_string(k) for k in keys],
-        raise_on_error=False,
-    )
-    assert result.success, [e.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    return result
-
-
 def test_personal_data_stays_out_of_what_the_ui_shows(tmp_path: Path, monkeypatch, postgres_url, pg_schema) -> None:
     root = tmp_path / "root"
     generate_sample(str(root), SPEC, UnloadOptions(slices=2))
     _with_personal_data(root)
     defs = definitions(monkeypatch, root, postgres_url, pg_schema)
     instance = dg.DagsterInstance.ephemeral()
-    result = _run(
-        defs, "migration_job", [f"{layer}/{t.name}" for layer in LAYERS for t in (CALENDARS, EVENTS)], instance
-    )
+    keys = [f"{layer}/{t.name}" for layer in LAYERS for t in (CALENDARS, EVENTS)]
+    result = run_job(defs, "migration_job", DAY, instance=instance, assets=keys)
 
     found = materializations(result)
     for key in ("parquet/dim_calendar", "migrated/dim_calendar", "parquet/fact_event_by_day"):
@@ -86,9 +67,9 @@ def test_personal_data_stays_out_of_what_the_ui_shows(tmp_path: Path, monkeypatc
     quarantine = Path(DataRoot(str(root)).converted_or_fail(CALENDARS.name, "snapshot").quarantine)
     [kept] = [p for p in quarantine.rglob("*.parquet")]
     assert MARK.encode() in pq.read_table(kept).column("raw")[0].as_py()  # raw, for whoever fixes the input
-    upkeep = materializations(_run(defs, "maintenance_job", [f"maintenance/{CALENDARS.name}"]))
+    upkeep = materializations(run_job(defs, "maintenance_job", assets=[f"maintenance/{CALENDARS.name}"]))
     assert kept.exists() and upkeep[f"maintenance/{CALENDARS.name}"]["quarantine_files_removed"] == 0
     month_ago = time.time() - 31 * 86400  # past TEEM_QUARANTINE_RETENTION_DAYS (30)
     os.utime(kept, (month_ago, month_ago))
-    upkeep = materializations(_run(defs, "maintenance_job", [f"maintenance/{CALENDARS.name}"]))
+    upkeep = materializations(run_job(defs, "maintenance_job", assets=[f"maintenance/{CALENDARS.name}"]))
     assert not kept.exists() and upkeep[f"maintenance/{CALENDARS.name}"]["quarantine_files_removed"] == 1

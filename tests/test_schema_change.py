@@ -13,8 +13,7 @@ from pathlib import Path
 import dagster as dg
 import psycopg2
 import pytest
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-from dagster_helpers import definitions, replace_raw_batch
+from dagster_helpers import definitions, replace_raw_batch, run_job
 
 from teem_assets.catalogue import FACTS, TABLES, Column, Table
 from teem_assets.data_root import DataRoot
@@ -50,11 +49,8 @@ def catalogue() -> Iterator[Callable[[Table], None]]:
 
 
 def _run(defs: dg.Definitions, day: str) -> dg.ExecuteInProcessResult:
-    selection = [dg.AssetKey([layer, ATTENDANCE.name]) for layer in ("parquet", "migrated", "postgres")]
-    tags = {ASSET_PARTITION_RANGE_START_TAG: day, ASSET_PARTITION_RANGE_END_TAG: day}
-    return defs.resolve_job_def("batch_job").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), tags=tags, asset_selection=selection, raise_on_error=False
-    )
+    assets = [f"{layer}/{ATTENDANCE.name}" for layer in ("parquet", "migrated", "postgres")]
+    return run_job(defs, "batch_job", day, raise_on_error=False, assets=assets)
 
 
 def _iceberg_rows(spark, identifier: str, columns: list[str]) -> list[tuple]:

@@ -73,8 +73,9 @@ class ConvertedUnload:
             reasons.update(result.malformed_by_reason)
         return dict(reasons)
 
-    @property
+    @functools.cached_property
     def rule_outcomes(self) -> list[RuleOutcome]:
+        """Read once the conversion is done (its pointer and its check both ask)."""
         if self.conversion.rules is None:
             return []
         tally = RuleTally()
