@@ -2,7 +2,8 @@
 during the COPY, during the upsert and while a dimension load waits for another writer. The table stays as it
 was, the error names the server and the table (never the password), and loading again completes. A dimension
 load keeps what a DBA added to its table and never waits for readers; kept waiting by a writer past the lock
-timeout, it fails naming who holds the lock."""
+timeout, it fails naming who holds the lock. Every load leaves its table's planner statistics as it left the
+rows, whatever autovacuum has done yet."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 
 from resources.postgres import PostgresResource
 from teem_assets.catalogue import TABLES, Table
+from teem_assets.postgres.ddl import ensure_table
 from teem_assets.postgres.keys import KeySet
 from teem_assets.postgres.load import LoadFailed, replace, upsert
 from teem_assets.redshift_types import arrow_schema
@@ -349,3 +351,30 @@ def test_a_backend_terminated_during_the_copy_of_new_keys(postgres_url: str, pg_
     _assert_clear(errors, pg_schema, ATTENDANCE, postgres_url, "copying the rows of new keys (COPY)")
     assert _contents(postgres_url, pg_schema, ATTENDANCE) == before
     _retry_completes(postgres_url, pg_schema)
+
+
+@pytest.mark.parametrize("way", ["upsert of new keys", "upsert through a staging table", "replace"])
+def test_a_load_leaves_the_planner_statistics_of_its_rows(postgres_url: str, pg_schema: str, way: str) -> None:
+    """Autovacuum analyzes a loaded table seconds after its commit; the aggregates' reference check, planned in
+    between, took minutes instead of seconds. The table's autovacuum is off here, so only the load can have
+    counted its 700 rows (300 of them over a first load of 400 keys)."""
+    table = COMPANY if way == "replace" else ATTENDANCE
+    connection = psycopg2.connect(postgres_url)
+    with connection, connection.cursor() as cursor:
+        ensure_table(cursor, table, pg_schema)
+        cursor.execute(f'ALTER TABLE "{pg_schema}"."{table.name}" SET (autovacuum_enabled = false)')
+    first, then = _rows(table, range(1, 401), dt.datetime(2019, 9, 1)), _rows(table, range(101, 701), NEWER)
+    for rows in (first, then):
+        if way == "replace":
+            replace(connection, table, pg_schema, rows.to_batches())
+        else:
+            keys = KeySet.of(rows.column(table.primary_key[0])) if way == "upsert of new keys" else None
+            upsert(connection, table, pg_schema, rows.to_batches(), keys)
+    with connection, connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (f'"{pg_schema}"."{table.name}"',))
+        estimated = cursor.fetchone()[0]
+        cursor.execute(f'SELECT count(*) FROM "{pg_schema}"."{table.name}"')
+        counted = cursor.fetchone()[0]
+    connection.close()
+    assert counted == (600 if way == "replace" else 700)
+    assert estimated == counted
