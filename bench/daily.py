@@ -63,6 +63,7 @@ def run_child() -> None:
     total = time.monotonic() - begin
     started: dict[str, float] = {}
     seconds: dict[str, float] = {}
+    ended: dict[str, float] = {}  # the step's end, seconds since the epoch: where the peak RSS fell
     for entry in instance().all_logs(result.run_id):
         event = entry.dagster_event
         if event is None or event.step_key is None:
@@ -71,8 +72,10 @@ def run_child() -> None:
             started[event.step_key] = entry.timestamp
         elif event.event_type == DagsterEventType.STEP_SUCCESS:
             seconds[event.step_key] = entry.timestamp - started[event.step_key]
+            ended[event.step_key] = entry.timestamp
     rows = {item.asset: item.rows for item in materialized}
-    print(json.dumps({"success": result.success, "total": total, "steps": seconds, "rows": rows}), flush=True)
+    report = {"success": result.success, "total": total, "steps": seconds, "ended": ended, "rows": rows}
+    print(json.dumps(report), flush=True)
 
 
 def _run_rows(url: str, schema: str, table: str, where: str = "") -> list[tuple]:
@@ -123,14 +126,14 @@ def _kind(process: psutil.Process) -> str:
     return "the run's Python" if "bench/daily.py" in " ".join(process.cmdline()) else "Spark's Python workers"
 
 
-def _child(mode: str, env: dict[str, str], log_path: Path) -> tuple[dict, int, dict[str, int]]:
-    """Run this script in `mode`; return its JSON report, the peak RSS of its process tree and that peak's
-    RSS by kind of process."""
+def _child(mode: str, env: dict[str, str], log_path: Path) -> tuple[dict, int, dict[str, int], float]:
+    """Run this script in `mode`; return its JSON report, the peak RSS of its process tree, that peak's RSS by
+    kind of process, and when it was (seconds since the epoch)."""
     with open(log_path, "a") as log:  # Spark's, the JVM's and Dagster's lines
         child = subprocess.Popen(
             [sys.executable, __file__, mode], env=env, stdout=subprocess.PIPE, stderr=log, text=True
         )
-        tree, peak, parts = psutil.Process(child.pid), 0, {}
+        tree, peak, parts, peak_at = psutil.Process(child.pid), 0, {}, 0.0
         while child.poll() is None:
             now: dict[str, int] = {}
             try:
@@ -144,13 +147,13 @@ def _child(mode: str, env: dict[str, str], log_path: Path) -> tuple[dict, int, d
                     continue
                 now[kind] = now.get(kind, 0) + rss
             if sum(now.values()) > peak:
-                peak, parts = sum(now.values()), now
+                peak, parts, peak_at = sum(now.values()), now, time.time()
             time.sleep(0.1)
         output = child.stdout.read() if child.stdout else ""
     lines = output.strip().splitlines()
     if child.returncode or not lines:
         raise SystemExit(f"{mode} failed: see {log_path}")
-    return json.loads(lines[-1]), peak, parts
+    return json.loads(lines[-1]), peak, parts, peak_at
 
 
 @dataclass(frozen=True)
@@ -176,14 +179,14 @@ def measure_size(gigabytes: float, url: str | None) -> Measured:
     if url:
         env["TEEM_POSTGRES_URL"] = url
     log = work / "home" / "run.log"
-    report, peak, parts = _child("--child", env, log)
+    report, peak, parts, peak_at = _child("--child", env, log)
     if not report["success"]:
         raise SystemExit(f"the run failed: see {log}")
     if not url:  # the embedded server the run started, in its home
         import pgserver
 
         env["TEEM_POSTGRES_URL"] = pgserver.get_server(str(work / "home" / "postgres")).get_uri()
-    checked, _, _ = _child("--ceilings", env, log)
+    checked, *_ = _child("--ceilings", env, log)
     if checked["problems"]:
         raise SystemExit("the run's rows are not the ceilings':\n  " + "\n  ".join(checked["problems"]))
     measured = Measured(size, report["total"], report["steps"], checked["seconds"], peak)
@@ -198,7 +201,8 @@ def measure_size(gigabytes: float, url: str | None) -> Measured:
     print(f"  {'the run, in all':<22} {measured.total:7.1f} {ceiling:10.1f} {measured.total / ceiling:5.2f}x"
           f"   ({size / 1e6 / measured.total:.1f} MB/s of fact text)")  # fmt: skip
     shares = ", ".join(f"{kind} {rss / 2**20:,.0f}" for kind, rss in sorted(parts.items(), key=lambda p: -p[1]))
-    print(f"  peak RSS of the run's processes: {peak / 2**20:,.0f} MB ({shares})")
+    during = next((step for step, end in sorted(report["ended"].items(), key=lambda e: e[1]) if peak_at <= end), "")
+    print(f"  peak RSS of the run's processes: {peak / 2**20:,.0f} MB ({shares}), during {during or 'the run'}")
     for asset, rows in report["rows"].items():
         print(f"    {asset:<30} {rows} rows")
     return measured
