@@ -3,14 +3,20 @@ during the COPY, during the upsert and while a dimension load waits for another 
 was, the error names the server and the table (never the password), and loading again completes. A dimension
 load keeps what a DBA added to its table and never waits for readers; kept waiting by a writer past the lock
 timeout, it fails naming who holds the lock. Every load leaves its table's planner statistics as it left the
-rows, whatever autovacuum has done yet."""
+rows, whatever autovacuum has done yet. A run killed in the middle of a statement leaves it running for no
+longer than the server takes to notice: the next run's load gets the table."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
 import psycopg2
 import pyarrow as pa
@@ -378,3 +384,58 @@ def test_a_load_leaves_the_planner_statistics_of_its_rows(postgres_url: str, pg_
     connection.close()
     assert counted == (600 if way == "replace" else 700)
     assert estimated == counted
+
+
+KILLED_MID_STATEMENT = """
+import sys
+from resources.postgres import PostgresResource
+url, schema = sys.argv[1:3]
+connection = PostgresResource(url=url, schema_name=schema).connect()
+with connection.cursor() as cursor:
+    cursor.execute(f'LOCK TABLE "{schema}".dim_company IN SHARE ROW EXCLUSIVE MODE')  # as a load locks it
+    cursor.execute("SELECT pg_sleep(600) /* the dead run's statement */")
+"""
+
+
+def test_a_run_killed_mid_statement_leaves_no_statement_running_and_no_lock_held(
+    postgres_url: str, pg_schema: str
+) -> None:
+    """A run worker SIGKILLed while its statement runs: the server notices the run is gone and ends the
+    statement, so the next run's load gets the table instead of waiting out its lock timeout (30 s here,
+    against the dead statement's 10 minutes)."""
+    replace(
+        _loader(postgres_url), COMPANY, pg_schema, _rows(COMPANY, range(1, 11), dt.datetime(2019, 9, 1)).to_batches()
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_MID_STATEMENT, postgres_url, pg_schema],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        start_new_session=True,
+    )
+    watcher = psycopg2.connect(postgres_url)
+    watcher.autocommit = True
+
+    def dead_statements() -> int:
+        with watcher.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%the dead run''s statement%' "
+                           "AND pid <> pg_backend_pid()")  # fmt: skip
+            return cursor.fetchone()[0]
+
+    try:
+        deadline = time.monotonic() + 60
+        while dead_statements() == 0 and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.1)
+        assert dead_statements() == 1, "the child never reached its statement"
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait(30)
+        living = PostgresResource(url=postgres_url, schema_name=pg_schema, lock_timeout_seconds=30).connect()
+        replace(living, COMPANY, pg_schema, _rows(COMPANY, range(1, 21), dt.datetime(2019, 9, 8)).to_batches())
+        living.close()
+        assert dead_statements() == 0
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+        with watcher.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE query LIKE '%the dead run''s statement%' AND pid <> pg_backend_pid()")  # fmt: skip
+        watcher.close()
+    assert [row[0] for row in _contents(postgres_url, pg_schema, COMPANY)] == list(range(1, 21))
