@@ -123,7 +123,10 @@ def _kind(process: psutil.Process) -> str:
         return "Spark's JVM"
     if name.startswith("postgres"):
         return "PostgreSQL"
-    return "the run's Python" if "bench/daily.py" in " ".join(process.cmdline()) else "Spark's Python workers"
+    command = " ".join(process.cmdline())
+    if "bench/daily.py" in command:
+        return "the run's Python"
+    return "Spark's Python workers" if "pyspark" in command else f"{name} ({command[:60]})"
 
 
 def _child(mode: str, env: dict[str, str], log_path: Path) -> tuple[dict, int, dict[str, int], float]:
