@@ -403,9 +403,9 @@ def test_a_run_killed_mid_statement_leaves_no_statement_running_and_no_lock_held
     """A run worker SIGKILLed while its statement runs: the server notices the run is gone and ends the
     statement, so the next run's load gets the table instead of waiting out its lock timeout (30 s here,
     against the dead statement's 10 minutes)."""
-    replace(
-        _loader(postgres_url), COMPANY, pg_schema, _rows(COMPANY, range(1, 11), dt.datetime(2019, 9, 1)).to_batches()
-    )
+    first = _loader(postgres_url)
+    replace(first, COMPANY, pg_schema, _rows(COMPANY, range(1, 11), dt.datetime(2019, 9, 1)).to_batches())
+    first.close()
     child = subprocess.Popen(
         [sys.executable, "-c", KILLED_MID_STATEMENT, postgres_url, pg_schema],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
@@ -428,8 +428,10 @@ def test_a_run_killed_mid_statement_leaves_no_statement_running_and_no_lock_held
         os.killpg(child.pid, signal.SIGKILL)
         child.wait(30)
         living = PostgresResource(url=postgres_url, schema_name=pg_schema, lock_timeout_seconds=30).connect()
-        replace(living, COMPANY, pg_schema, _rows(COMPANY, range(1, 21), dt.datetime(2019, 9, 8)).to_batches())
-        living.close()
+        try:
+            replace(living, COMPANY, pg_schema, _rows(COMPANY, range(1, 21), dt.datetime(2019, 9, 8)).to_batches())
+        finally:
+            living.close()
         assert dead_statements() == 0
     finally:
         if child.poll() is None:
