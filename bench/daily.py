@@ -1,6 +1,6 @@
 """A whole daily batch through every stage in one Dagster run, as production runs it, against its ceilings:
-seconds per stage and in all, and the peak RSS of the run's process tree (the run's process, its JVM and
-Spark's Python workers).
+seconds per stage and in all, and the peak RSS of the run's process tree (the run's process, its JVM and Spark's
+Python workers) in all and per stage.
 
 The sample is one day of unloads (the dimension snapshots and both fact tables) scaled so that the fact
 text is about `--gb`; it is generated once under bench/data/daily/. The run is `migration_job` for that
@@ -30,6 +30,8 @@ import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from process_tree import own_memory
 
 from teem_assets.redshift_types import arrow_schema
 from teem_assets.sample.generate import UnloadOptions, generate_sample
@@ -63,7 +65,7 @@ def run_child() -> None:
     total = time.monotonic() - begin
     started: dict[str, float] = {}
     seconds: dict[str, float] = {}
-    ended: dict[str, float] = {}  # the step's end, seconds since the epoch: where the peak RSS fell
+    ended: dict[str, float] = {}  # seconds since the epoch: where each step's peak RSS fell
     for entry in instance().all_logs(result.run_id):
         event = entry.dagster_event
         if event is None or event.step_key is None:
@@ -74,7 +76,8 @@ def run_child() -> None:
             seconds[event.step_key] = entry.timestamp - started[event.step_key]
             ended[event.step_key] = entry.timestamp
     rows = {item.asset: item.rows for item in materialized}
-    report = {"success": result.success, "total": total, "steps": seconds, "ended": ended, "rows": rows}
+    report = {"success": result.success, "total": total, "steps": seconds, "started": started, "ended": ended}
+    report["rows"] = rows
     print(json.dumps(report), flush=True)
 
 
@@ -129,34 +132,43 @@ def _kind(process: psutil.Process) -> str:
     return "Spark's Python workers" if "pyspark" in command else f"{name} ({command[:60]})"
 
 
-def _child(mode: str, env: dict[str, str], log_path: Path) -> tuple[dict, int, dict[str, int], float]:
-    """Run this script in `mode`; return its JSON report, the peak RSS of its process tree, that peak's RSS by
-    kind of process, and when it was (seconds since the epoch)."""
+Sample = tuple[float, dict[str, int]]  # seconds since the epoch, RSS by kind of process
+
+
+def _peak(samples: list[Sample], start: float = 0.0, end: float = float("inf")) -> Sample:
+    """The sample of the largest RSS in all between `start` and `end`."""
+    inside = [sample for sample in samples if start <= sample[0] <= end]
+    return max(inside, key=lambda sample: sum(sample[1].values()), default=(start, {}))
+
+
+def _shares(sample: Sample) -> str:
+    parts = sorted(sample[1].items(), key=lambda part: -part[1])
+    return ", ".join(f"{kind} {rss / 2**20:,.0f}" for kind, rss in parts if rss >= 2**24)
+
+
+def _child(mode: str, env: dict[str, str], log_path: Path) -> tuple[dict, list[Sample]]:
+    """Run this script in `mode`; return its JSON report and its process tree's RSS by kind, every 0.1 s."""
+    samples: list[Sample] = []
     with open(log_path, "a") as log:  # Spark's, the JVM's and Dagster's lines
         child = subprocess.Popen(
             [sys.executable, __file__, mode], env=env, stdout=subprocess.PIPE, stderr=log, text=True
         )
-        tree, peak, parts, peak_at = psutil.Process(child.pid), 0, {}, 0.0
+        tree = psutil.Process(child.pid)
         while child.poll() is None:
             now: dict[str, int] = {}
-            try:
-                processes = [tree, *tree.children(recursive=True)]
-            except psutil.Error:
-                processes = []
-            for process in processes:
+            for process, rss in own_memory(tree):
                 try:  # a short-lived process (Spark's shell helpers) may end while it is read
-                    kind, rss = _kind(process), process.memory_info().rss
+                    kind = _kind(process)
                 except psutil.Error:
                     continue
                 now[kind] = now.get(kind, 0) + rss
-            if sum(now.values()) > peak:
-                peak, parts, peak_at = sum(now.values()), now, time.time()
+            samples.append((time.time(), now))
             time.sleep(0.1)
         output = child.stdout.read() if child.stdout else ""
     lines = output.strip().splitlines()
     if child.returncode or not lines:
         raise SystemExit(f"{mode} failed: see {log_path}")
-    return json.loads(lines[-1]), peak, parts, peak_at
+    return json.loads(lines[-1]), samples
 
 
 @dataclass(frozen=True)
@@ -182,30 +194,32 @@ def measure_size(gigabytes: float, url: str | None) -> Measured:
     if url:
         env["TEEM_POSTGRES_URL"] = url
     log = work / "home" / "run.log"
-    report, peak, parts, peak_at = _child("--child", env, log)
+    report, samples = _child("--child", env, log)
     if not report["success"]:
         raise SystemExit(f"the run failed: see {log}")
     if not url:  # the embedded server the run started, in its home
         import pgserver
 
         env["TEEM_POSTGRES_URL"] = pgserver.get_server(str(work / "home" / "postgres")).get_uri()
-    checked, *_ = _child("--ceilings", env, log)
+    checked, _ = _child("--ceilings", env, log)
     if checked["problems"]:
         raise SystemExit("the run's rows are not the ceilings':\n  " + "\n  ".join(checked["problems"]))
-    measured = Measured(size, report["total"], report["steps"], checked["seconds"], peak)
+    peak = _peak(samples)
+    measured = Measured(size, report["total"], report["steps"], checked["seconds"], sum(peak[1].values()))
     print(f"migration_job for {DAY}, {size / 1e6:.0f} MB of fact text, {os.cpu_count()} cores; "
           "the run's rows equal the ceilings' (aggregates: every row; tables: row counts)")  # fmt: skip
-    print(f"  {'step':<22} {'run s':>7} {'ceiling s':>10} {'ratio':>6}")
+    print(f"  {'step':<22} {'run s':>7} {'ceiling s':>10} {'ratio':>6}   peak RSS MB")
     for step, seconds in measured.steps.items():
         ceiling = measured.ceilings.get(step)
-        beside = f"{ceiling:10.1f} {seconds / ceiling:5.2f}x" if ceiling else ""
-        print(f"  {step:<22} {seconds:7.1f} {beside}")
+        beside = f"{ceiling:10.1f} {seconds / ceiling:5.2f}x" if ceiling else f"{'':17}"
+        at, parts = _peak(samples, report["started"][step], report["ended"][step])
+        print(f"  {step:<22} {seconds:7.1f} {beside}   {sum(parts.values()) / 2**20:,.0f} ({_shares((at, parts))})")
     ceiling = sum(measured.ceilings.values())
     print(f"  {'the run, in all':<22} {measured.total:7.1f} {ceiling:10.1f} {measured.total / ceiling:5.2f}x"
           f"   ({size / 1e6 / measured.total:.1f} MB/s of fact text)")  # fmt: skip
-    shares = ", ".join(f"{kind} {rss / 2**20:,.0f}" for kind, rss in sorted(parts.items(), key=lambda p: -p[1]))
-    during = next((step for step, end in sorted(report["ended"].items(), key=lambda e: e[1]) if peak_at <= end), "")
-    print(f"  peak RSS of the run's processes: {peak / 2**20:,.0f} MB ({shares}), during {during or 'the run'}")
+    during = next((step for step, end in sorted(report["ended"].items(), key=lambda e: e[1]) if peak[0] <= end), "")
+    print(f"  peak RSS of the run's processes: {measured.peak / 2**20:,.0f} MB ({_shares(peak)}), during "
+          f"{during or 'the run'}")  # fmt: skip
     for asset, rows in report["rows"].items():
         print(f"    {asset:<30} {rows} rows")
     return measured

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from process_tree import own_memory
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -219,11 +220,7 @@ def measured(key: str, source: Path, out: Path, runs: int) -> tuple[dict, float]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     tree, peak = psutil.Process(child.pid), 0
     while child.poll() is None:
-        try:
-            processes = [tree, *tree.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in processes if p.is_running()))
-        except psutil.Error:
-            pass
+        peak = max(peak, sum(rss for _, rss in own_memory(tree)))
         time.sleep(0.05)
     output = child.stdout.read() if child.stdout else ""
     if child.returncode:
