@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 
 from teem_assets.aggregates.outputs import Aggregate
 from teem_assets.iceberg import create_table, retry_conflicts
+from teem_assets.iceberg_scan import scan_batches
 from teem_assets.redshift_types import arrow_schema
 from teem_assets.spark_types import spark_schema
 from teem_assets.table_state import summary_values
@@ -100,7 +101,7 @@ def partition_rows(
         row_filter=row_filter, selected_fields=tuple(aggregate.column_names), snapshot_id=snapshot_id
     )
     schema = arrow_schema(aggregate.typed_columns)
-    return (batch.select(schema.names).cast(schema) for batch in scan.to_arrow_batch_reader())
+    return (batch.select(schema.names).cast(schema) for batch in scan_batches(scan))
 
 
 def values_replaced_since(iceberg_table, since: int | None, until: int) -> list[dt.date] | None:  # noqa: ANN001

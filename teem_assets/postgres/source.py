@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from teem_assets.catalogue import Table
+from teem_assets.iceberg_scan import scan_batches
 from teem_assets.migration import CREATED_DATE
 from teem_assets.postgres.keys import KeySet
 from teem_assets.redshift_types import arrow_schema
@@ -58,7 +59,7 @@ def migrated_rows(
         condition = And(condition, GreaterThanOrEqual(key, keys.low), LessThanOrEqual(key, keys.high))
     scan = iceberg_table.scan(row_filter=condition, selected_fields=tuple(table.column_names))
     schema = arrow_schema(table.typed_columns)
-    for batch in scan.to_arrow_batch_reader():
+    for batch in scan_batches(scan):
         if keys is not None:
             batch = batch.filter(keys.contains(batch.column(key)))
         for piece in pa.Table.from_batches([batch]).to_batches(BATCH_ROWS):
