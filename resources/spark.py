@@ -42,7 +42,7 @@ class SparkResource(LazyPySparkResource):
 
     spark_config: dict[str, Any] = {}  # noqa: RUF012 - pydantic copies field defaults
     where: str = IN_PROCESS
-    driver_memory: str = "4g"
+    driver_memory: str = "4g"  # a spark-submitted driver's heap; in-process, spark_session.LOCAL_CONF's
     # Dagster Pipes' messages from a spark-submit driver: a temporary file, or this bucket (as EMR sends them).
     messages_bucket: str | None = None
     emr: EmrResource = Field(default_factory=EmrResource)
@@ -58,8 +58,7 @@ class SparkResource(LazyPySparkResource):
     def _init_session(self) -> None:
         if self._spark_session is None:
             active = SparkSession.getActiveSession()
-            conf = {"spark.driver.memory": self.driver_memory, **self.spark_config}
-            self._spark_session = build_spark_session("teem", "local[*]", conf)
+            self._spark_session = build_spark_session("teem", "local[*]", self.spark_config)
             self._owned = active is None
             if self._owned:
                 dg.get_dagster_logger().info(

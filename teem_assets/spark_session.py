@@ -55,8 +55,10 @@ DEFAULT_CONF: dict[str, str] = {
 # and Iceberg writes split in 32 MiB shuffle partitions: by default Iceberg sizes them from its 512 MiB target
 # file, so a daily batch (one created_date) was written by one task on one core, and read back by two (measured
 # on bench/daily.py's 1 GB day: the append of fact_attendance 10.6 s against 8.5, its MERGE 15.4 against 13.4).
+# A 2 GiB heap ran bench/daily.py's 1 GB and 4 GB days as fast as 4 GiB did (98.6 s and 298.6 s against 98.0 and
+# 296.5), the JVM's share of the run's peak RSS 2.2-2.7 GB instead of 3.3-4.8.
 LOCAL_CONF: dict[str, str] = {
-    "spark.driver.memory": "4g",
+    "spark.driver.memory": "2g",
     "spark.sql.shuffle.partitions": "8",
     "spark.ui.enabled": "false",
     "spark.sql.iceberg.advisory-partition-size": str(32 * 2**20),
