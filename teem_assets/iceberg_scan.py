@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from teem_assets.arrow_memory import release_arrow_memory
+
 if TYPE_CHECKING:
     from pyiceberg.table import DataScan, FileScanTask
 
@@ -44,3 +46,4 @@ def scan_batches(scan: DataScan, files_ahead: int = FILES_AHEAD) -> Iterator[pa.
             yield from batches
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        release_arrow_memory()

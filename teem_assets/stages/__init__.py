@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from pyspark.sql import SparkSession
 
+from teem_assets.arrow_memory import release_arrow_memory
 from teem_assets.data_root import DataRoot
 from teem_assets.stages import aggregate, convert, maintain, migrate
 from teem_assets.stages.report import StageReport, metadata
@@ -25,7 +26,10 @@ def run_stage(spark: SparkSession, request: StageRequest, root: DataRoot | None 
     """Run one stage; `root` is the caller's open data root, else one built from the request."""
     if request.stage not in STAGES:
         raise ValueError(f"unknown stage {request.stage!r}: one of {', '.join(STAGES)}")
-    report = STAGES[request.stage](spark, root or DataRoot(**request.root), request)
+    try:
+        report = STAGES[request.stage](spark, root or DataRoot(**request.root), request)
+    finally:
+        release_arrow_memory()
     versions = metadata(**engine_versions(spark))
     for materialization in report.materializations:
         materialization.metadata.update(versions)
