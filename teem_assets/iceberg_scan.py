@@ -2,7 +2,8 @@
 
 pyiceberg's own `to_arrow_batch_reader` submits every file of the scan to its thread pool at once and holds
 each file's batches whole until the consumer reaches them: behind a consumer slower than the reads (a COPY
-into PostgreSQL), the whole scan ended up in memory (a 1 GB day's fact batches: 1.7 GB in the run's process).
+into PostgreSQL), the whole scan ended up in memory (the run's process at 1.7 GB during a 1 GB day's fact
+export; 1.3 GB reading one file ahead).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ FILES_AHEAD = 1  # read while the consumer works on a file: a COPY is slower tha
 
 
 def scan_batches(scan: DataScan, files_ahead: int = FILES_AHEAD) -> Iterator[pa.RecordBatch]:
-    """The record batches of `scan` in its projection, file by file, with at most
-    `files_ahead` files read ahead of the one the consumer is given."""
+    """The record batches of `scan` in its projection, file by file, with at most `files_ahead` files read
+    ahead of the one the consumer is given; Arrow's freed memory given back once the scan ends."""
     from pyiceberg.io.pyarrow import ArrowScan
 
     reader = ArrowScan(scan.table_metadata, scan.io, scan.projection(), scan.row_filter, scan.case_sensitive)
