@@ -81,6 +81,29 @@ ensure_venv() {
   touch "$stamp"
 }
 
+# The local Spark driver's class archive (teem_assets/class_archive.py), for the suite's many fresh driver JVMs;
+# any local run maps it once it is there. Built again when the jars, the packages or Java change. Without it
+# every driver still runs, only slower: a failed build is reported and the command goes on.
+ensure_class_archive() {
+  local key stamp
+  key=$( (ls jvm/jars/.installed-* "$VENV"/.installed-*; java -version 2>&1) | sha256sum | cut -c1-16)
+  stamp="jvm/.spark-driver-$key"
+  if [ -f "$stamp" ] && [ -f jvm/spark-driver.jsa ]; then
+    return
+  fi
+  echo "dev.sh: building the Spark driver's class archive (jvm/spark-driver.jsa, about a minute, once)" >&2
+  local log
+  log=$(mktemp)
+  if "$VENV/bin/teem" class-archive >"$log" 2>&1; then
+    rm -f jvm/.spark-driver-*
+    touch "$stamp"
+  else
+    echo "dev.sh: no class archive, Spark's drivers start slower (teem class-archive failed):" >&2
+    tail -n 5 "$log" >&2
+  fi
+  rm -f "$log"
+}
+
 command=${1:-}
 [ $# -gt 0 ] && shift
 case "$command" in
@@ -89,7 +112,7 @@ case "$command" in
     exec "$VENV/bin/teem" demo "$@"
     ;;
   test)
-    ensure_java; ensure_jars; ensure_venv; ensure_chromium
+    ensure_java; ensure_jars; ensure_venv; ensure_chromium; ensure_class_archive
     # Far from UTC unless told otherwise: Spark pins its own clocks, never the process's (tests/test_timezones.py).
     export TZ=${TZ:-America/Los_Angeles}
     "$VENV/bin/ruff" check .

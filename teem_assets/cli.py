@@ -13,7 +13,7 @@ from teem_assets.redshift_types import TypeSpecError, parse_columns_spec
 from teem_assets.sample.generate import UnloadOptions, generate_sample
 from teem_assets.sample.spec import SampleSpec
 from teem_assets.sample.unload_writer import DEFAULT_MAX_FILE_SIZE
-from teem_assets.settings import SettingError, adopt_for_this_command, load
+from teem_assets.settings import SettingError, Settings, adopt_for_this_command, load
 from teem_assets.unload.convert import decode_part
 from teem_assets.unload.decode import Columns, DecodeOptions
 from teem_assets.unload.jsonl import json_lines
@@ -127,6 +127,38 @@ def _demo(args: argparse.Namespace) -> int:
     from teem_assets.demo import run_demo
 
     return run_demo(load().root)
+
+
+ARCHIVE_SAMPLE = SampleSpec(start=dt.date(2019, 9, 1), days=2, seed=7)
+
+
+def _class_archive(args: argparse.Namespace) -> int:
+    """Build the local Spark driver's class archive from a whole run (every layer, the embedded PostgreSQL) of a
+    two-day sample in a folder of its own, which is removed after."""
+    import tempfile
+
+    import dagster as dg
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from teem_assets.class_archive import build_archive
+    from teem_assets.definitions import build_definitions
+
+    with tempfile.TemporaryDirectory(prefix="teem-class-archive-") as folder:
+        work = Path(folder)
+        settings = Settings(home=work / "home", root=str(work / "root"))  # the defaults: local, embedded PostgreSQL
+        generate_sample(settings.root, ARCHIVE_SAMPLE, UnloadOptions())
+        first, last = (d.isoformat() for d in (ARCHIVE_SAMPLE.start, ARCHIVE_SAMPLE.end))
+
+        def run_every_layer(_spark: object) -> None:
+            tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+            job = build_definitions(settings).resolve_job_def("migration_job")
+            result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), tags=tags, raise_on_error=False)
+            if not result.success:
+                raise RuntimeError(f"teem class-archive: the sample's run failed: {result.get_run_failure_event()}")
+
+        archive = build_archive(run_every_layer, work)
+    print(f"{archive}: {archive.stat().st_size // 2**20} MB")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -310,6 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--from", dest="first", type=_date, required=True, help="first batch date")
     run.add_argument("--to", dest="last", type=_date, required=True, help="last batch date")
     run.set_defaults(run=_run)
+
+    archive = commands.add_parser(
+        "class-archive", help="build the local Spark driver's class archive from a run of a small sample (dev.sh)"
+    )
+    archive.set_defaults(run=_class_archive)
 
     runs = commands.add_parser("runs", help="the instance's runs: status, batch dates, pools held, why a run ended")
     runs.add_argument("--limit", type=int, default=20, help="how many of the newest runs (default: 20)")

@@ -44,8 +44,12 @@ SHORT_NAMES = (
 )
 # Installed by dev.sh from jvm/pom.xml (Maven, checksums in jvm/jars.sha256); never fetched at run time.
 PROJECT_JARS = Path(__file__).resolve().parent.parent / "jvm" / "jars"
+# The local driver's class-data-sharing archive, when built (teem_assets/class_archive.py).
+CLASS_ARCHIVE = PROJECT_JARS.parent / "spark-driver.jsa"
 
 DRIVER_CLASS_PATH = "spark.driver.extraClassPath"
+DRIVER_JAVA_OPTIONS = "spark.driver.extraJavaOptions"
+ARCHIVE_JAVA_OPTIONS = (f"-XX:SharedArchiveFile={CLASS_ARCHIVE}", "-Xshare:auto")
 
 DEFAULT_CONF: dict[str, str] = {
     "spark.ui.showConsoleProgress": "false",
@@ -91,6 +95,9 @@ def spark_conf(
         # in-process executor, loaded their classes again from the copy, and left the copy behind when killed.
         given = conf.get(DRIVER_CLASS_PATH)
         conf[DRIVER_CLASS_PATH] = os.pathsep.join([*chosen, *([given] if given else [])])
+        if CLASS_ARCHIVE.is_file():  # ignored by the JVM unless it and this class path are the archive's
+            options = conf.get(DRIVER_JAVA_OPTIONS)
+            conf[DRIVER_JAVA_OPTIONS] = " ".join([*([options] if options else []), *ARCHIVE_JAVA_OPTIONS])
     elif chosen:
         conf["spark.jars"] = ",".join(chosen)
     for key, value in PINNED_CONF.items():

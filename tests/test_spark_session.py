@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from resources.spark_submit import spark_submit_path
-from teem_assets.spark_session import PROJECT_JARS, UTC_JAVA_OPTION
+from teem_assets.spark_session import CLASS_ARCHIVE, PROJECT_JARS, UTC_JAVA_OPTION
 
 
 def test_a_local_session_loads_the_jars_in_place_and_ships_none(spark) -> None:
@@ -21,6 +21,14 @@ def test_a_local_session_loads_the_jars_in_place_and_ships_none(spark) -> None:
     catalog = jvm.java.lang.Class.forName("org.apache.iceberg.spark.SparkCatalog")
     loaded_from = Path(catalog.getProtectionDomain().getCodeSource().getLocation().getPath())
     assert loaded_from.parent == PROJECT_JARS.resolve() and loaded_from.name.startswith("iceberg-spark-runtime")
+
+
+def test_a_local_driver_maps_the_class_archive(spark) -> None:
+    """The suite's driver, started as every local driver is, maps the archive `dev.sh test` built: its JVM and
+    class path are the archive's (a mismatch is silent, the JVM then loads every class itself)."""
+    assert CLASS_ARCHIVE.is_file(), f"no {CLASS_ARCHIVE}: ./dev.sh test builds it (teem class-archive)"
+    pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
+    assert str(CLASS_ARCHIVE) in Path(f"/proc/{pid}/maps").read_text()
 
 
 PROBE = """
