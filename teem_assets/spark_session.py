@@ -95,7 +95,8 @@ def spark_conf(
         # in-process executor, loaded their classes again from the copy, and left the copy behind when killed.
         given = conf.get(DRIVER_CLASS_PATH)
         conf[DRIVER_CLASS_PATH] = os.pathsep.join([*chosen, *([given] if given else [])])
-        if CLASS_ARCHIVE.is_file():  # ignored by the JVM unless it and this class path are the archive's
+        # Ignored by the JVM unless it and this class path are the archive's. Spark splits the options at spaces.
+        if CLASS_ARCHIVE.is_file() and not any(c.isspace() for c in str(CLASS_ARCHIVE)):
             options = conf.get(DRIVER_JAVA_OPTIONS)
             conf[DRIVER_JAVA_OPTIONS] = " ".join([*([options] if options else []), *ARCHIVE_JAVA_OPTIONS])
     elif chosen:
