@@ -12,24 +12,31 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from pyspark.sql import SparkSession
-
-from teem_assets.spark_session import CLASS_ARCHIVE, build_spark_session
+from teem_assets.spark_session import CLASS_ARCHIVE, DRIVER_JAVA_OPTIONS, build_spark_session
 
 
-def build_archive(workload: Callable[[SparkSession], None], work: Path, archive: Path = CLASS_ARCHIVE) -> Path:
+def _remove_partials_of_dead_builders(archive: Path) -> None:
+    """A builder killed while dumping leaves its partial archive (some 200 MB); one still alive keeps its own."""
+    for partial in archive.parent.glob(f".{archive.name}.*"):
+        pid = partial.name.rsplit(".", 1)[-1]
+        if pid.isdigit() and not Path("/proc", pid).exists():
+            partial.unlink(missing_ok=True)
+
+
+def build_archive(workload: Callable[[], None], work: Path, archive: Path = CLASS_ARCHIVE) -> Path:
     """Run `workload` on a local driver that lists every class it loads, end that JVM, then dump the listed
     classes with the driver's own class path into `archive` (replaced in one rename)."""
+    _remove_partials_of_dead_builders(archive)
     archive.unlink(missing_ok=True)  # a driver that maps it keeps its mapping; this one must load every class
     classes = work / "classes.lst"
     spark = build_spark_session(
-        "teem-class-archive", "local[*]", {"spark.driver.extraJavaOptions": f"-XX:DumpLoadedClassList={classes}"}
+        "teem-class-archive", "local[*]", {DRIVER_JAVA_OPTIONS: f"-XX:DumpLoadedClassList={classes}"}
     )
     context = spark.sparkContext
     system = context._jvm.java.lang.System
     class_path, java_home = system.getProperty("java.class.path"), system.getProperty("java.home")
     try:
-        workload(spark)
+        workload()  # its runs join this session, the JVM that lists the classes
     finally:
         spark.stop()
         jvm = context._gateway.proc  # the JVM exits, its list written out, once its standard input closes

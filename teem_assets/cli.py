@@ -149,7 +149,7 @@ def _class_archive(args: argparse.Namespace) -> int:
         generate_sample(settings.root, ARCHIVE_SAMPLE, UnloadOptions())
         first, last = (d.isoformat() for d in (ARCHIVE_SAMPLE.start, ARCHIVE_SAMPLE.end))
 
-        def run_every_layer(_spark: object) -> None:
+        def run_every_layer() -> None:
             tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
             job = build_definitions(settings).resolve_job_def("migration_job")
             result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), tags=tags, raise_on_error=False)
