@@ -10,7 +10,13 @@ import sys
 from pathlib import Path
 
 from resources.spark_submit import spark_submit_path
-from teem_assets.spark_session import CLASS_ARCHIVE, PROJECT_JARS, UTC_JAVA_OPTION
+from teem_assets.spark_session import (
+    CLASS_ARCHIVE,
+    DRIVER_JAVA_OPTIONS,
+    PROJECT_JARS,
+    UTC_JAVA_OPTION,
+    spark_conf,
+)
 
 
 def test_a_local_session_loads_the_jars_in_place_and_ships_none(spark) -> None:
@@ -29,6 +35,18 @@ def test_a_local_driver_maps_the_class_archive(spark) -> None:
     assert CLASS_ARCHIVE.is_file(), f"no {CLASS_ARCHIVE}: ./dev.sh test builds it (teem class-archive)"
     pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
     assert str(CLASS_ARCHIVE) in Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_a_local_driver_runs_the_parallel_collector_unless_the_caller_chose_one(spark) -> None:
+    """The suite's driver, started as every local driver is, collects with the parallel collector; a caller's
+    collector is kept alone (a JVM given two refuses to start), and a cluster's driver gets none of ours."""
+    jvm = spark.sparkContext._jvm
+    collectors = {bean.getName() for bean in jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()}
+    assert collectors == {"PS Scavenge", "PS MarkSweep"}
+    chosen = spark_conf("local[2]", {DRIVER_JAVA_OPTIONS: "-XX:+UseG1GC -Xss4m"}, jars=[])[DRIVER_JAVA_OPTIONS]
+    assert "-XX:+UseG1GC" in chosen and "ParallelGC" not in chosen
+    cluster = spark_conf("spark://127.0.0.1:7077", jars=[]).get(DRIVER_JAVA_OPTIONS, "")
+    assert "ParallelGC" not in cluster
 
 
 PROBE = """
