@@ -56,7 +56,7 @@ ARCHIVE_JAVA_OPTIONS = (f"-XX:SharedArchiveFile={CLASS_ARCHIVE}", "-Xshare:auto"
 # 4,289 (4 GB); the time within the runs' spread (91.0-98.4 s against 91.0-97.5). A collector the caller chose
 # stands: a JVM given two refuses to start.
 LOCAL_COLLECTOR = "-XX:+UseParallelGC"
-CHOSEN_COLLECTOR = re.compile(r"-XX:\+Use\w*GC\b")
+CHOSEN_COLLECTOR = re.compile(r"-XX:\+Use(Serial|Parallel|G1|Z|Shenandoah|Epsilon|ConcMarkSweep)GC\b")
 
 DEFAULT_CONF: dict[str, str] = {
     "spark.ui.showConsoleProgress": "false",
@@ -87,6 +87,10 @@ def project_jars(folder: str | Path = PROJECT_JARS) -> list[str]:
     return jars
 
 
+def _add_driver_options(conf: dict[str, str], *options: str) -> None:
+    conf[DRIVER_JAVA_OPTIONS] = " ".join([*filter(None, [conf.get(DRIVER_JAVA_OPTIONS)]), *options])
+
+
 def spark_conf(
     master: str | None, extra: Mapping[str, str] | None = None, jars: list[str] | None = None
 ) -> dict[str, str]:
@@ -104,8 +108,7 @@ def spark_conf(
         conf[DRIVER_CLASS_PATH] = os.pathsep.join([*chosen, *([given] if given else [])])
         # Ignored by the JVM unless it and this class path are the archive's. Spark splits the options at spaces.
         if CLASS_ARCHIVE.is_file() and not any(c.isspace() for c in str(CLASS_ARCHIVE)):
-            options = conf.get(DRIVER_JAVA_OPTIONS)
-            conf[DRIVER_JAVA_OPTIONS] = " ".join([*([options] if options else []), *ARCHIVE_JAVA_OPTIONS])
+            _add_driver_options(conf, *ARCHIVE_JAVA_OPTIONS)
     elif chosen:
         conf["spark.jars"] = ",".join(chosen)
     for key, value in PINNED_CONF.items():
@@ -116,9 +119,8 @@ def spark_conf(
     if master is not None:
         conf["spark.master"] = master
     if local:
-        options = conf.get(DRIVER_JAVA_OPTIONS, "")
-        if not CHOSEN_COLLECTOR.search(options):
-            conf[DRIVER_JAVA_OPTIONS] = f"{options} {LOCAL_COLLECTOR}".strip()
+        if not CHOSEN_COLLECTOR.search(conf.get(DRIVER_JAVA_OPTIONS, "")):
+            _add_driver_options(conf, LOCAL_COLLECTOR)
         # One machine: the driver answers on loopback, whatever the host name resolves to.
         conf.setdefault("spark.driver.host", "127.0.0.1")
         conf.setdefault("spark.driver.bindAddress", "127.0.0.1")

@@ -35,8 +35,8 @@ for _name, _value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY"
 # short-lived and their data small: C2's compilations cost more CPU than they ever save (measured: a single-day
 # run in a fresh process, 94 CPU-seconds by default against 47 with C1 alone; a 14-day run and two days after it
 # in one process, about 240 against 98). A bigger code cache, because C1's default (48 MB, sized for C2 doing the
-# hot work) fills up and stops the compiler. Production keeps the JVM's defaults: a JIT tier changes speed, never
-# results. Not through a SPARK_CONF_DIR: a folder on the class path that is not empty keeps the driver from
+# hot work) fills up and stops the compiler. Production keeps the JVM's default tiers: a JIT tier changes speed,
+# never results. Not through a SPARK_CONF_DIR: a folder on the class path that is not empty keeps the driver from
 # mapping its class archive (teem_assets/class_archive.py).
 _C1_ONLY = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m"
 os.environ.setdefault("SPARK_SUBMIT_OPTS", f'{_C1_ONLY} "-Dspark.executor.defaultJavaOptions={_C1_ONLY}"')
